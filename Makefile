@@ -1,0 +1,44 @@
+# reverie: `make play` to play, `make test` to test. Both set up .venv on first use.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PIP := .venv/bin/pip --disable-pip-version-check
+EXTRAS := text,dev
+
+.PHONY: setup play test test-all check lint format browser clean
+
+setup: .venv/.stamp
+
+# torch goes in first and pinned: a bare torch requirement would pull a multi-GB CUDA build.
+.venv/.stamp: pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+play: setup
+	.venv/bin/reverie play --open
+
+lint: setup
+	.venv/bin/ruff check reverie tests
+	.venv/bin/ruff format --check reverie tests
+	.venv/bin/mypy
+
+format: setup
+	.venv/bin/ruff format reverie tests
+	.venv/bin/ruff check --fix reverie tests
+
+# Debian's Chromium drives the browser tests; installed here when we are root and it is missing.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; fi
+
+test: setup browser lint
+	.venv/bin/pytest -q
+
+test-all: setup browser lint
+	.venv/bin/pytest -q -m ''
+
+check: lint
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache *.egg-info
