@@ -65,15 +65,6 @@ def action_dim(spec: dict[str, Any]) -> int:
     return int(np.prod(spec["shape"])) if spec["type"] == "box" else 0
 
 
-def null_action(spec: dict[str, Any]) -> int | np.ndarray | None:
-    """The action stored at i = 0 (and the one meaning "do nothing")."""
-    if spec["type"] == "discrete":
-        return 0
-    if spec["type"] == "box":
-        return np.zeros(action_dim(spec), np.float32)
-    return None
-
-
 def check_episode(ep: Episode, *, width: int, height: int, action_spec: dict[str, Any], where: str) -> None:
     """Raise ReverieError (naming `where`) unless shapes, dtypes and lengths agree with the store."""
 
@@ -101,7 +92,9 @@ def check_episode(ep: Episode, *, width: int, height: int, action_spec: dict[str
         if T and (ep.act.min() < 0 or ep.act.max() >= action_spec["n"]):
             raise bad(f"discrete actions must lie in 0..{action_spec['n'] - 1}")
     elif ep.act.dtype != np.float32 or ep.act.shape != (T, action_dim(action_spec)):
-        raise bad(f"box act must be float32 ({T}, {action_dim(action_spec)}), got {ep.act.dtype} {ep.act.shape}")
+        raise bad(
+            f"box act must be float32 ({T}, {action_dim(action_spec)}), got {ep.act.dtype} {ep.act.shape}"
+        )
     for name, dtype in (("rew", np.float32), ("term", np.bool_), ("trunc", np.bool_)):
         a = getattr(ep, name)
         if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != (T,):

@@ -11,6 +11,7 @@ chunk is an error naming its file rather than wrong frames.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from typing import Any
@@ -25,9 +26,9 @@ FRAMES_PER_CHUNK = 64  # 64 frames of 64x64 = 768 KiB raw: big enough for zstd, 
 
 
 def _codecs() -> Any:
-    import zarr
+    from zarr.codecs import ZstdCodec
 
-    return zarr.codecs.ZstdCodec(level=3, checksum=True)
+    return ZstdCodec(level=3, checksum=True)
 
 
 def write_episode(path: str, ep: Episode) -> None:
@@ -36,9 +37,20 @@ def write_episode(path: str, ep: Episode) -> None:
 
     table: dict[str, int] = {}
     cap = np.array([table.setdefault(c, len(table)) for c in ep.captions], np.int32)
-    attrs = {"reverie_episode": EPISODE_FORMAT, "length": len(ep), "caption_table": list(table), "meta": ep.meta}
+    attrs: dict[str, Any] = {
+        "reverie_episode": EPISODE_FORMAT,
+        "length": len(ep),
+        "caption_table": list(table),
+        "meta": ep.meta,
+    }
     g = zarr.open_group(path, mode="w-", attributes=attrs)
-    arrays: dict[str, np.ndarray] = {"obs": ep.obs, "rew": ep.rew, "term": ep.term, "trunc": ep.trunc, "cap": cap}
+    arrays: dict[str, np.ndarray] = {
+        "obs": ep.obs,
+        "rew": ep.rew,
+        "term": ep.term,
+        "trunc": ep.trunc,
+        "cap": cap,
+    }
     if ep.act is not None:
         arrays["act"] = ep.act
     for name, a in arrays.items():
@@ -80,27 +92,43 @@ def _chunk_file(path: str, name: str, k: int, ndim: int) -> str:
     return os.path.join(path, name, "c", str(k), *["0"] * (ndim - 1))
 
 
-def _read_array(
-    path: str, g: Any, name: str, dtype: np.dtype, shape: tuple[int, ...], sl: slice | None = None
-) -> np.ndarray:
+def _check_array(
+    path: str, name: str, z: Any, dtype: np.dtype, shape: tuple[int, ...], lo: int, hi: int
+) -> None:
     where = os.path.join(path, name)
-    try:
-        z = g[name]
-    except KeyError as e:
-        raise ReverieError(f"{where}: array is missing from the episode") from e
     if z.dtype != dtype or tuple(z.shape) != shape:
-        raise ReverieError(f"{where}: expected {np.dtype(dtype).name} {shape}, found {z.dtype} {tuple(z.shape)}")
+        raise ReverieError(
+            f"{where}: expected {np.dtype(dtype).name} {shape}, found {z.dtype} {tuple(z.shape)}"
+        )
     c0 = z.chunks[0]
-    lo, hi = (0, shape[0]) if sl is None else (sl.start, sl.stop)
     for k in range(lo // c0, -(-hi // c0)):
         f = _chunk_file(path, name, k, len(shape))
         if not os.path.isfile(f):
             raise ReverieError(f"{f}: chunk file is missing (episode damaged)")
+
+
+async def _read_all(path: str, names: list[str], lo: int, hi: int) -> tuple[list[Any], list[np.ndarray]]:
+    import zarr.api.asynchronous as za
+
+    g = await za.open_group(path, mode="r")
+    arrays: list[Any] = list(await asyncio.gather(*(g.getitem(n) for n in names)))
+    data = await asyncio.gather(*(a.getitem(slice(lo, hi)) for a in arrays))
+    return arrays, [np.asarray(d) for d in data]
+
+
+def _diagnose(path: str, name: str, dtype: np.dtype, shape: tuple[int, ...], lo: int, hi: int) -> None:
+    """Slow path after a failed read: raise a ReverieError naming the missing or corrupt file."""
+    import zarr
+
+    where = os.path.join(path, name)
     try:
-        return np.asarray(z[lo:hi])
-    except Exception:
-        pass
-    # Find the bad chunk so the message names the file to look at.
+        z: Any = zarr.open_group(path, mode="r")[name]
+    except KeyError as e:
+        raise ReverieError(f"{where}: array is missing from the episode") from e
+    except Exception as e:
+        raise ReverieError(f"{path}: not a readable zarr group ({e})") from e
+    _check_array(path, name, z, dtype, shape, lo, hi)
+    c0 = z.chunks[0]
     for k in range(lo // c0, -(-hi // c0)):
         try:
             z[k * c0 : (k + 1) * c0]
@@ -108,39 +136,43 @@ def _read_array(
             raise ReverieError(
                 f"{_chunk_file(path, name, k, len(shape))}: chunk is corrupt ({type(e).__name__}: {e})"
             ) from e
-    raise ReverieError(f"{where}: array is unreadable")
 
 
 def read_episode(
     path: str, *, width: int, height: int, action_spec: dict[str, Any], frames: slice | None = None
 ) -> Episode:
     """Read and validate one episode (or the frames `frames` of it); errors name the bad file."""
-    import zarr
+    from zarr.core.sync import sync
 
     attrs = read_attrs(path)
     T = int(attrs["length"])
+    lo, hi = (0, T) if frames is None else frames.indices(T)[:2]
+    hi = max(lo, hi)
+    expect: dict[str, tuple[np.dtype, tuple[int, ...]]] = {"obs": (np.dtype(np.uint8), (T, height, width, 3))}
+    if action_spec["type"] == "discrete":
+        expect["act"] = (np.dtype(np.int64), (T,))
+    elif action_spec["type"] == "box":
+        expect["act"] = (np.dtype(np.float32), (T, action_dim(action_spec)))
+    for name, dtype in (("rew", np.float32), ("term", np.bool_), ("trunc", np.bool_), ("cap", np.int32)):
+        expect[name] = (np.dtype(dtype), (T,))
+    names = list(expect)
+    # One round trip through zarr's event loop for all arrays: per-call overhead, not zstd,
+    # dominates reading short episodes.
     try:
-        g = zarr.open_group(path, mode="r")
-    except Exception as e:
-        raise ReverieError(f"{path}: not a readable zarr group ({e})") from e
-    sl = slice(0, T) if frames is None else slice(*frames.indices(T)[:2])
-    n = sl.stop - sl.start
-    kind = action_spec["type"]
-    obs = _read_array(path, g, "obs", np.dtype(np.uint8), (T, height, width, 3), sl)
-    act = None
-    if kind == "discrete":
-        act = _read_array(path, g, "act", np.dtype(np.int64), (T,), sl)
-    elif kind == "box":
-        act = _read_array(path, g, "act", np.dtype(np.float32), (T, action_dim(action_spec)), sl)
-    rew = _read_array(path, g, "rew", np.dtype(np.float32), (T,), sl)
-    term = _read_array(path, g, "term", np.dtype(np.bool_), (T,), sl)
-    trunc = _read_array(path, g, "trunc", np.dtype(np.bool_), (T,), sl)
-    cap = _read_array(path, g, "cap", np.dtype(np.int32), (T,), sl)
-    table = attrs["caption_table"]
-    if n and (cap.min() < 0 or cap.max() >= len(table)):
+        arrays, data = sync(_read_all(path, names, lo, hi))
+    except Exception:
+        for name in names:
+            _diagnose(path, name, *expect[name], lo, hi)
+        raise ReverieError(f"{path}: episode is unreadable") from None
+    for name, z in zip(names, arrays):
+        _check_array(path, name, z, *expect[name], lo, hi)
+    got = dict(zip(names, data))
+    cap, table = got["cap"], attrs["caption_table"]
+    if hi > lo and (cap.min() < 0 or cap.max() >= len(table)):
         raise ReverieError(f"{os.path.join(path, 'cap')}: caption index outside the caption table")
-    ep = Episode(obs, act, rew, term, trunc, [table[i] for i in cap.tolist()], attrs["meta"])
-    if n:
+    captions = [table[i] for i in cap.tolist()]
+    ep = Episode(got["obs"], got.get("act"), got["rew"], got["term"], got["trunc"], captions, attrs["meta"])
+    if hi > lo:
         check_episode(ep, width=width, height=height, action_spec=action_spec, where=path)
     return ep
 

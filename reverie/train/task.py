@@ -3,6 +3,17 @@
 The loop (reverie/train/loop.py) owns everything generic: threads, seeds, autocast, AdamW with warm-up
 and cosine decay, clipping, EMA, DDP, the wall-clock budget, progress, TensorBoard and checkpoints.
 A task owns what is specific to one model: building it, its batches, its loss and its samples.
+
+Notes for task authors:
+- `loss(model, ...)` may receive the model wrapped in DistributedDataParallel: compute the loss by
+  *calling* it (its forward), since gradients are only synchronised through DDP's forward; use
+  `unwrap(model)` for attributes and other methods (e.g. in `log_samples`).
+- The loop re-seeds torch's global RNG from (seed, step, rank) before `batch` and `loss` of every
+  step, so noise drawn with torch.randn / torch.rand is reproducible across a resume.
+- Optional extra: `evaluate(model) -> dict[str, float]` (held-out metrics on the EMA model); when a
+  task has it the loop calls it at every checkpoint and puts the numbers in TensorBoard and the card.
+- Optional extra: `data_config() -> dict` (JSON-able: data path, world, size, held-out episodes);
+  the loop stores it as "data" in config.json.
 """
 
 from __future__ import annotations
@@ -14,6 +25,13 @@ from torch import nn
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel wrapper (or the model itself)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
 
 
 @runtime_checkable
