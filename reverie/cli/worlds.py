@@ -1,4 +1,4 @@
-"""`reverie worlds`, `reverie record`, `reverie import-video`, `reverie bench world`."""
+"""`reverie worlds` and `reverie bench world`."""
 
 from __future__ import annotations
 

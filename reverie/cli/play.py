@@ -1,0 +1,129 @@
+"""`reverie play` (serve a world to the browser) and `reverie bench engine`."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from reverie.cli.apps import app, bench_app
+
+
+@app.command("play")
+def play_cmd(
+    model: str | None = typer.Option(
+        None, "--model", help="Trained world model (run dir). Default: the built-in simulator."
+    ),
+    world: str = typer.Option("reverie/Dungeon-v0", "--world", help="World id (see `reverie worlds`)."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", help="Interface to bind; loopback unless told otherwise."
+    ),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    max_sessions: int = typer.Option(4, "--max-sessions", min=1, help="Players at once; the rest queue."),
+    fps: float = typer.Option(30.0, "--fps", min=1.0, max=120.0, help="Frame clock rate."),
+    size: str = typer.Option("64x64", "--size", help="Frame size WIDTHxHEIGHT."),
+    quality: int = typer.Option(85, "--quality", min=1, max=100, help="JPEG quality."),
+    codec: str = typer.Option("jpeg", "--codec", help="Frame codec: jpeg or webp (method 0)."),
+    continuous: bool = typer.Option(
+        False, "--continuous", help="Play the world's continuous (analog) actions."
+    ),
+    idle_timeout: float = typer.Option(
+        180.0, "--idle-timeout", min=1.0, help="Seconds without input that end a session."
+    ),
+    time_limit: float = typer.Option(
+        0.0, "--time-limit", min=0.0, help="Seconds a session may last (0: no limit)."
+    ),
+    open_browser: bool = typer.Option(False, "--open", help="Open the player in the default browser."),
+) -> None:
+    """Play a world live in the browser: keyboard, gamepad or phone.
+
+    Example:  reverie play --world reverie/Dungeon-v0 --open
+    """
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from reverie.serve.app import ServeConfig, create_app
+    from reverie.serve.metrics import setup_logging
+    from reverie.serve.protocol import MAX_MESSAGE_BYTES
+    from reverie.sizes import parse_size
+
+    setup_logging()
+    cfg = ServeConfig(
+        world=world, model=model, size=str(parse_size(size)), continuous=continuous, fps=fps,
+        quality=quality, codec=codec, max_sessions=max_sessions, idle_timeout_s=idle_timeout,
+        time_limit_s=time_limit or None,
+    )  # fmt: skip
+    if codec not in ("jpeg", "webp"):
+        from reverie.errors import ReverieError
+
+        raise ReverieError(f"unknown codec {codec!r}: accepted jpeg, webp")
+    asgi = create_app(cfg)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    typer.echo(f"reverie: playing {world} at {url}  (Ctrl-C to stop)")
+    if open_browser:  # after a moment, so the server is listening when the page asks
+        threading.Timer(1.0, webbrowser.open, args=(url,)).start()
+    uvicorn.run(
+        asgi, host=host, port=port, ws_max_size=MAX_MESSAGE_BYTES, log_level="warning", access_log=False
+    )
+
+
+@bench_app.command("engine")
+def bench_engine_cmd(
+    world: str = typer.Option("reverie/Dungeon-v0", "--world", help="World id."),
+    frames: int = typer.Option(1000, "--frames", min=10, help="Frames per session to time (after warm-up)."),
+    sessions: int = typer.Option(1, "--sessions", min=1, help="Sessions stepped together in each tick."),
+    size: str = typer.Option("64x64", "--size", help="Frame size WIDTHxHEIGHT."),
+    quality: int = typer.Option(85, "--quality", min=1, max=100, help="JPEG quality."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the first session (the others count up)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON line."),
+) -> None:
+    """Time the engine's tick (batched step of every session + JPEG encode), unpaced.
+
+    Example:  reverie bench engine --world reverie/Dungeon-v0 --frames 1000 --sessions 4 --json
+    """
+    import time
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from reverie.engine.backends import SimulatorBackend
+    from reverie.engine.clock import ClockConfig, EngineClock, PlaySession
+    from reverie.engine.controls import InputState
+    from reverie.engine.encode import EncoderConfig
+
+    backend = SimulatorBackend(world, size)
+    clock = EngineClock(ClockConfig(encoder=EncoderConfig(quality=quality)))
+    live = [PlaySession({"dream": backend}, seed=seed + i) for i in range(sessions)]
+    for s in live:
+        clock.add(s)
+    clock.tick()
+    clock.wait_resets()
+    rng = np.random.default_rng(seed)
+    keys = [frozenset(k) for k in ([], ["w"], ["w", "a"], ["w", "d"], ["a"], ["d"], ["s"], ["q"], ["e"])]
+    times = []
+    warmup = min(50, frames // 10)
+    for i in tqdm(range(warmup + frames), desc="bench engine", unit="tick", disable=as_json):
+        if i % 8 == 0:  # a player holds a key for a few frames, like the exploration policy
+            for s in live:
+                s.set_input(InputState(keys=keys[int(rng.integers(len(keys)))], seq=i))
+        t0 = time.perf_counter()
+        clock.tick()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+        for s in live:
+            s.take_frames()
+    clock.stop()
+    ms = np.asarray(times) * 1e3
+    result = {
+        "bench": "engine", "world": world, "backend": backend.name, "sessions": sessions, "frames": frames,
+        "fps": round(1e3 / float(ms.mean()), 1), "frame_ms_p50": round(float(np.percentile(ms, 50)), 3),
+        "frame_ms_p99": round(float(np.percentile(ms, 99)), 3), "height": backend.size.height,
+        "width": backend.size.width, "steps": 0, "threads": 1, "quality": quality,
+    }  # fmt: skip
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            typer.echo(f"{k:>14}: {v}")

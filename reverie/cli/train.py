@@ -1,0 +1,145 @@
+"""`reverie train autoencoder`, `reverie train dynamics`, `reverie bench train`.
+
+Several processes run the same code through torchrun:
+    torchrun --nproc_per_node=2 --no-python reverie train autoencoder --data D --out RUN
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from reverie.cli.apps import bench_app, train_app
+
+_MINUTES = typer.Option(None, "--minutes", help="Stop cleanly (and save) after this many minutes.")
+_RESUME = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped.")
+_CONFIG = typer.Option(None, "--config", help="YAML file of train settings (and a `model:` mapping).")
+_SET = typer.Option(
+    None, "--set", help="Override a setting, KEY=VALUE (repeatable), e.g. lr=3e-4 or model.latent_channels=8."
+)
+_STEPS = typer.Option(None, "--steps", help="Total optimizer steps (the learning-rate schedule spans them).")
+
+
+def _train_config(out: Path, resume: bool, config: str | None, sets: list[str] | None, minutes, steps):
+    """(TrainConfig, model overrides, saved run config or None). A resumed run starts from its saved settings."""
+    from reverie.train.checkpoint import has_run, load_run
+    from reverie.train.config import TrainConfig, apply_overrides, resolve
+
+    saved: dict[str, Any] | None = None
+    base = TrainConfig()
+    if resume and has_run(out):
+        saved, _ = load_run(out)
+        base = apply_overrides(base, saved["train"], "saved train config")
+    cli = list(sets or [])
+    if minutes is not None:
+        cli.append(f"minutes={minutes}")
+    if steps is not None:
+        cli.append(f"steps={steps}")
+    cfg, model_overrides = resolve(config, cli, base)
+    return cfg, model_overrides, saved
+
+
+@train_app.command("autoencoder")
+def train_autoencoder_cmd(
+    data: str = typer.Option(..., "--data", "-d", help="Episode store to train on (reverie record ...)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory for checkpoints and logs."),
+    preset: str = typer.Option(
+        None, "--preset", help="tiny | small | base (default small; a resume keeps its own)."
+    ),
+    minutes: float = _MINUTES,
+    steps: int = _STEPS,
+    resume: bool = _RESUME,
+    config: str = _CONFIG,
+    sets: list[str] = _SET,
+) -> None:
+    """Train the frame autoencoder on single frames of an episode store.
+
+    Example:  reverie train autoencoder --data runs/out/dungeon --preset small --out runs/out/ae --minutes 10
+    """
+    from reverie.models.autoencoder import AutoencoderConfig, preset_config
+    from reverie.train.autoencoder_task import AutoencoderTask
+    from reverie.train.config import apply_overrides
+    from reverie.train.loop import train
+
+    cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
+    if saved is not None and preset is None:
+        model_cfg = apply_overrides(AutoencoderConfig.from_dict(saved["model"]), model_overrides, "model")
+    else:
+        model_cfg = preset_config(preset or "small", model_overrides)
+    task = AutoencoderTask.from_store(data, model_cfg, cfg)
+    train(task, cfg, out, resume=resume)
+
+
+@train_app.command("dynamics")
+def train_dynamics_cmd(
+    data: str = typer.Option(..., "--data", "-d", help="Episode store to train on."),
+    autoencoder: str = typer.Option(
+        ..., "--autoencoder", "-a", help="Run directory of a trained autoencoder."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run directory for checkpoints and logs."),
+    preset: str = typer.Option(
+        None, "--preset", help="Dynamics preset (default small; a resume keeps its own)."
+    ),
+    minutes: float = _MINUTES,
+    steps: int = _STEPS,
+    resume: bool = _RESUME,
+    config: str = _CONFIG,
+    sets: list[str] = _SET,
+) -> None:
+    """Train the action- and text-conditioned dynamics model on autoencoder latents.
+
+    Example:  reverie train dynamics --data runs/out/dungeon --autoencoder runs/out/ae --preset small --out runs/out/dit
+    """
+    from reverie.train.dynamics_task import DynamicsTask
+    from reverie.train.loop import train
+
+    cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
+    if saved is not None and preset is None:
+        model_overrides = {**saved["model"], **model_overrides}
+    task = DynamicsTask(
+        data=data, autoencoder=autoencoder, preset=preset or "small", cfg=cfg, model_overrides=model_overrides
+    )
+    train(task, cfg, out, resume=resume)
+
+
+@bench_app.command("train")
+def bench_train_cmd(
+    kind: list[str] = typer.Option(None, "--kind", help="autoencoder | dynamics (repeatable); default both."),
+    preset: list[str] = typer.Option(
+        None, "--preset", help="Presets to time (repeatable); default tiny, small."
+    ),
+    batch_size: int = typer.Option(32, "--batch-size", help="Frames (or windows) per step."),
+    steps: int = typer.Option(5, help="Steps timed after 2 warm-up steps (median reported)."),
+    size: str = typer.Option("64x64", help="Frame size WIDTHxHEIGHT."),
+    precision: str = typer.Option("bf16", help="bf16 | fp32."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON line per (kind, preset)."),
+) -> None:
+    """Training frames per second of each model kind and preset on synthetic data.
+
+    Example:  reverie bench train --json
+    """
+    from reverie.errors import ReverieError
+    from reverie.sizes import parse_size
+    from reverie.train.bench import bench_train, presets
+
+    s = parse_size(size)
+    for k in kind or ["autoencoder", "dynamics"]:
+        if k not in ("autoencoder", "dynamics"):
+            raise ReverieError(f"unknown --kind {k!r}; accepted: autoencoder, dynamics")
+        for p in preset or ["tiny", "small"]:
+            if p not in presets(k):
+                continue
+            result = bench_train(
+                k, p, batch_size=batch_size, steps=steps, size=(s.width, s.height), precision=precision
+            )
+            if result is None:
+                continue
+            if as_json:
+                print(json.dumps(result), flush=True)
+            else:
+                typer.echo(
+                    f"{k:12s} {p:6s} {result['frames_per_s']:10.1f} frames/s  ({result['step_ms']} ms/step)"
+                )

@@ -1,0 +1,150 @@
+"""Backends produce frames for a BATCH of sessions at once; the clock and `WorldSession` drive them.
+
+A backend owns one slot per session id (`sid`). `SimulatorBackend` is the real world: one Gymnasium
+env per slot, stepped in a loop. A `ModelBackend` (the learned world model) will implement the same
+three methods with one batched sampling pass, so the clock and the server never change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from reverie.errors import ReverieError
+from reverie.sizes import Size, parse_size
+
+DEFAULT_WORLD = "reverie/Dungeon-v0"
+
+
+@dataclass
+class StepOut:
+    """One session's result of a reset or step."""
+
+    frame: np.ndarray  # (H, W, 3) uint8
+    caption: str | None = None
+    restarted: bool = False  # the episode ended and the world started a new one
+
+
+class Backend(Protocol):
+    name: str  # "simulator" | "model": shown to the player and in /health
+    world: str
+    size: Size
+    spec: dict[str, Any]  # action spec (reverie.worlds.actions)
+    accepts_prompt: bool  # False: a prompt is noted but cannot change the world
+    accepts_image: bool
+
+    def reset(
+        self, sid: int, seed: int, prompt: str | None = None, image: np.ndarray | None = None
+    ) -> StepOut:
+        """Start (or restart) session `sid`; creates its slot when new."""
+        ...
+
+    def step(self, sids: Sequence[int], actions: Sequence[Any]) -> list[StepOut]:
+        """Advance every listed session by one frame with its action, in one batch."""
+        ...
+
+    def close(self, sid: int) -> None:
+        """Free the slot (unknown sids are ignored)."""
+        ...
+
+
+def make_env(world: str, size: Size, continuous: bool = False) -> Any:
+    """A world's env whose observation is the (H, W, 3) uint8 frame."""
+    from reverie.worlds.make import make_world
+
+    return make_world(world, size, continuous=continuous)
+
+
+def env_action_spec(env: Any) -> dict[str, Any]:
+    from reverie.worlds.actions import action_spec
+
+    return dict(action_spec(env))
+
+
+def _as_frame(env: Any, obs: Any, size: Size) -> np.ndarray:
+    """The env's frame as (H, W, 3) uint8, whatever its observation is."""
+    frame = obs if isinstance(obs, np.ndarray) and obs.ndim == 3 and obs.shape[2] == 3 else env.render()
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.shape != (size.height, size.width, 3):
+        from PIL import Image
+
+        img = Image.fromarray(np.asarray(frame, np.uint8)[..., :3]).resize(size, Image.Resampling.BILINEAR)
+        frame = np.asarray(img)
+    return np.ascontiguousarray(frame)
+
+
+class SimulatorBackend:
+    """The real world: one env per session, stepped one after the other."""
+
+    name = "simulator"
+    accepts_prompt = False
+    accepts_image = False
+
+    def __init__(self, world: str = DEFAULT_WORLD, size: Size | str = "64x64", continuous: bool = False):
+        self.world = world
+        self.size = parse_size(size)
+        self.continuous = continuous
+        self._envs: dict[int, Any] = {}
+        # One env is built now so a bad world id fails at start-up, not on the first player.
+        self._spare: Any = make_env(world, self.size, continuous)
+        self.spec = env_action_spec(self._spare)
+
+    def _env(self, sid: int) -> Any:
+        env = self._envs.get(sid)
+        if env is None:
+            env = self._spare if self._spare is not None else make_env(self.world, self.size, self.continuous)
+            self._spare = None
+            self._envs[sid] = env
+        return env
+
+    def reset(
+        self, sid: int, seed: int, prompt: str | None = None, image: np.ndarray | None = None
+    ) -> StepOut:
+        env = self._env(sid)
+        obs, info = env.reset(seed=int(seed))
+        return StepOut(_as_frame(env, obs, self.size), info.get("caption"))
+
+    def step(self, sids: Sequence[int], actions: Sequence[Any]) -> list[StepOut]:
+        outs = []
+        for sid, action in zip(sids, actions, strict=True):
+            env = self._envs[sid]
+            obs, _, terminated, truncated, info = env.step(action)
+            restarted = bool(terminated or truncated)
+            if restarted:  # no seed: the env's own RNG continues, so a session stays reproducible
+                obs, info = env.reset()
+            outs.append(StepOut(_as_frame(env, obs, self.size), info.get("caption"), restarted))
+        return outs
+
+    def close(self, sid: int) -> None:
+        env = self._envs.pop(sid, None)
+        if env is not None:
+            env.close()
+
+    def close_all(self) -> None:
+        for sid in list(self._envs):
+            self.close(sid)
+        if self._spare is not None:
+            self._spare.close()
+            self._spare = None
+
+
+def make_backends(
+    model: str | None, world: str, size: Size | str, continuous: bool = False
+) -> dict[str, Backend]:
+    """The views a player can watch: "dream" (what is played) and, where a simulator exists, "real".
+
+    Without a model both views are the simulator; the layout and the protocol already carry two
+    streams so a `ModelBackend` slots in as "dream" beside the real world.
+    """
+    if model is not None:
+        raise ReverieError(
+            f"--model {model}: playing a trained world model needs the model backend, which this build "
+            "does not include yet; accepted: no --model (plays the built-in simulator)"
+        )
+    return {
+        "dream": SimulatorBackend(world, size, continuous),
+        "real": SimulatorBackend(world, size, continuous),
+    }

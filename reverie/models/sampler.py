@@ -1,0 +1,184 @@
+"""Few-step sampling of the dynamics model: a batched rollout with a KV cache, and offline video.
+
+`Rollout` is what the real-time engine drives: B sessions share one batched KV cache; `step(act)`
+samples every session's next frame in `steps` Euler steps on the flow (t: 1 -> 0), each step
+processing only the new frame's tokens against the cached context, then appends the frame to the
+cache re-noised to `context_noise` (the anti-drift trick: the model was trained to see slightly noisy
+context, so its own small errors look like noise it knows how to ignore). The cache is a sliding
+window of `max_context` frames, so a rollout never has to end.
+
+Text guidance (scale s != 1) runs a second copy of every session with the null text embedding and
+mixes v = v_null + s (v_text - v_null); the copies have their own cache rows because text shapes the
+cached keys too.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch
+
+from reverie.errors import ReverieError
+from reverie.models.dit import DiT, KVCache
+
+
+@dataclass
+class SamplerConfig:
+    steps: int = 2  # Euler steps per frame (1..8)
+    context_noise: float = 0.02  # noise level of frames in the cache
+    guidance: float = 1.0  # classifier-free guidance scale for text; 1 = conditional only
+    max_context: int | None = None  # frames kept in the cache; None = the model's max_context
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.steps <= 8:
+            raise ReverieError(f"bad sampling steps {self.steps}: accepted 1..8")
+        if not 0.0 <= self.context_noise < 1.0:
+            raise ReverieError(f"bad context noise {self.context_noise}: accepted 0 <= level < 1")
+
+
+def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, device=gen_device).to(device)
+
+
+class Rollout:
+    """Batched autoregressive generation with a KV cache; one object per engine (B sessions)."""
+
+    def __init__(self, model: DiT, cfg: SamplerConfig | None = None) -> None:
+        self.model = model
+        self.cfg = cfg or SamplerConfig()
+        self.max_context = self.cfg.max_context or model.cfg.max_context
+        self.cache: KVCache = model.new_cache(self.max_context)
+        self.text: torch.Tensor | None = None
+        self.text_null: torch.Tensor | None = None
+        self.B = 0
+        self.latent_shape: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def guided(self) -> bool:
+        return self.cfg.guidance != 1.0
+
+    @property
+    def frames(self) -> int:
+        """Frames generated or given since reset (the next frame's index)."""
+        return self.cache.count
+
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _double(self, x: torch.Tensor | None) -> torch.Tensor | None:
+        return torch.cat([x, x]) if (x is not None and self.guided) else x
+
+    @torch.no_grad()
+    def reset(
+        self,
+        z_context: torch.Tensor | None = None,
+        act_context: torch.Tensor | None = None,
+        text: torch.Tensor | None = None,
+        *,
+        text_null: torch.Tensor | None = None,
+        batch_size: int | None = None,
+        latent_shape: tuple[int, int, int] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        """Start B sessions from clean context latents z_context (B, Tc, C, h, w) (Tc may be 0 or None).
+
+        act_context: (B, Tc) or (B, Tc, D), the actions that led to the context frames. text: (B, E)
+        sentence embeddings (None = no text); text_null (B,) marks sessions without text.
+        Without context, give batch_size and latent_shape (C, h, w).
+        """
+        if z_context is not None:
+            self.B, Tc = z_context.shape[:2]
+            self.latent_shape = tuple(z_context.shape[2:])  # type: ignore[assignment]
+        elif batch_size is None or latent_shape is None:
+            raise ReverieError(
+                "reset needs context latents, or batch_size and latent_shape to start from nothing"
+            )
+        else:
+            self.B, Tc, self.latent_shape = batch_size, 0, latent_shape
+        dev = self._device()
+        self.text = text.to(dev) if text is not None else None
+        self.text_null = text_null.to(dev) if text_null is not None else None
+        self.cache = self.model.new_cache(self.max_context)
+        first = max(0, Tc - self.max_context)  # older frames would fall out of the window anyway
+        for i in range(first, Tc):
+            assert z_context is not None
+            act = act_context[:, i] if act_context is not None else None
+            self.append(z_context[:, i].to(dev), act, generator=generator)
+
+    def _forward(self, x: torch.Tensor, t: float, act: torch.Tensor | None) -> torch.Tensor:
+        """Velocity for one frame x (B, C, h, w) at level t, with guidance when enabled."""
+        B = x.shape[0]
+        x2 = self._double(x[:, None])
+        assert x2 is not None
+        tt = torch.full((x2.shape[0], 1), t, device=x.device)
+        a = self._double(act[:, None] if act is not None else None)
+        text, null = self.text, self.text_null
+        if self.guided:
+            base = null if null is not None else torch.zeros(B, dtype=torch.bool, device=x.device)
+            null = torch.cat([base, torch.ones_like(base)])
+            text = self._double(text)
+        v = self.model(x2, tt, a, text, text_null=null, cache=self.cache)[:, 0]  # (B or 2B, C, h, w)
+        if self.guided:
+            v_text, v_null = v[:B], v[B:]
+            v = v_null + self.cfg.guidance * (v_text - v_null)
+        return v
+
+    @torch.no_grad()
+    def append(
+        self, z: torch.Tensor, act: torch.Tensor | None, generator: torch.Generator | None = None
+    ) -> None:
+        """Add a clean frame z (B, C, h, w) (given or generated) to the context, at the context noise level."""
+        s = self.cfg.context_noise
+        if s > 0:
+            z = (1 - s) * z + s * _randn(tuple(z.shape), generator, z.device)
+        self._forward(z, s, act)
+        self.cache.commit()
+
+    @torch.no_grad()
+    def step(self, act: torch.Tensor | None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Sample each session's next frame given its action (B,) / (B, D); returns z (B, C, h, w)."""
+        if self.B == 0:
+            raise ReverieError("call reset() before step()")
+        dev = self._device()
+        act = act.to(dev) if act is not None else None
+        x = _randn((self.B, *self.latent_shape), generator, dev)
+        ts = torch.linspace(1.0, 0.0, self.cfg.steps + 1).tolist()
+        for t, t_next in itertools.pairwise(ts):
+            x = x + (t_next - t) * self._forward(x, t, act)
+        self.append(x, act, generator)
+        return x
+
+
+@torch.no_grad()
+def sample_video(
+    model: DiT,
+    z: torch.Tensor,
+    known: torch.Tensor,
+    act: torch.Tensor | None = None,
+    text: torch.Tensor | None = None,
+    cfg: SamplerConfig | None = None,
+    *,
+    text_null: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Fill the unknown frames of z (B, T, C, h, w) in time order; known (T,) bool marks given frames.
+
+    Covers next-frame rollout (a known prefix), image-to-video (only frame 0 known), text-to-video
+    (nothing known) and extension through keyframes (known frames anywhere). The model is causal, so a
+    known frame steers the frames after it, not the ones before. Known frames are returned unchanged.
+    """
+    B, T = z.shape[:2]
+    if known.shape != (T,):
+        raise ReverieError(f"known must mark each of the {T} frames, got shape {tuple(known.shape)}")
+    rollout = Rollout(model, cfg)
+    rollout.reset(None, text=text, text_null=text_null, batch_size=B, latent_shape=(z.shape[2], z.shape[3], z.shape[4]))
+    out = z.clone()
+    for i in range(T):
+        a = act[:, i] if act is not None else None
+        if bool(known[i]):
+            rollout.append(z[:, i], a, generator)
+        else:
+            out[:, i] = rollout.step(a, generator).to(out.dtype)
+    return out

@@ -1,0 +1,141 @@
+"""The training configuration: one typed dataclass, the only source of truth for training settings.
+
+Settings come from the defaults here, then a YAML file (`--config cfg.yaml`), then `--set key=value`
+pairs. Only fields that exist are accepted; `model.KEY=VALUE` overrides a field of the model preset.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, fields
+from typing import Any, get_type_hints
+
+from reverie.errors import ReverieError
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 20_000  # optimizer steps in all (the cosine schedule spans them)
+    batch_size: int = 32  # per process
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1  # the cosine decays to lr * this
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    precision: str = "bf16"  # bf16 (autocast on CPU and CUDA) | fp32
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int = 0  # torch threads per process; 0 = all cores divided among the local processes
+    seed: int = 0
+    minutes: float = 0.0  # wall-clock budget for this invocation; 0 = none
+    checkpoint_minutes: float = 5.0
+    log_every: int = 25  # steps between TensorBoard scalars
+    sample_every: int = 1000  # steps between TensorBoard sample images
+    val_fraction: float = 0.05  # the last episodes (by index) held out for validation
+
+
+PRECISIONS = ("bf16", "fp32")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """value (from YAML or a `--set` string) as the field's type, or a ReverieError naming the key."""
+    try:
+        if isinstance(value, str) and typ is not str:
+            value = json.loads(value) if typ not in (int, float, bool) else value
+        if typ is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if typ is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if typ is float:
+            return float(value)
+        if typ is str:
+            return str(value)
+        origin = getattr(typ, "__origin__", None)
+        if origin is tuple:
+            return tuple(value)
+        return value
+    except (ValueError, TypeError, json.JSONDecodeError) as e:
+        name = getattr(typ, "__name__", str(typ))
+        raise ReverieError(f"bad value {value!r} for {key}: expected {name}") from e
+
+
+def apply_overrides(obj: Any, overrides: dict[str, Any], where: str = "config") -> Any:
+    """A copy of dataclass `obj` with `overrides` applied; unknown keys error listing the valid ones."""
+    hints = get_type_hints(type(obj))
+    valid = [f.name for f in fields(obj)]
+    changes = {}
+    for key, value in overrides.items():
+        if key not in valid:
+            raise ReverieError(f"unknown {where} key {key!r}; valid keys: {', '.join(valid)}")
+        changes[key] = _coerce(value, hints[key], key)
+    return dataclasses.replace(obj, **changes)
+
+
+def parse_sets(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        key, sep, value = p.partition("=")
+        if not sep or not key.strip():
+            raise ReverieError(f"bad --set {p!r}: expected KEY=VALUE, for example --set lr=3e-4")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except OSError as e:
+        raise ReverieError(f"cannot read config file {path}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise ReverieError(f"config file {path} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ReverieError(f"config file {path} must hold a mapping of key: value, got {type(data).__name__}")
+    # a nested `model:` mapping is the same as model.KEY entries
+    flat: dict[str, Any] = {}
+    for k, v in data.items():
+        if k == "model" and isinstance(v, dict):
+            flat.update({f"model.{mk}": mv for mk, mv in v.items()})
+        else:
+            flat[str(k)] = v
+    return flat
+
+
+def resolve(
+    config_file: str | None, sets: list[str], base: TrainConfig | None = None
+) -> tuple[TrainConfig, dict[str, Any]]:
+    """(train config, model overrides) from defaults, an optional YAML file and `--set` pairs."""
+    merged: dict[str, Any] = load_yaml(config_file) if config_file else {}
+    merged.update(parse_sets(sets))
+    model = {k[len("model.") :]: v for k, v in merged.items() if k.startswith("model.")}
+    train = {k: v for k, v in merged.items() if not k.startswith("model.")}
+    cfg = apply_overrides(base or TrainConfig(), train, "train config")
+    check(cfg)
+    return cfg, model
+
+
+def check(cfg: TrainConfig) -> None:
+    if cfg.precision not in PRECISIONS:
+        raise ReverieError(f"precision {cfg.precision!r} is not supported; accepted: {', '.join(PRECISIONS)}")
+    if cfg.device not in DEVICES:
+        raise ReverieError(f"device {cfg.device!r} is not supported; accepted: {', '.join(DEVICES)}")
+    for name in ("steps", "batch_size"):
+        if getattr(cfg, name) < 1:
+            raise ReverieError(f"{name} must be >= 1, got {getattr(cfg, name)}")
+    if not 0.0 <= cfg.val_fraction < 1.0:
+        raise ReverieError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
+    if cfg.minutes < 0:
+        raise ReverieError(f"minutes must be >= 0, got {cfg.minutes}")

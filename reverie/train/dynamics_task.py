@@ -1,0 +1,369 @@
+"""Training task of the dynamics model: latent windows, rectified flow with diffusion forcing.
+
+reverie train dynamics --data runs/out/dungeon --autoencoder runs/out/ae --preset small --out runs/out/dit
+
+All frames are encoded once by the trained autoencoder (in chunks, bf16) and kept in memory as
+latents, so a training step never touches pixels. Captions are deduplicated and embedded once.
+Windows never cross an episode boundary and are drawn deterministically from (seed, step, rank).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reverie.errors import ReverieError
+from reverie.models.dit import DiT, DiTConfig, preset
+from reverie.models.flow import FlowConfig, flow_loss
+from reverie.models.sampler import Rollout, SamplerConfig
+from reverie.models.text import get_text_encoder
+from reverie.train.task import unwrap
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from reverie.models.autoencoder import Autoencoder
+
+MAX_TOKENS_PER_FRAME = 256  # above this the patch grows to 2 (then 4): attention cost is quadratic
+
+
+@dataclass
+class LatentClips:
+    """Episodes end to end: z (N, C, h, w), act (N,) or (N, D), cap (N,) ids into `captions`."""
+
+    z: torch.Tensor
+    act: torch.Tensor
+    cap: torch.Tensor
+    captions: list[str]
+    lengths: list[int]
+    text: torch.Tensor | None = None  # (K, E) caption embeddings, set by the task
+    text_null: torch.Tensor | None = None  # (K,) True for empty captions (the model's null text)
+
+    def window_index(self, window: int) -> tuple[np.ndarray, np.ndarray]:
+        """(first frame of every window, cumulative count) over episodes of at least `window` frames."""
+        offsets = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+        starts = [o + np.arange(n - window + 1) for o, n in zip(offsets, self.lengths) if n >= window]
+        return (np.concatenate(starts) if starts else np.zeros(0, np.int64)), offsets
+
+
+def choose_patch(h: int, w: int) -> int:
+    p = 1
+    while ((h + p - 1) // p) * ((w + p - 1) // p) > MAX_TOKENS_PER_FRAME:
+        p *= 2
+    return p
+
+
+class DynamicsTask:
+    name = "dynamics"
+
+    def __init__(
+        self,
+        data_dir: str,
+        autoencoder_run: str,
+        preset_name: str = "small",
+        seed: int = 0,
+        window: int | None = None,
+        text_encoder: str = "hash",
+        *,
+        batch_size: int = 8,
+        model_overrides: dict[str, Any] | None = None,
+        val_fraction: float = 0.05,
+        flow: FlowConfig | None = None,
+        device: str = "cpu",
+    ) -> None:
+        from reverie.data.store import EpisodeStore
+        from reverie.models.autoencoder import load_autoencoder
+        from reverie.train.autoencoder_task import split_episodes
+        from reverie.train.checkpoint import load_run
+
+        store = EpisodeStore.open(data_dir)
+        if len(store) == 0:
+            raise ReverieError(f"{data_dir}: the episode store holds no episodes; record some first")
+        ae = load_autoencoder(autoencoder_run, device)
+        ae_data = load_run(autoencoder_run)[0].get("data", {})
+        w, h = store.size
+        ae_size = (ae_data.get("width"), ae_data.get("height"))
+        if None not in ae_size and ae_size != (w, h):
+            raise ReverieError(
+                f"the autoencoder {autoencoder_run} was trained on {ae_size[0]}x{ae_size[1]} frames but the "
+                f"store {data_dir} holds {w}x{h} frames; train an autoencoder on this store (or record at "
+                f"{ae_size[0]}x{ae_size[1]})"
+            )
+        ae.latent_shape(h, w)  # raises a clear error if the stride does not divide the frame size
+        train_eps, val_eps = split_episodes(len(store), val_fraction)
+        clips = [
+            encode_episodes(store, eps, ae, device, label)
+            for eps, label in ((train_eps, "train"), (val_eps, "val"))
+        ]
+        spec = store.action_spec
+        info = {
+            "path": os.path.abspath(data_dir),
+            "world": store.meta.get("world"),
+            "width": w,
+            "height": h,
+            "action_spec": spec,
+            "autoencoder": os.path.abspath(autoencoder_run),
+            "episodes": len(store),
+            "val_episodes": val_eps,
+            "train_frames": int(sum(clips[0].lengths)),
+        }
+        self._setup(
+            clips[0],
+            clips[1] if val_eps else None,
+            spec,
+            preset_name,
+            seed,
+            window,
+            text_encoder,
+            batch_size,
+            model_overrides,
+            flow,
+            info,
+            ae,
+        )
+
+    @classmethod
+    def from_latents(
+        cls,
+        train: LatentClips,
+        val: LatentClips | None,
+        action_spec: dict[str, Any],
+        preset_name: str = "tiny",
+        seed: int = 0,
+        window: int | None = None,
+        text_encoder: str = "hash",
+        *,
+        batch_size: int = 8,
+        model_overrides: dict[str, Any] | None = None,
+        flow: FlowConfig | None = None,
+        autoencoder: Autoencoder | None = None,
+    ) -> DynamicsTask:
+        """A task over latents already in memory (tests, benchmarks, other encoders)."""
+        self = cls.__new__(cls)
+        info = {"source": "in-memory latents", "train_frames": int(sum(train.lengths))}
+        self._setup(
+            train,
+            val,
+            action_spec,
+            preset_name,
+            seed,
+            window,
+            text_encoder,
+            batch_size,
+            model_overrides,
+            flow,
+            info,
+            autoencoder,
+        )
+        return self
+
+    def _setup(
+        self, train, val, spec, preset_name, seed, window, text_encoder, batch_size, overrides, flow, info, ae
+    ) -> None:
+        C, h, w = train.z.shape[1:]
+        base = preset(preset_name)
+        window = window or base.max_context + 1
+        if window < 2:
+            raise ReverieError(f"bad window {window}: the dynamics model needs at least 2 frames per window")
+        kind = spec["type"]
+        auto = {
+            "latent_channels": C,
+            "patch": choose_patch(h, w),
+            "action_type": kind,
+            "num_actions": int(spec.get("n", 1)) if kind == "discrete" else 1,
+            "action_dim": int(np.prod(spec["shape"])) if kind == "box" else 0,
+            "text_encoder": text_encoder,
+            "max_context": window - 1,  # the cache never holds more context than training showed
+        }
+        self.model_cfg: DiTConfig = replace(base, **(auto | dict(overrides or {})))
+        if self.model_cfg.latent_channels != C:
+            raise ReverieError(
+                f"the dynamics config wants {self.model_cfg.latent_channels} latent channels but the "
+                f"autoencoder gives {C}; drop the latent_channels override"
+            )
+        self.preset_name, self.seed, self.window, self.batch_size = preset_name, seed, window, batch_size
+        self.flow = flow or FlowConfig()
+        self.train_clips, self.val_clips, self.ae, self.data_info = train, val, ae, info
+        self.starts, _ = train.window_index(window)
+        if len(self.starts) == 0:
+            raise ReverieError(
+                f"no training episode holds a window of {window} frames (longest: {max(train.lengths, default=0)}); "
+                "use a shorter --window or record longer episodes"
+            )
+        encoder = get_text_encoder(text_encoder)
+        self.model_cfg = replace(self.model_cfg, text_dim=encoder.dim)
+        for clips in (train, val):
+            if clips is not None:
+                clips.text = torch.from_numpy(encoder.encode(clips.captions))
+                clips.text_null = torch.tensor([not c.strip() for c in clips.captions], dtype=torch.bool)
+
+    # -- the Task contract -------------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        return DiT(self.model_cfg)
+
+    def _windows(self, clips: LatentClips, starts: np.ndarray) -> dict[str, torch.Tensor]:
+        idx = torch.from_numpy(starts[:, None] + np.arange(self.window))  # (B, T) frame rows
+        cap = clips.cap[idx]
+        assert clips.text is not None and clips.text_null is not None
+        return {
+            "z": clips.z[idx].float(),  # (B, T, C, h, w)
+            "act": clips.act[idx],
+            "text": clips.text[cap],  # (B, T, E): captions may change inside a window
+            "text_null": clips.text_null[cap],
+        }
+
+    def batch(self, step: int, rank: int, world_size: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, step, rank])
+        return self._windows(
+            self.train_clips, self.starts[rng.integers(0, len(self.starts), self.batch_size)]
+        )
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        act = batch["act"] if self.model_cfg.action_type != "none" else None
+        return flow_loss(model, batch["z"], act, batch["text"], self.flow, text_null=batch["text_null"])
+
+    def _eval_windows(self, n: int = 8) -> dict[str, torch.Tensor]:
+        clips = self.val_clips or self.train_clips
+        starts, _ = clips.window_index(self.window)
+        if len(starts) == 0:
+            clips, starts = self.train_clips, self.starts
+        return self._windows(clips, starts[np.linspace(0, len(starts) - 1, min(n, len(starts))).astype(int)])
+
+    @torch.no_grad()
+    def rollout(
+        self, model: DiT, batch: dict[str, torch.Tensor], context: int, steps: int = 2
+    ) -> torch.Tensor:
+        """Generate frames context.. of each window from its real first `context` frames and real actions."""
+        z, act = batch["z"], batch["act"]
+        text = batch["text"][:, context - 1]
+        rollout = Rollout(model, SamplerConfig(steps=steps))
+        gen = torch.Generator().manual_seed(self.seed)
+        has_act = self.model_cfg.action_type != "none"
+        rollout.reset(
+            z[:, :context],
+            act[:, :context] if has_act else None,
+            text,
+            text_null=batch["text_null"][:, context - 1],
+            generator=gen,
+        )
+        frames = [rollout.step(act[:, i] if has_act else None, gen) for i in range(context, z.shape[1])]
+        return torch.stack(frames, 1)  # (B, T - context, C, h, w)
+
+    def evaluate(self, model: nn.Module) -> dict[str, float]:
+        """Held-out latent MSE: one generated frame (teacher-forced) and a rollout, vs copy-last-frame."""
+        net = unwrap(model)
+        assert isinstance(net, DiT)
+        batch = self._eval_windows()
+        ctx = max(1, self.window // 2)
+        z = batch["z"]
+        gen = self.rollout(net, batch, ctx)
+        copy = z[:, ctx - 1 : ctx]
+        return {
+            "next_mse": float((gen[:, 0] - z[:, ctx]).pow(2).mean()),
+            "copy_last_next_mse": float((copy[:, 0] - z[:, ctx]).pow(2).mean()),
+            "rollout_mse": float((gen - z[:, ctx:]).pow(2).mean()),
+            "copy_last_rollout_mse": float((copy - z[:, ctx:]).pow(2).mean()),
+        }
+
+    def log_samples(self, model: nn.Module, writer: SummaryWriter, step: int) -> None:
+        net = unwrap(model)
+        assert isinstance(net, DiT)
+        batch = self._eval_windows(4)
+        ctx = max(1, self.window // 2)
+        gen = self.rollout(net, batch, ctx)
+        if self.ae is None:
+            return
+        from reverie.models.autoencoder import tensor_to_frames
+
+        z = batch["z"]
+        fake = torch.cat([z[:, :ctx], gen], 1)
+        B, T = z.shape[:2]
+        with torch.no_grad():
+            dev = next(self.ae.parameters()).device
+            real_px = tensor_to_frames(self.ae.decode(z.flatten(0, 1).to(dev))).reshape(B, T, *self._px(z))
+            fake_px = tensor_to_frames(self.ae.decode(fake.flatten(0, 1).to(dev))).reshape(B, T, *self._px(z))
+        rows = [np.concatenate(list(clip), axis=1) for pair in zip(real_px, fake_px) for clip in pair]
+        writer.add_image(
+            "samples/real|generated (context, then rollout)", np.concatenate(rows, 0), step, dataformats="HWC"
+        )
+
+    def _px(self, z: torch.Tensor) -> tuple[int, int, int]:
+        assert self.ae is not None
+        s = self.ae.stride
+        return (z.shape[-2] * s, z.shape[-1] * s, 3)
+
+    def model_config(self) -> dict:
+        return json.loads(json.dumps(asdict(self.model_cfg)))
+
+    def data_config(self) -> dict:
+        return json.loads(json.dumps(self.data_info))
+
+    def card(self) -> str:
+        c = self.model_cfg
+        C, h, w = self.train_clips.z.shape[1:]
+        n = DiT(c).num_params()
+        tokens = ((h + c.patch - 1) // c.patch) * ((w + c.patch - 1) // c.patch)
+        return "\n".join(
+            [
+                "# reverie dynamics model",
+                "",
+                f"Diffusion transformer (preset {self.preset_name}: d={c.dim}, {c.depth} layers, {c.heads} heads, "
+                f"{n / 1e6:.2f} M parameters) over {w}x{h}x{C} autoencoder latents, patch {c.patch} "
+                f"({tokens} tokens per frame), block-causal attention over up to {c.max_context} context frames.",
+                f"Conditioning per frame: noise level, action ({c.action_type}), text ({c.text_encoder} encoder, "
+                f"{c.text_dim}-d, adaLN). Objective: rectified flow (v-prediction) with diffusion forcing, "
+                f"windows of {self.window} frames, context noise augmentation up to {self.flow.context_noise_max}.",
+                "Load with `reverie.models.dit.load_dynamics(RUN)`; sample with `reverie.models.sampler.Rollout`.",
+                "",
+                f"Data: {json.dumps({k: v for k, v in self.data_info.items() if k != 'val_episodes'})}",
+            ]
+        )
+
+    def frames_per_batch(self) -> int:
+        return self.batch_size * self.window
+
+
+@torch.no_grad()
+def encode_episodes(
+    store: Any, episodes: list[int], ae: Autoencoder, device: str, label: str, chunk: int = 256
+) -> LatentClips:
+    """Encode the frames of `episodes` once (bf16 autocast, in chunks) with a progress bar."""
+    from tqdm import tqdm
+
+    from reverie.models.autoencoder import frames_to_tensor
+
+    spec = store.action_spec
+    total = int(sum(store.lengths[i] for i in episodes))
+    C, h, w = ae.latent_shape(store.size.height, store.size.width)
+    z = torch.empty(total, C, h, w)
+    act = (
+        torch.zeros(total, int(np.prod(spec["shape"])))
+        if spec["type"] == "box"
+        else torch.zeros(total, dtype=torch.long)
+    )
+    cap = torch.empty(total, dtype=torch.long)
+    ids: dict[str, int] = {}
+    lengths: list[int] = []
+    dev = torch.device(device)
+    row = 0
+    with tqdm(total=total, desc=f"encoding {label} frames", unit="frame", disable=total == 0) as bar:
+        for i in episodes:
+            ep = store.read(i)
+            n = len(ep)
+            for lo in range(0, n, chunk):
+                x = frames_to_tensor(ep.obs[lo : lo + chunk]).to(dev)
+                with torch.autocast(dev.type, dtype=torch.bfloat16):
+                    z[row + lo : row + lo + len(x)] = ae.encode(x).float().cpu()
+                bar.update(len(x))
+            if ep.act is not None:
+                act[row : row + n] = torch.as_tensor(np.asarray(ep.act)).reshape(act[row : row + n].shape)
+            cap[row : row + n] = torch.tensor([ids.setdefault(c, len(ids)) for c in ep.captions])
+            lengths.append(n)
+            row += n
+    return LatentClips(z, act, cap, list(ids), lengths)

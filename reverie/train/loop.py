@@ -1,0 +1,293 @@
+"""The training loop shared by every model: read top to bottom, no callbacks beyond the Task contract.
+
+    reverie train autoencoder --data runs/out/dungeon --preset small --out runs/out/ae --minutes 10
+    torchrun --nproc_per_node=2 --no-python reverie train autoencoder ...   (same code, DDP)
+
+Exact resume: batches and the global torch RNG are pure functions of (seed, step, rank), the learning
+rate is a function of the step, and the checkpoint holds raw weights, EMA weights and optimizer
+tensors, so N steps straight and N/2 + --resume + N/2 produce the same numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reverie.errors import ReverieError
+from reverie.train import checkpoint as ckpt
+from reverie.train import distributed
+from reverie.train.config import TrainConfig, check
+from reverie.train.ema import EMA
+from reverie.train.schedule import lr_at
+from reverie.train.task import Task
+
+LOG_FILE = "log.jsonl"
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1, np.uint64)[0] >> 1)
+
+
+class _StopSignal:
+    """SIGINT/SIGTERM set a flag: the loop finishes its step, saves and exits. A second one aborts."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.flag:
+            raise KeyboardInterrupt
+        self.flag = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    # no weight decay on biases and gains (1-d tensors): decaying them only hurts
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
+def _card(task: Task, cfg: TrainConfig, info: dict[str, Any]) -> str:
+    lines = [task.card().rstrip(), "", "## Training", ""]
+    lines += [f"- {k}: {v}" for k, v in info.items() if k != "metrics"]
+    if info.get("metrics"):
+        lines += ["", "## Held-out metrics", ""]
+        lines += [f"- {k}: {v:.4g}" for k, v in info["metrics"].items()]
+    lines += ["", "## Training config", "", "```json", json.dumps(asdict(cfg), indent=1), "```", ""]
+    return "\n".join(lines)
+
+
+def _resume(
+    out: Path, task: Task, model: nn.Module, ema: EMA, opt: torch.optim.Optimizer
+) -> tuple[int, dict[str, Any]]:
+    config, ema_state = ckpt.load_run(out)
+    ckpt.check_kind(config, task.name, out)
+    if config.get("model") != json.loads(json.dumps(task.model_config())):
+        raise ReverieError(
+            f"cannot resume {out}: its model config {config.get('model')} differs from the one asked for "
+            f"{task.model_config()}; use the same preset and model.* settings, or a new --out"
+        )
+    tensors, info = ckpt.load_train_state(out, config)
+    raw = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    for target, state, name in ((model, raw, ckpt.STATE_FILE), (ema.model, ema_state, ckpt.MODEL_FILE)):
+        try:
+            target.load_state_dict(state)
+        except RuntimeError as e:
+            first = str(e).splitlines()[0]
+            raise ReverieError(f"cannot resume {out}: {name} does not fit the model ({first})") from e
+    try:
+        ckpt.restore_optimizer(opt, tensors, info)
+    except (ValueError, KeyError, RuntimeError) as e:
+        raise ReverieError(f"cannot resume {out}: optimizer state does not fit the model ({e})") from e
+    return int(config["step"]), info
+
+
+def _trim_log(path: Path, step: int) -> None:
+    """Drop log lines past the resumed step (written after the last checkpoint of a killed run)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+    path.write_text("".join(ln + "\n" for ln in keep))
+
+
+def train(task: Task, cfg: TrainConfig, out: Path, resume: bool = False) -> Path:
+    """Train task's model into run directory `out` until cfg.steps, cfg.minutes or a signal; return out."""
+    check(cfg)
+    out = Path(out)
+    d = distributed.setup(cfg.device)
+    try:
+        return _train(task, cfg, out, resume, d)
+    finally:
+        distributed.teardown(d)
+
+
+def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed.Dist) -> Path:
+    threads = cfg.threads or max(1, (os.cpu_count() or 1) // d.local_world_size)
+    torch.set_num_threads(threads)
+    if not resume and ckpt.has_run(out):
+        raise ReverieError(
+            f"{out} already holds a training run; pass --resume to continue it, or a new --out"
+        )
+    if resume and not ckpt.has_run(out):
+        raise ReverieError(f"--resume: no training run to continue at {out}")
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = task.build_model().to(d.device)
+    ema = EMA(model, cfg.ema_decay)
+    opt = _optimizer(model, cfg)
+    step, prev = 0, dict[str, Any]()
+    if resume:
+        step, prev = _resume(out, task, model, ema, opt)
+    elapsed0, frames0 = float(prev.get("elapsed_s", 0.0)), int(prev.get("frames", 0))
+    net: nn.Module = model
+    if d.world_size > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[d.device] if d.device.type == "cuda" else None
+        )
+
+    writer = None
+    log_path = out / LOG_FILE
+    if d.is_main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            _trim_log(log_path, step)
+        writer = SummaryWriter(str(out / "tb"), purge_step=step if resume else None)
+    frames_per_step = task.frames_per_batch() * d.world_size
+    amp = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    metrics_eval: dict[str, float] = dict(prev.get("metrics", {}))
+
+    def save() -> None:
+        nonlocal metrics_eval
+        evaluate = getattr(task, "evaluate", None)
+        if d.is_main and evaluate is not None:
+            with torch.no_grad(), amp:
+                metrics_eval = {k: float(v) for k, v in evaluate(ema.model).items()}
+            if writer is not None:
+                for k, v in metrics_eval.items():
+                    writer.add_scalar(f"val/{k}", v, step)
+        if d.is_main:
+            elapsed = elapsed0 + time.monotonic() - t_start
+            info = {
+                "steps": step,
+                "wall_time_s": round(elapsed, 1),
+                "frames_seen": frames0 + (step - step0) * frames_per_step,
+                "processes": d.world_size,
+                "device": d.device.type,
+                "precision": cfg.precision,
+                "metrics": metrics_eval,
+            }
+            from reverie import __version__
+
+            data_config = getattr(task, "data_config", None)
+            config = {
+                "kind": task.name,
+                "model": task.model_config(),
+                "train": asdict(cfg),
+                "data": data_config() if data_config is not None else {},
+                "step": step,
+                "metrics": metrics_eval,
+                "reverie_version": __version__,
+            }
+            opt_tensors, opt_json = ckpt.flatten_optimizer(opt)
+            tensors = {f"model/{k}": v for k, v in model.state_dict().items()} | opt_tensors
+            state_json = {
+                **opt_json,
+                "step": step,
+                "elapsed_s": info["wall_time_s"],
+                "frames": info["frames_seen"],
+                "world_size": d.world_size,
+                "metrics": metrics_eval,
+            }
+            ckpt.save_run(
+                out,
+                config=config,
+                ema_state=ema.model.state_dict(),
+                card=_card(task, cfg, info),
+                train_tensors=tensors,
+                train_json=state_json,
+            )
+        distributed.barrier(d)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=not d.is_main, unit="step", dynamic_ncols=True)
+    t_start = last_save = time.monotonic()
+    step0, rate = step, 0.0
+    with _StopSignal() as sig:
+        while step < cfg.steps:
+            t0 = time.perf_counter()
+            torch.manual_seed(step_seed(cfg.seed, step, d.rank))
+            batch = {
+                k: v.to(d.device, non_blocking=True)
+                for k, v in task.batch(step, d.rank, d.world_size).items()
+            }
+            lr = lr_at(
+                step,
+                lr=cfg.lr,
+                warmup_steps=cfg.warmup_steps,
+                total_steps=cfg.steps,
+                min_lr_ratio=cfg.min_lr_ratio,
+            )
+            for g in opt.param_groups:
+                g["lr"] = lr
+            net.train()
+            with amp:
+                loss, metrics = task.loss(net, batch)
+            if not torch.isfinite(loss):
+                raise ReverieError(
+                    f"loss became {loss.item()} at step {step}; lower lr (now {cfg.lr}) or use --set precision=fp32"
+                )
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+            opt.step()
+            ema.update(model, step)
+            step += 1
+
+            dt = time.perf_counter() - t0
+            rate = frames_per_step / dt if rate == 0 else 0.9 * rate + 0.1 * frames_per_step / dt
+            now = time.monotonic()
+            over_budget = cfg.minutes > 0 and now - t_start >= cfg.minutes * 60
+            due = now - last_save >= cfg.checkpoint_minutes * 60
+            stop, save_now = distributed.any_flag([sig.flag or over_budget, due], d)
+
+            if d.is_main:
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.4f}", fps=f"{rate:.0f}", refresh=False)
+                if step % cfg.log_every == 0 or step == cfg.steps or stop:
+                    row = {
+                        "step": step,
+                        "loss": loss.item(),
+                        "lr": lr,
+                        "grad_norm": grad_norm,
+                        "frames_per_s": rate,
+                    }
+                    row |= {k: v for k, v in metrics.items() if math.isfinite(v)}
+                    with open(log_path, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    assert writer is not None
+                    for k, v in row.items():
+                        if k != "step":
+                            writer.add_scalar(f"train/{k}", v, step)
+                if writer is not None and (step % cfg.sample_every == 0 or step == cfg.steps or stop):
+                    with torch.no_grad(), amp:
+                        task.log_samples(ema.model, writer, step)
+                    writer.flush()
+            if stop:
+                break
+            if save_now:
+                save()
+                last_save = time.monotonic()
+    bar.close()
+    save()
+    if writer is not None:
+        writer.close()
+    if d.is_main:
+        why = "signal" if sig.flag else ("time budget" if step < cfg.steps else "done")
+        print(f"saved {out} at step {step} ({why})", flush=True)
+    return out

@@ -1,0 +1,129 @@
+"""The player page in a real browser (Debian's Chromium through Playwright): frames arrive and
+change while W is held, the HUD counts FPS, the touch joystick and a (stubbed) gamepad send input.
+
+Skips when /usr/bin/chromium is missing, unless REVERIE_REQUIRE_BROWSER=1 (CI), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reverie.serve.app import BackgroundServer, ServeConfig, create_app
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+# A gamepad the test moves by writing window.__pad (the page polls navigator.getGamepads()).
+FAKE_GAMEPAD = """
+window.__pad = { axes: [0, 0, 0, 0], buttons: Array.from({ length: 17 }, () => ({ pressed: false, value: 0 })) };
+navigator.getGamepads = () => [{ id: "test pad", index: 0, connected: true, mapping: "standard",
+                                 axes: window.__pad.axes, buttons: window.__pad.buttons, timestamp: 0 }];
+"""
+
+
+def _require_browser() -> Any:
+    required = os.environ.get("REVERIE_REQUIRE_BROWSER") == "1"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if required:
+            pytest.fail("REVERIE_REQUIRE_BROWSER=1 but playwright is not installed (pip install playwright)")
+        pytest.skip("playwright is not installed (pip install playwright)")
+    if not CHROMIUM.exists():
+        if required:
+            pytest.fail(f"REVERIE_REQUIRE_BROWSER=1 but {CHROMIUM} is missing: apt-get install chromium")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium (make browser)")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def browser_and_url() -> Iterator[tuple[Any, str]]:
+    sync_playwright = _require_browser()
+    app = create_app(ServeConfig(world="reverie/Dungeon-v0", size="64x64", fps=30))
+    with BackgroundServer(app) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        try:
+            yield browser, url
+        finally:
+            browser.close()
+
+
+def _stats(page: Any) -> dict[str, Any]:
+    return page.evaluate("() => ({...window.__reverie, session: null})")
+
+
+def _consumed(page: Any, seq: int) -> None:
+    """Wait until a frame header says the server consumed input `seq`."""
+    page.wait_for_function(f"() => window.__reverie.lastHeader && window.__reverie.lastHeader.seq >= {seq}")
+
+
+def test_play_with_keyboard_and_read_the_hud(browser_and_url: tuple[Any, str], tmp_path: Path) -> None:
+    browser, url = browser_and_url
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.add_init_script(FAKE_GAMEPAD)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(url + "/")
+    page.wait_for_function("() => window.__reverie.framesDrawn > 5", timeout=30000)
+    before = page.evaluate("() => document.getElementById('view-dream').toDataURL()")
+    page.keyboard.down("w")
+    page.wait_for_function(
+        "() => window.__reverie.lastInput && window.__reverie.lastInput.keys.includes('keyw')"
+    )
+    _consumed(page, _stats(page)["lastInput"]["seq"])
+    page.wait_for_timeout(500)  # walk a little
+    after = page.evaluate("() => document.getElementById('view-dream').toDataURL()")
+    page.keyboard.up("w")
+    assert after != before, "holding W did not change the picture"
+    page.wait_for_function("() => window.__reverie.fps > 0")
+    hud = page.inner_text("#hud")
+    fps = int(re.match(r"(\d+) fps", hud).group(1))  # type: ignore[union-attr]
+    assert fps > 0 and "ms" in hud
+    stats = _stats(page)
+    assert stats["latencyMs"] is not None and stats["latencyMs"] > 0
+    assert stats["framesDrawn"] > 5 and stats["status"] == "live"
+
+    # Gamepad: the left stick pushed forward is read on the next animation frame.
+    page.evaluate("() => { window.__pad.axes[1] = -1; }")
+    page.wait_for_function("() => window.__reverie.gamepadInputs > 0")
+    pad_input = _stats(page)["lastInput"]
+    assert pad_input["source"] == "gamepad" and pad_input["axes"]["forward"] == 1
+    _consumed(page, pad_input["seq"])
+    page.evaluate(
+        "() => { window.__pad.axes[1] = 0; window.__pad.buttons[5] = { pressed: true, value: 1 }; }"
+    )
+    page.wait_for_function("() => window.__reverie.lastInput.keys.includes('keye')")  # RB strafes right
+    rec = page.evaluate("() => recordingType()")
+    assert rec is not None and rec.startswith("video/")
+    page.screenshot(path=str(tmp_path / "player.png"))
+    assert not errors, errors
+    page.close()
+
+
+def test_touch_joystick_sends_an_action(browser_and_url: tuple[Any, str], tmp_path: Path) -> None:
+    browser, url = browser_and_url
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
+    page = ctx.new_page()
+    page.goto(url + "/")
+    page.wait_for_function("() => window.__reverie.framesDrawn > 2", timeout=30000)
+    assert page.is_visible("#stick"), "the touch joystick is shown on a touch device"
+    box = page.locator("#stick").bounding_box()
+    assert box is not None
+    # A touch near the top of the joystick: forward.
+    page.touchscreen.tap(box["x"] + box["width"] / 2, box["y"] + 6)
+    page.wait_for_function("() => window.__reverie.touchInputs >= 2")  # press and release
+    inputs = [i for i in _stats(page)["inputs"] if i["source"] == "touch"]
+    pushed = max(inputs, key=lambda i: i["axes"]["forward"])
+    assert pushed["axes"]["forward"] > 0.5 and abs(pushed["axes"]["turn"]) < 0.3
+    assert inputs[-1]["axes"]["forward"] == 0  # released: the stick springs back
+    _consumed(page, inputs[-1]["seq"])
+    page.screenshot(path=str(tmp_path / "player_phone.png"))
+    ctx.close()

@@ -1,0 +1,220 @@
+"""The dynamics network: shapes, block-causal attention, per-frame noise levels, KV cache, conditioning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from reverie.errors import ReverieError
+from reverie.models.dit import PRESETS, DiT, DiTConfig, preset
+from reverie.models.rope import Rope3D, apply_rope
+
+
+def make(cfg: DiTConfig | None = None, seed: int = 0) -> DiT:
+    """A model with every weight random: adaLN-Zero would otherwise make outputs ignore the input."""
+    torch.manual_seed(seed)
+    m = DiT(cfg or preset("tiny"))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return m.eval()
+
+
+def inputs(B: int, T: int, C: int = 16, h: int = 8, w: int = 8, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, T, C, h, w, generator=g)
+    t = torch.rand(B, T, generator=g)
+    act = torch.randint(0, 9, (B, T), generator=g)
+    text = torch.randn(B, 384, generator=g)
+    return x, t, act, text
+
+
+@pytest.mark.parametrize(
+    ("C", "h", "w", "patch"),
+    [(16, 8, 8, 1), (4, 16, 16, 2), (12, 9, 16, 1), (12, 9, 16, 2)],  # 64x64 and 128x72 frames
+)
+@pytest.mark.parametrize("T", [1, 3, 16])
+def test_shapes(C: int, h: int, w: int, patch: int, T: int) -> None:
+    m = make(preset("tiny", latent_channels=C, patch=patch))
+    x, t, act, text = inputs(2, T, C, h, w)
+    with torch.no_grad():
+        v = m(x, t, act, text)
+    assert v.shape == x.shape
+    assert torch.isfinite(v).all()
+
+
+def test_presets_build_and_small_is_cpu_sized() -> None:
+    assert {"tiny", "small", "base", "large"} <= set(PRESETS)
+    n = DiT(PRESETS["small"]).num_params()
+    assert 3e6 < n < 10e6
+
+
+def test_wrong_channels_is_a_clear_error() -> None:
+    m = make()
+    with pytest.raises(ReverieError, match="channels"):
+        m(torch.randn(1, 2, 3, 8, 8), torch.rand(1, 2))
+
+
+def test_causal_across_frames() -> None:
+    m = make()
+    x, t, act, text = inputs(2, 6)
+    with torch.no_grad():
+        base = m(x, t, act, text)
+        for k in range(1, 6):
+            x2 = x.clone()
+            x2[:, k] += torch.randn_like(x2[:, k])
+            act2 = act.clone()
+            act2[:, k] = (act2[:, k] + 1) % 9
+            out = m(x2, t, act2, text)
+            assert torch.allclose(out[:, :k], base[:, :k], atol=1e-5), f"frames < {k} saw frame {k}"
+            assert not torch.allclose(out[:, k], base[:, k], atol=1e-3)
+
+
+def test_full_attention_within_a_frame() -> None:
+    m = make()
+    x, t, act, text = inputs(1, 2)
+    with torch.no_grad():
+        base = m(x, t, act, text)
+        x2 = x.clone()
+        x2[0, 0, :, 7, 7] += 3.0  # the last token of frame 0 reaches the first token of frame 0
+        out = m(x2, t, act, text)
+    assert not torch.allclose(out[0, 0, :, 0, 0], base[0, 0, :, 0, 0], atol=1e-4)
+
+
+def test_noise_level_per_frame() -> None:
+    m = make()
+    x, t, act, text = inputs(2, 4)
+    with torch.no_grad():
+        base = m(x, t, act, text)
+        t2 = t.clone()
+        t2[:, 2] = 1.0 - t2[:, 2]
+        out = m(x, t2, act, text)
+        assert torch.allclose(out[:, :2], base[:, :2], atol=1e-5)
+        assert not torch.allclose(out[:, 2], base[:, 2], atol=1e-3)
+        # A batch mixing noise levels equals one call per sample.
+        for b in range(2):
+            single = m(x[b : b + 1], t[b : b + 1], act[b : b + 1], text[b : b + 1])
+            assert torch.allclose(single, base[b : b + 1], atol=1e-5)
+
+
+@pytest.mark.parametrize("T", [1, 5, 8])
+def test_cached_equals_uncached(T: int) -> None:
+    m = make()
+    x, t, act, text = inputs(2, T)
+    with torch.no_grad():
+        full = m(x, t, act, text)
+        cache = m.new_cache()
+        steps = []
+        for i in range(T):
+            steps.append(m(x[:, i : i + 1], t[:, i : i + 1], act[:, i : i + 1], text, cache=cache))
+            cache.commit()
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
+
+
+def test_cache_holds_a_sliding_window() -> None:
+    m = make(preset("tiny", max_context=3))
+    x, t, act, text = inputs(1, 10)
+    cache = m.new_cache()
+    with torch.no_grad():
+        for i in range(10):
+            out = m(x[:, i : i + 1], t[:, i : i + 1], act[:, i : i + 1], text, cache=cache)
+            cache.commit()
+            assert torch.isfinite(out).all()
+    assert cache.context_frames == 3 and cache.count == 10
+    k0 = cache.k[0]
+    assert k0 is not None and k0.shape[2] == 4 * 64  # 3 context frames + the current one, never more
+
+
+def test_conditioning_nulls() -> None:
+    m = make()
+    x, t, act, text = inputs(2, 3)
+    with torch.no_grad():
+        base = m(x, t, act, text)
+        no_text = m(x, t, act, None)
+        dropped = m(x, t, act, text, text_null=torch.tensor([True, False]))
+        assert torch.allclose(dropped[0], no_text[0], atol=1e-6)
+        assert torch.allclose(dropped[1], base[1], atol=1e-6)
+        assert not torch.allclose(no_text, base, atol=1e-3)
+        # Dropping the action uses the learned null row, the same as passing no action at all.
+        act_null = torch.ones(2, 3, dtype=torch.bool)
+        assert torch.allclose(m(x, t, act, text, act_null=act_null), m(x, t, None, text), atol=1e-6)
+        other = m(x, t, (act + 1) % 9, text)
+        assert not torch.allclose(other, base, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["box", "none"])
+def test_box_and_video_actions(kind: str) -> None:
+    m = make(preset("tiny", action_type=kind, action_dim=3 if kind == "box" else 0))
+    x, t, _, text = inputs(2, 4)
+    act = torch.randn(2, 4, 3) if kind == "box" else None
+    with torch.no_grad():
+        v = m(x, t, act, text)
+        assert v.shape == x.shape
+        if kind == "box":
+            assert act is not None
+            assert not torch.allclose(m(x, t, act + 1.0, text), v, atol=1e-3)
+            null = m(x, t, act, text, act_null=torch.ones(2, 4, dtype=torch.bool))
+            assert torch.allclose(null, m(x, t, None, text), atol=1e-6)
+
+
+def test_rope_depends_only_on_offsets() -> None:
+    rope = Rope3D(32)
+    q, k = torch.randn(1, 1, 4, 32), torch.randn(1, 1, 4, 32)
+
+    def scores(offset: int) -> torch.Tensor:
+        cos, sin = rope.cos_sin(torch.tensor([offset, offset + 3]), 1, 2, torch.float32, torch.device("cpu"))
+        return apply_rope(q, cos, sin) @ apply_rope(k, cos, sin).transpose(-1, -2)
+
+    assert torch.allclose(scores(0), scores(100_000), atol=1e-4)
+    assert not torch.allclose(scores(0)[..., 0, 2], scores(0)[..., 0, 0])
+
+
+def test_config_round_trip_and_unknown_keys() -> None:
+    from dataclasses import asdict
+
+    cfg = preset("small", num_actions=5)
+    assert DiTConfig.from_dict(asdict(cfg)) == cfg
+    with pytest.raises(ReverieError, match="unknown"):
+        DiTConfig.from_dict({"dimension": 3})
+    with pytest.raises(ReverieError, match="accepted"):
+        preset("huge")
+
+
+def test_text_per_frame() -> None:
+    m = make()
+    x, t, act, text = inputs(1, 4)
+    per_frame = text[:, None, :].repeat(1, 4, 1)
+    with torch.no_grad():
+        assert torch.allclose(m(x, t, act, per_frame), m(x, t, act, text), atol=1e-5)
+        per_frame[:, 2] = torch.randn(384)
+        null = torch.tensor([[False, False, False, True]])
+        out, base = m(x, t, act, per_frame, text_null=null), m(x, t, act, text)
+    assert torch.allclose(out[:, :2], base[:, :2], atol=1e-5)
+    assert not torch.allclose(out[:, 2], base[:, 2], atol=1e-3)
+
+
+def test_flow_noise_levels_and_loss_mask() -> None:
+    from reverie.models.flow import FlowConfig, noise_levels
+
+    cfg = FlowConfig(p_next_frame=0.5, context_noise_max=0.1)
+    t, weight = noise_levels(4000, 6, cfg, torch.Generator().manual_seed(0))
+    assert ((t >= 0) & (t <= 1)).all()
+    ctx = ~weight
+    assert (t[ctx] <= 0.1).all()  # context frames are clean up to the augmentation level
+    assert weight.any(dim=1).all()  # every window trains at least one frame
+    # Context is always a prefix: once a frame is trained, no later frame is context.
+    assert not (weight[:, :-1] & ctx[:, 1:]).any()
+    assert 0.4 < ctx.any(dim=1).float().mean() < 0.6
+
+
+def test_flow_loss_is_zero_for_the_exact_velocity() -> None:
+    """A model that returns the true v = eps - x0 (known here because x0 is all zeros) has zero loss."""
+    from reverie.models.flow import FlowConfig, flow_loss
+
+    class Oracle(torch.nn.Module):
+        def forward(self, x_t, t, act, text, **kw):  # x0 = 0, so x_t = t * eps and v = eps = x_t / t
+            return x_t / t[:, :, None, None, None]
+
+    z = torch.zeros(8, 4, 2, 3, 3)
+    loss, metrics = flow_loss(Oracle(), z, None, None, FlowConfig(p_next_frame=0.0))
+    assert float(loss) < 1e-8 and metrics["x0_mse"] < 1e-8

@@ -1,0 +1,76 @@
+"""Admission queue: at most N play, the rest wait in order, a leaver promotes the next at once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from reverie.serve.app import BackgroundServer, ServeConfig, create_app
+from reverie.serve.client import PlayClient
+from reverie.serve.queue import AdmissionQueue, Ticket
+
+
+def test_queue_positions_promotion_and_expected_wait() -> None:
+    async def scenario() -> None:
+        q = AdmissionQueue(max_active=2, time_limit_s=60)
+        told: dict[str, list[tuple[int, float]]] = {n: [] for n in "abcde"}
+        tickets = {n: Ticket(on_position=lambda p, w, n=n: told[n].append((p, w))) for n in "abcde"}
+        for n in "abcde":
+            q.join(tickets[n])
+        assert [t.position for t in tickets.values()] == [0, 0, 1, 2, 3]
+        assert tickets["a"].admitted.is_set() and not tickets["c"].admitted.is_set()
+        waits = [told[n][-1][1] for n in "cde"]
+        assert 0 < waits[0] <= waits[1] <= waits[2]  # later in line, longer wait
+        assert waits[2] > 60 - 1  # position 3 with 2 slots waits for a whole second round
+        q.leave(tickets["d"])  # a waiting client gives up: the line closes up
+        assert tickets["e"].position == 2 and told["e"][-1][0] == 2
+        q.leave(tickets["a"])  # a player leaves: the next in line plays at once
+        await asyncio.wait_for(q.wait(tickets["c"]), 1)
+        assert tickets["c"].position == 0 and tickets["e"].position == 1
+        assert len(q.active) == 2 and len(q) == 1
+        q.leave(tickets["a"])  # leaving twice is harmless
+        assert len(q.active) == 2
+        with pytest.raises(ValueError):
+            AdmissionQueue(0)
+
+    asyncio.run(scenario())
+
+
+def test_more_clients_than_slots_over_the_wire() -> None:
+    app = create_app(ServeConfig(world="reverie/Dungeon-v0", size="32x32", max_sessions=1))
+    srv = app.state.reverie
+    with BackgroundServer(app) as url, PlayClient(url) as a:
+        a.start(seed=1)
+        a.next_frame()
+        with PlayClient(url) as b, PlayClient(url) as c:
+            b.wait_for("hello")
+            b.send({"type": "hello", "seed": 2})
+            assert b.wait_for("queue")["position"] == 1
+            c.wait_for("hello")
+            c.send({"type": "hello"})
+            pos = c.wait_for("queue")
+            assert pos["position"] == 2 and pos["max_sessions"] == 1 and pos["expected_wait_s"] > 0
+            b.send({"type": "input", "seq": 1, "keys": ["w"]})  # input while waiting is ignored
+            assert len(srv.queue.active) == 1 and len(srv.queue) == 2
+            a.close()  # a disconnect frees the slot at once
+            info = b.wait_for("session", timeout=10)
+            assert info["seed"] == 2
+            b.next_frame()
+            assert c.wait_for("queue")["position"] == 1
+        deadline = time.monotonic() + 10
+        while (srv.queue.active or len(srv.queue)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not srv.queue.active and len(srv.queue) == 0  # every slot came back
+
+
+def test_time_limit_ends_a_session_and_admits_the_next() -> None:
+    app = create_app(ServeConfig(world="reverie/Dungeon-v0", size="32x32", max_sessions=1, time_limit_s=1.5))
+    with BackgroundServer(app) as url, PlayClient(url) as a, PlayClient(url) as b:
+        a.start()
+        b.wait_for("hello")
+        b.send({"type": "hello"})
+        assert b.wait_for("queue")["position"] == 1
+        assert a.wait_for("end", timeout=15)["code"] == "time_limit"
+        b.wait_for("session", timeout=15)

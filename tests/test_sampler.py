@@ -1,0 +1,160 @@
+"""The sampler: cached == uncached rollout, sliding window, seeds, guidance, offline video."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from reverie.errors import ReverieError
+from reverie.models.dit import DiT, preset
+from reverie.models.sampler import Rollout, SamplerConfig, sample_video
+
+C, H, W = 16, 8, 8
+
+
+def make(max_context: int = 8) -> DiT:
+    torch.manual_seed(0)
+    m = DiT(preset("tiny", max_context=max_context))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return m.eval()
+
+
+@torch.no_grad()
+def reference_rollout(
+    m: DiT, z_ctx: torch.Tensor, act: torch.Tensor, text: torch.Tensor, cfg: SamplerConfig, n: int, seed: int
+) -> torch.Tensor:
+    """The same rollout without a cache: every step re-runs the whole sequence (same RNG order)."""
+    g = torch.Generator().manual_seed(seed)
+    s = cfg.context_noise
+    B, Tc = z_ctx.shape[:2]
+
+    def renoise(z: torch.Tensor) -> torch.Tensor:
+        return (1 - s) * z + s * torch.randn(B, C, H, W, generator=g) if s > 0 else z
+
+    ctx = [renoise(z_ctx[:, i]) for i in range(Tc)]
+    out = []
+    for j in range(n):
+        x = torch.randn(B, C, H, W, generator=g)
+        ts = torch.linspace(1.0, 0.0, cfg.steps + 1).tolist()
+        T = len(ctx) + 1
+        for t, t_next in itertools.pairwise(ts):
+            seq = torch.stack([*ctx, x], 1)  # (B, T, C, H, W)
+            tt = torch.full((B, T), s)
+            tt[:, -1] = t
+            a = act[:, : Tc + j + 1]
+            v_text = m(seq, tt, a, text)[:, -1]
+            if cfg.guidance != 1.0:
+                v_null = m(seq, tt, a, None)[:, -1]
+                v = v_null + cfg.guidance * (v_text - v_null)
+            else:
+                v = v_text
+            x = x + (t_next - t) * v
+        out.append(x)
+        ctx.append(renoise(x))
+    return torch.stack(out, 1)
+
+
+@pytest.mark.parametrize(("steps", "guidance", "noise"), [(1, 1.0, 0.0), (2, 1.0, 0.05), (3, 2.5, 0.02)])
+def test_cached_equals_uncached_sampling(steps: int, guidance: float, noise: float) -> None:
+    m = make()
+    cfg = SamplerConfig(steps=steps, guidance=guidance, context_noise=noise)
+    g = torch.Generator().manual_seed(3)
+    z_ctx = torch.randn(2, 3, C, H, W, generator=g)
+    act = torch.randint(0, 9, (2, 7), generator=g)
+    text = torch.randn(2, 384, generator=g)
+    r = Rollout(m, cfg)
+    gen = torch.Generator().manual_seed(11)
+    r.reset(z_ctx, act[:, :3], text, generator=gen)
+    cached = torch.stack([r.step(act[:, 3 + j], gen) for j in range(4)], 1)
+    ref = reference_rollout(m, z_ctx, act, text, cfg, 4, seed=11)
+    assert torch.allclose(cached, ref, atol=1e-4), (cached - ref).abs().max()
+
+
+def test_sliding_window_runs_past_max_context() -> None:
+    m = make(max_context=4)
+    r = Rollout(m, SamplerConfig(steps=1))
+    g = torch.Generator().manual_seed(0)
+    r.reset(torch.randn(3, 2, C, H, W), torch.zeros(3, 2, dtype=torch.long), None, generator=g)
+    frames = [r.step(torch.randint(0, 9, (3,)), g) for _ in range(20)]
+    assert r.frames == 22 and r.cache.context_frames == 4
+    assert all(f.shape == (3, C, H, W) and torch.isfinite(f).all() for f in frames)
+    # After the window slid, a frame still depends on the recent context (the cache is live, not stale).
+    k = r.cache.k[0]
+    assert k is not None and k.shape[2] == 5 * 64
+
+
+def test_seeded_determinism_and_different_futures() -> None:
+    m = make()
+    z_ctx = torch.randn(1, 2, C, H, W)
+    act = torch.tensor([1])
+
+    def roll(seed: int) -> torch.Tensor:
+        r = Rollout(m, SamplerConfig(steps=2, context_noise=0.05))
+        g = torch.Generator().manual_seed(seed)
+        r.reset(z_ctx, torch.zeros(1, 2, dtype=torch.long), None, generator=g)
+        return torch.stack([r.step(act, g) for _ in range(3)])
+
+    assert torch.equal(roll(5), roll(5))
+    assert not torch.allclose(roll(5), roll(6), atol=1e-3)
+
+
+def test_guidance_matches_its_definition() -> None:
+    """One Euler step from nothing: x0 = noise - v, with v = v_null + s (v_text - v_null)."""
+    m = make()
+    text = torch.randn(2, 384)
+    act = torch.tensor([2, 4])
+    for s in (1.0, 3.0):
+        r = Rollout(m, SamplerConfig(steps=1, guidance=s))
+        r.reset(None, text=text, batch_size=2, latent_shape=(C, H, W))
+        z = r.step(act, torch.Generator().manual_seed(1))
+        noise = torch.randn(2, C, H, W, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            args = (noise[:, None], torch.ones(2, 1), act[:, None])
+            v_text, v_null = m(*args, text)[:, 0], m(*args, None)[:, 0]
+        assert torch.allclose(z, noise - (v_null + s * (v_text - v_null)), atol=1e-4)
+
+
+def test_text_null_per_session() -> None:
+    m = make()
+    text = torch.randn(2, 384)
+    null = torch.tensor([True, False])
+
+    def first(text_in: torch.Tensor | None, text_null: torch.Tensor | None) -> torch.Tensor:
+        r = Rollout(m, SamplerConfig(steps=1))
+        r.reset(None, text=text_in, text_null=text_null, batch_size=2, latent_shape=(C, H, W))
+        return r.step(torch.tensor([0, 0]), torch.Generator().manual_seed(2))
+
+    mixed, none = first(text, null), first(None, None)
+    assert torch.allclose(mixed[0], none[0], atol=1e-6)
+    assert not torch.allclose(mixed[1], none[1], atol=1e-3)
+
+
+def test_sample_video_prefix_equals_rollout_and_keeps_known_frames() -> None:
+    m = make()
+    z = torch.randn(2, 6, C, H, W)
+    act = torch.randint(0, 9, (2, 6))
+    cfg = SamplerConfig(steps=2, context_noise=0.03)
+    known = torch.tensor([True, True, False, False, True, False])
+    out = sample_video(m, z, known, act, cfg=cfg, generator=torch.Generator().manual_seed(4))
+    assert out.shape == z.shape
+    assert torch.equal(out[:, known], z[:, known])
+    r = Rollout(m, cfg)
+    g = torch.Generator().manual_seed(4)
+    r.reset(z[:, :2], act[:, :2], None, generator=g)
+    assert torch.allclose(out[:, 2], r.step(act[:, 2], g), atol=1e-5)
+    # Nothing known: text-to-video from pure noise still works.
+    gen = sample_video(
+        m, z, torch.zeros(6, dtype=torch.bool), act, generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.isfinite(gen).all() and not torch.allclose(gen, z)
+
+
+def test_bad_settings_are_clear_errors() -> None:
+    with pytest.raises(ReverieError, match=r"1\.\.8"):
+        SamplerConfig(steps=0)
+    with pytest.raises(ReverieError, match="reset"):
+        Rollout(make()).step(torch.tensor([0]))
