@@ -6,6 +6,7 @@ Skips when /usr/bin/chromium is missing, unless REVERIE_REQUIRE_BROWSER=1 (CI), 
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from reverie.serve.app import BackgroundServer, ServeConfig, create_app
 
@@ -101,9 +103,38 @@ def test_play_with_keyboard_and_read_the_hud(browser_and_url: tuple[Any, str], t
         "() => { window.__pad.axes[1] = 0; window.__pad.buttons[5] = { pressed: true, value: 1 }; }"
     )
     page.wait_for_function("() => window.__reverie.lastInput.keys.includes('keye')")  # RB strafes right
-    rec = page.evaluate("() => recordingType()")
-    assert rec is not None and rec.startswith("video/")
     page.screenshot(path=str(tmp_path / "player.png"))
+
+    # Record a second of play and download it (MP4 where the browser records MP4, else WebM).
+    page.click("#record")
+    page.wait_for_timeout(1200)
+    with page.expect_download() as dl:
+        page.click("#record")
+    video = tmp_path / dl.value.suggested_filename
+    dl.value.save_as(video)
+    kind = _stats(page)["recordingType"]
+    assert video.suffix == (".mp4" if kind.startswith("video/mp4") else ".webm")
+    import av
+
+    with av.open(str(video)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) > 5 and frames[-1].shape[0] >= 256  # recorded upscaled, not at 64x64
+
+    # A prompt restarts the world; the simulator says it noted the prompt but cannot use it.
+    page.fill("#prompt", "a flooded crypt")
+    page.press("#prompt", "Enter")
+    page.wait_for_function("() => document.getElementById('notice').textContent.includes('prompt')")
+    page.wait_for_timeout(1100)  # restarts are limited to one a second
+
+    # An image upload is scaled down in the page and sent; the simulator notes it too.
+    buf = io.BytesIO()
+    Image.new("RGB", (640, 480), (30, 90, 200)).save(buf, format="PNG")
+    page.fill("#prompt", "")
+    page.set_input_files(
+        "#image", files=[{"name": "start.png", "mimeType": "image/png", "buffer": buf.getvalue()}]
+    )
+    page.wait_for_function("() => document.getElementById('notice').textContent.includes('image')")
+    assert not [e for e in _stats(page)["errors"] if e["code"] == "bad_image"]
     assert not errors, errors
     page.close()
 

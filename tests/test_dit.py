@@ -122,7 +122,25 @@ def test_cache_holds_a_sliding_window() -> None:
             assert torch.isfinite(out).all()
     assert cache.context_frames == 3 and cache.count == 10
     k0 = cache.k[0]
-    assert k0 is not None and k0.shape[2] == 4 * 64  # 3 context frames + the current one, never more
+    assert k0 is not None and k0.shape[2] == 5 * 64  # 3 context frames + 2 new ones, never more
+
+
+def test_two_frame_cached_pass_equals_one_frame_passes_past_the_window() -> None:
+    """Committing frame j in the same pass as frame j + 1 (what the sampler does) changes nothing,
+    also after the window slid: each frame still sees exactly its last max_context frames."""
+    m = make(preset("tiny", max_context=3))
+    x, t, act, text = inputs(2, 12)
+    one, two = m.new_cache(), m.new_cache()
+    with torch.no_grad():
+        ref = []
+        for i in range(12):
+            ref.append(m(x[:, i : i + 1], t[:, i : i + 1], act[:, i : i + 1], text, cache=one))
+            one.commit()
+        for i in range(11):
+            out = m(x[:, i : i + 2], t[:, i : i + 2], act[:, i : i + 2], text, cache=two)
+            two.commit()
+            assert torch.allclose(out[:, 0:1], ref[i], atol=1e-5), i
+            assert torch.allclose(out[:, 1:2], ref[i + 1], atol=1e-5), i
 
 
 def test_conditioning_nulls() -> None:

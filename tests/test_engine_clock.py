@@ -13,6 +13,7 @@ from reverie.engine.clock import ClockConfig, EngineClock, PlaySession, ResetReq
 from reverie.engine.controls import ActionMapper, InputState
 from reverie.engine.encode import decode
 from reverie.engine.session import WorldSession
+from reverie.errors import ReverieError
 from reverie.sizes import parse_size
 
 DUNGEON = "reverie/Dungeon-v0"
@@ -238,3 +239,36 @@ def test_clock_thread_ticks_and_stops() -> None:
         clock._stop.wait(0.01)
     clock.stop()
     assert clock.ticks >= 5 and clock._thread is None
+
+
+@pytest.mark.parametrize("codec", ["jpeg", "webp"])
+def test_encoder_round_trip(codec: str) -> None:
+    from reverie.engine.encode import Encoder, EncoderConfig
+
+    frame = np.zeros((48, 64, 3), np.uint8)
+    frame[:, 32:] = (200, 40, 10)  # two flat halves survive lossy coding within a few levels
+    out = decode(Encoder(EncoderConfig(codec=codec, quality=90))(frame))
+    assert out.shape == (48, 64, 3)
+    assert np.abs(out[:, 40:].astype(int) - (200, 40, 10)).max() < 12
+    with pytest.raises(ReverieError):
+        EncoderConfig(codec="gif")
+
+
+def test_bench_engine_and_play_cli() -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from reverie.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["bench", "engine", "--frames", "20", "--sessions", "2", "--size", "32x32", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    line = json.loads(res.output.strip().splitlines()[-1])
+    assert line["sessions"] == 2 and line["backend"] == "simulator" and line["steps"] == 0
+    assert (line["width"], line["height"]) == (32, 32) and line["fps"] > 0
+    assert line["frame_ms_p50"] <= line["frame_ms_p99"]
+    res = runner.invoke(app, ["play", "--model", "nope"])
+    assert isinstance(res.exception, ReverieError) and "--model" in str(res.exception)

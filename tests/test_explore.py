@@ -154,6 +154,22 @@ def test_turns_away_after_blocked(report_blocked):
     assert reacted >= 0.9 * blocked
 
 
+def test_turns_round_to_revisit_places():
+    env = FakeRoom()
+    revisits = long_turns = 0
+    for seed in range(6):
+        policy = ExplorePolicy(action_spec(env), seed, temperament="cautious")
+        actions, _ = play(policy, env, 800, seed=seed)
+        revisits += policy.describe()["events"].get("revisit", 0)
+        # Only turning round holds a standing turn this long (other turns are capped shorter).
+        runs, i = [], 0
+        for n in run_lengths(actions):
+            runs.append((DUNGEON_NAMES[actions[i]], n))
+            i += n
+        long_turns += sum(name.startswith("turn") and n >= 18 for name, n in runs)
+    assert revisits > 0 and long_turns > 0
+
+
 def test_temperaments_differ_across_seeds():
     spec = {"type": "discrete", "n": 9, "names": DUNGEON_NAMES}
     found = {ExplorePolicy(spec, seed).describe()["temperament"] for seed in range(30)}

@@ -99,12 +99,19 @@ def test_bad_size():
         ("ALE/Breakout-v5", "ale_py", "atari"),
         ("VizdoomBasic-v1", "vizdoom.gymnasium_wrapper", "vizdoom"),
         ("MiniWorld-Hallway-v0", "miniworld", "miniworld"),
+        ("CarRacing-v3", "Box2D", "box2d"),
     ],
 )
 def test_missing_family_package_names_the_extra(monkeypatch, world_id, module, extra):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` fail as if not installed
     with pytest.raises(ReverieError, match=rf'pip install "reverie\[{extra}\]"'):
         make_world(world_id, "64x64")
+
+
+def test_missing_pygame_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pygame", None)
+    with pytest.raises(ReverieError, match="pygame-ce"):
+        make_world("CartPole-v1", "64x64")
 
 
 def test_list_worlds():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
@@ -25,7 +26,14 @@ def make(max_context: int = 8) -> DiT:
 
 @torch.no_grad()
 def reference_rollout(
-    m: DiT, z_ctx: torch.Tensor, act: torch.Tensor, text: torch.Tensor, cfg: SamplerConfig, n: int, seed: int
+    m: DiT,
+    z_ctx: torch.Tensor,
+    act: torch.Tensor,
+    text: torch.Tensor,
+    cfg: SamplerConfig,
+    n: int,
+    seed: int,
+    context_act_null: bool = False,
 ) -> torch.Tensor:
     """The same rollout without a cache: every step re-runs the whole sequence (same RNG order)."""
     g = torch.Generator().manual_seed(seed)
@@ -46,9 +54,11 @@ def reference_rollout(
             tt = torch.full((B, T), s)
             tt[:, -1] = t
             a = act[:, : Tc + j + 1]
-            v_text = m(seq, tt, a, text)[:, -1]
+            a_null = torch.zeros(a.shape, dtype=torch.bool)
+            a_null[:, :Tc] = context_act_null
+            v_text = m(seq, tt, a, text, act_null=a_null)[:, -1]
             if cfg.guidance != 1.0:
-                v_null = m(seq, tt, a, None)[:, -1]
+                v_null = m(seq, tt, a, None, act_null=a_null)[:, -1]
                 v = v_null + cfg.guidance * (v_text - v_null)
             else:
                 v = v_text
@@ -74,6 +84,35 @@ def test_cached_equals_uncached_sampling(steps: int, guidance: float, noise: flo
     assert torch.allclose(cached, ref, atol=1e-4), (cached - ref).abs().max()
 
 
+def test_context_without_actions_uses_the_null_action() -> None:
+    m = make()
+    cfg = SamplerConfig(steps=1, context_noise=0.02)
+    z_ctx = torch.randn(2, 2, C, H, W)
+    act = torch.randint(0, 9, (2, 5))
+    r = Rollout(m, cfg)
+    gen = torch.Generator().manual_seed(7)
+    r.reset(z_ctx, None, None, generator=gen)
+    cached = torch.stack([r.step(act[:, 2 + j], gen) for j in range(3)], 1)
+    ref = reference_rollout(m, z_ctx, act, None, cfg, 3, seed=7, context_act_null=True)  # type: ignore[arg-type]
+    assert torch.allclose(cached, ref, atol=1e-4)
+
+
+def test_bf16_weights_roll_out_close_to_fp32() -> None:
+    m = make()
+    z_ctx, act = torch.randn(1, 3, C, H, W), torch.zeros(1, 3, dtype=torch.long)
+
+    def roll(model: DiT) -> torch.Tensor:
+        r = Rollout(model, SamplerConfig(steps=2))
+        g = torch.Generator().manual_seed(0)
+        r.reset(z_ctx, act, None, generator=g)
+        return torch.stack([r.step(torch.tensor([1]), g) for _ in range(2)])
+
+    fp32 = roll(m)
+    bf16 = roll(copy.deepcopy(m).to(torch.bfloat16))
+    assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
+    assert (bf16 - fp32).abs().mean() < 0.1 * fp32.abs().mean()
+
+
 def test_sliding_window_runs_past_max_context() -> None:
     m = make(max_context=4)
     r = Rollout(m, SamplerConfig(steps=1))
@@ -84,7 +123,7 @@ def test_sliding_window_runs_past_max_context() -> None:
     assert all(f.shape == (3, C, H, W) and torch.isfinite(f).all() for f in frames)
     # After the window slid, a frame still depends on the recent context (the cache is live, not stale).
     k = r.cache.k[0]
-    assert k is not None and k.shape[2] == 5 * 64
+    assert k is not None and k.shape[2] == 6 * 64
 
 
 def test_seeded_determinism_and_different_futures() -> None:

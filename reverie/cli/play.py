@@ -49,17 +49,13 @@ def play_cmd(
     from reverie.serve.protocol import MAX_MESSAGE_BYTES
     from reverie.sizes import parse_size
 
-    setup_logging()
     cfg = ServeConfig(
         world=world, model=model, size=str(parse_size(size)), continuous=continuous, fps=fps,
         quality=quality, codec=codec, max_sessions=max_sessions, idle_timeout_s=idle_timeout,
         time_limit_s=time_limit or None,
     )  # fmt: skip
-    if codec not in ("jpeg", "webp"):
-        from reverie.errors import ReverieError
-
-        raise ReverieError(f"unknown codec {codec!r}: accepted jpeg, webp")
-    asgi = create_app(cfg)
+    asgi = create_app(cfg)  # builds the world first: a bad --world fails here, before serving
+    setup_logging()
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     typer.echo(f"reverie: playing {world} at {url}  (Ctrl-C to stop)")
     if open_browser:  # after a moment, so the server is listening when the page asks
@@ -100,6 +96,12 @@ def bench_engine_cmd(
         clock.add(s)
     clock.tick()
     clock.wait_resets()
+    failed = [s.error for s in live if s.error is not None]
+    if failed:
+        from reverie.errors import ReverieError
+
+        clock.stop()
+        raise ReverieError(f"{world} could not start: {failed[0]}")
     rng = np.random.default_rng(seed)
     keys = [frozenset(k) for k in ([], ["w"], ["w", "a"], ["w", "d"], ["a"], ["d"], ["s"], ["q"], ["e"])]
     times = []
@@ -115,6 +117,10 @@ def bench_engine_cmd(
         for s in live:
             s.take_frames()
     clock.stop()
+    if any(s.error is not None for s in live):
+        from reverie.errors import ReverieError
+
+        raise ReverieError(f"{world} failed while stepping: {next(s.error for s in live if s.error)}")
     ms = np.asarray(times) * 1e3
     result = {
         "bench": "engine", "world": world, "backend": backend.name, "sessions": sessions, "frames": frames,

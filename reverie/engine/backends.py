@@ -1,8 +1,14 @@
 """Backends produce frames for a BATCH of sessions at once; the clock and `WorldSession` drive them.
 
 A backend owns one slot per session id (`sid`). `SimulatorBackend` is the real world: one Gymnasium
-env per slot, stepped in a loop. A `ModelBackend` (the learned world model) will implement the same
-three methods with one batched sampling pass, so the clock and the server never change.
+env per slot, stepped in a loop. A `ModelBackend` (the learned world model) implements the same
+three methods: it keeps a table sid -> batch row of its `Rollout`, `step(sids, actions)` gathers
+those rows' actions into one (B, ...) tensor, runs one sampling pass and one autoencoder decode, and
+returns the frames in `sids` order. The clock and the server never change.
+
+Threading contract: the clock calls `step` from its thread and `reset` from its reset worker, so a
+`reset(sid)` may run while `step` runs for OTHER sids. Per-slot state (an env each) needs nothing;
+a backend with shared batch state (a model's KV cache) guards it with a lock.
 """
 
 from __future__ import annotations
@@ -137,7 +143,8 @@ def make_backends(
     """The views a player can watch: "dream" (what is played) and, where a simulator exists, "real".
 
     Without a model both views are the simulator; the layout and the protocol already carry two
-    streams so a `ModelBackend` slots in as "dream" beside the real world.
+    streams so a `ModelBackend` slots in as "dream" beside the real world (the model's run records
+    its world id; worlds without a simulator, plain video, get no "real" view).
     """
     if model is not None:
         raise ReverieError(

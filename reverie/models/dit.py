@@ -63,49 +63,71 @@ class DiTConfig:
 
 
 class KVCache:
-    """Keys/values of committed frames for every block, as a ring of `max_frames + 1` frame slots.
+    """Keys/values of the last `max_frames` committed frames for every block, in a ring of frame slots.
 
-    The slot after the committed frames holds the frame being generated; once the ring is full that
-    slot is the oldest frame's, which is exactly the frame the sliding window drops. Keys are stored
-    already rotated at their absolute frame index, so slot order does not matter to attention.
+    A cached forward takes up to MAX_NEW frames after the committed ones (the engine commits the last
+    generated frame in the same pass as the first denoising step of the next: one pass instead of
+    two). The ring has max_frames + MAX_NEW slots, so the frame a new one evicts is never one that
+    another query of the same pass still needs; `mask` says which slots each new frame may see
+    (its last max_frames frames and itself). Keys are stored already rotated at their absolute frame
+    index, so slot order does not matter to attention.
     """
+
+    MAX_NEW = 2
 
     def __init__(self, depth: int, max_frames: int) -> None:
         self.depth = depth
         self.max_frames = max_frames
+        self.slots = max_frames + self.MAX_NEW
         self.k: list[torch.Tensor | None] = [None] * depth
         self.v: list[torch.Tensor | None] = [None] * depth
         self.count = 0  # committed frames since reset (also the next frame's absolute index)
-        self.tokens = 0  # tokens per frame, fixed at the first write
-
-    @property
-    def slot(self) -> int:
-        return self.count % (self.max_frames + 1)
 
     @property
     def context_frames(self) -> int:
         return min(self.count, self.max_frames)
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the current frame's k, v (B, H, N, hd) to its slot; return all live k, v."""
-        B, H, N, hd = k.shape
+    def mask(self, T: int, N: int, device: torch.device) -> torch.Tensor | None:
+        """(T*N, live*N) bool for T new frames, or None when every query may see every live slot."""
+        c, F_, S = self.count, self.max_frames, self.slots
+        live = min(c + T, S)
+        if T == 1 and c <= F_:
+            return None
+        newest = c + T - 1
+        slot = torch.arange(live)
+        frame = newest - (newest - slot) % S  # the frame each slot holds after this pass's writes
+        query = c + torch.arange(T)
+        ok = (frame[None, :] <= query[:, None]) & (frame[None, :] >= query[:, None] - F_)  # (T, live)
+        return ok.repeat_interleave(N, 0).repeat_interleave(N, 1).to(device)
+
+    def update(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor, T: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the T new frames' k, v (B, H, T*N, hd) to their slots; return all live k, v."""
+        B, H, L, hd = k.shape
+        N = L // T
         buf_k, buf_v = self.k[layer], self.v[layer]
-        if buf_k is None or buf_v is None or buf_k.shape[0] != B or buf_k.dtype != k.dtype:
+        if (
+            buf_k is None
+            or buf_v is None
+            or buf_k.shape != (B, H, self.slots * N, hd)
+            or buf_k.dtype != k.dtype
+        ):
             if self.count:
-                raise RuntimeError("KV cache batch size or dtype changed mid-rollout; call reset()")
-            S = self.max_frames + 1
-            buf_k = k.new_zeros(B, H, S * N, hd)
-            buf_v = v.new_zeros(B, H, S * N, hd)
-            self.k[layer], self.v[layer], self.tokens = buf_k, buf_v, N
-        s = self.slot * N
-        buf_k[:, :, s : s + N] = k
-        buf_v[:, :, s : s + N] = v
-        live = (self.context_frames + 1) * N
+                raise RuntimeError("KV cache batch, frame size or dtype changed mid-rollout; call reset()")
+            buf_k = k.new_zeros(B, H, self.slots * N, hd)
+            buf_v = v.new_zeros(B, H, self.slots * N, hd)
+            self.k[layer], self.v[layer] = buf_k, buf_v
+        for j in range(T):
+            s = (self.count + j) % self.slots * N
+            buf_k[:, :, s : s + N] = k[:, :, j * N : (j + 1) * N]
+            buf_v[:, :, s : s + N] = v[:, :, j * N : (j + 1) * N]
+        live = min(self.count + T, self.slots) * N
         return buf_k[:, :, :live], buf_v[:, :, :live]
 
-    def commit(self) -> None:
-        """The last forward wrote a context frame: keep it."""
-        self.count += 1
+    def commit(self, frames: int = 1) -> None:
+        """The last forward wrote `frames` context frames: keep them."""
+        self.count += frames
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -142,6 +164,7 @@ class Attention(nn.Module):
         mask: torch.Tensor | None,
         cache: KVCache | None,
         layer: int,
+        frames: int,
     ) -> torch.Tensor:
         B, L, D = x.shape
         qkv = (
@@ -150,11 +173,13 @@ class Attention(nn.Module):
         q, k, v = qkv.unbind(0)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
-            k, v = cache.update(layer, k, v)
+            k, v = cache.update(layer, k, v, frames)
         if cache is not None and x.device.type == "cpu":
             # One frame against ~1k cached keys: plain matmul + softmax measured 2.2x faster than
             # the CPU flash kernel in bf16 (214 vs 482 us per call, 2 threads).
             att = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)  # (B, H, N, L)
+            if mask is not None:
+                att = att.masked_fill(~mask, float("-inf"))
             out = att.softmax(dim=-1) @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, L, hd)
@@ -174,7 +199,9 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, c: torch.Tensor, cos, sin, mask, cache, layer) -> torch.Tensor:
         B, T, _ = c.shape
         D = x.shape[-1]
-        mods = self.ada(F.silu(c)).view(B, T, 1, 6 * D).chunk(6, dim=-1)  # 6 x (B, T, 1, D): per-frame modulation
+        mods = (
+            self.ada(F.silu(c)).view(B, T, 1, 6 * D).chunk(6, dim=-1)
+        )  # 6 x (B, T, 1, D): per-frame modulation
         shift1, scale1, gate1, shift2, scale2, gate2 = mods
 
         def modulate(h: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -183,7 +210,9 @@ class Block(nn.Module):
         def gated(h: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
             return (h.view(B, T, -1, D) * gate).view(B, -1, D)
 
-        x = x + gated(self.attn(modulate(self.norm1(x), shift1, scale1), cos, sin, mask, cache, layer), gate1)
+        x = x + gated(
+            self.attn(modulate(self.norm1(x), shift1, scale1), cos, sin, mask, cache, layer, T), gate1
+        )
         x = x + gated(self.mlp(modulate(self.norm2(x), shift2, scale2)), gate2)
         return x
 
@@ -234,7 +263,8 @@ class DiT(nn.Module):
     ) -> torch.Tensor:
         """Per-frame conditioning vector (B, T, D) from noise level, action and text."""
         B, T = t.shape
-        c = self.t_embed(timestep_embedding(t, 256))  # (B, T, D)
+        wd = self.patch_in.weight.dtype  # inputs follow the weights, so a bf16 copy runs without autocast
+        c = self.t_embed(timestep_embedding(t, 256).to(wd))  # (B, T, D)
         cfg = self.cfg
         if cfg.action_type == "discrete" and act is not None:
             idx = act.long()
@@ -242,7 +272,7 @@ class DiT(nn.Module):
                 idx = torch.where(act_null, torch.full_like(idx, cfg.num_actions), idx)
             c = c + self.act_embed(idx)
         elif cfg.action_type == "box" and act is not None:
-            a = self.act_embed(act.float().view(B, T, cfg.action_dim))
+            a = self.act_embed(act.to(wd).view(B, T, cfg.action_dim))
             if act_null is not None:
                 a = torch.where(act_null[..., None], self.null_act.to(a.dtype), a)
             c = c + a
@@ -255,7 +285,7 @@ class DiT(nn.Module):
         if text is None:
             emb = self.null_text.expand(B, 1, -1)
         else:
-            emb = text.float() if text.dim() == 3 else text.float()[:, None, :]  # (B, 1 or T, E)
+            emb = text.to(wd) if text.dim() == 3 else text.to(wd)[:, None, :]  # (B, 1 or T, E)
             if text_null is not None:
                 null = text_null if text_null.dim() == 2 else text_null[:, None]  # (B, 1 or T)
                 emb = torch.where(null[..., None], self.null_text.to(emb.dtype), emb)
@@ -288,21 +318,18 @@ class DiT(nn.Module):
         gh, gw = (h + ph) // p, (w + pw) // p
         N = gh * gw
         x = x.view(B, T, C, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, T * N, C * p * p)
-        x = self.patch_in(x)  # (B, T*N, D)
+        x = self.patch_in(x.to(self.patch_in.weight.dtype))  # (B, T*N, D)
         c = self.condition(t, act, text, act_null, text_null)  # (B, T, D)
 
         if cache is not None:
-            if T != 1:
-                raise ValueError("a cached forward takes one frame at a time")
-            frame_pos = torch.tensor([cache.count])
-            mask = None  # the single frame sees all cached context and itself
+            if T > cache.MAX_NEW:
+                raise ValueError(f"a cached forward takes at most {cache.MAX_NEW} new frames, got {T}")
+            frame_pos = torch.arange(cache.count, cache.count + T)
+            mask = cache.mask(T, N, x.device)
         else:
             frame_pos = torch.arange(T)
             mask = block_causal_mask(T, N, x.device) if T > 1 else None
-        dtype = (
-            torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
-        )
-        cos, sin = self.rope.cos_sin(frame_pos, gh, gw, dtype, x.device)
+        cos, sin = self.rope.cos_sin(frame_pos, gh, gw, x.dtype, x.device)  # x.dtype: bf16 under autocast
         for i, block in enumerate(self.blocks):
             x = block(x, c, cos, sin, mask, cache, i)
 

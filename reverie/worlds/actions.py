@@ -32,8 +32,6 @@ MAX_COMBOS = 32
 UNBOUNDED_SCALE = 10.0
 _BIG = 1e6
 
-_MOVE_WORDS = ("forward", "backward", "back", "move", "up", "down", "accelerate", "gas", "brake")
-_TURN_WORDS = ("turn", "look", "left", "right", "steer")
 _ACT_WORDS = ("attack", "fire", "use", "jump", "speed", "crouch")
 
 
@@ -46,7 +44,6 @@ class _Leaf:
 
     def __init__(self, space: spaces.Space, names: list[str] | None, prefix: str = "") -> None:
         self.space = space
-        self.prefix = prefix
         self.options: list[Any]  # native actions, index 0 is the null action
         self.option_names: list[str]
         self.axis_names: list[str]
@@ -93,16 +90,7 @@ class _Leaf:
             self.high = np.where(unbounded, 1.0, high).astype(np.float32)
             self.axis_names = [_clean(x) for x in names] if names and len(names) == low.size else []
             self.axis_names = self.axis_names or [f"{prefix}x{i}" for i in range(low.size)]
-            # A Box as discrete options: null, then each axis pushed to either end.
-            null = np.clip(np.zeros_like(self.low), self.low, self.high)
-            self.options, self.option_names = [null], ["noop"]
-            for i, name in enumerate(self.axis_names):
-                for end, tag in ((self.high[i], "+"), (self.low[i], "-")):
-                    if end != null[i]:
-                        v = null.copy()
-                        v[i] = end
-                        self.options.append(v)
-                        self.option_names.append(f"{name}{tag}")
+            self.options, self.option_names = [], []  # a Box always makes the whole action a box
         else:
             raise ReverieError(
                 f"unsupported action space {space}: accepted Discrete, Box, MultiBinary, MultiDiscrete, "
@@ -116,8 +104,6 @@ class _Leaf:
         return isinstance(self.space, spaces.Box)
 
     def from_option(self, i: int) -> Any:
-        if self.is_box:
-            return (self.options[i] * self.scale).reshape(self.space.shape).astype(self.space.dtype)
         return self.options[i]
 
     def from_axes(self, v: np.ndarray) -> Any:

@@ -8,7 +8,6 @@ the env has none.
 from __future__ import annotations
 
 import re
-import zlib
 from typing import Any
 
 import gymnasium
@@ -133,6 +132,7 @@ class RenderedFrames(gymnasium.Wrapper):
         self.observation_space = spaces.Box(0, 255, (size.height, size.width, 3), np.uint8)
         self._frame: np.ndarray | None = None
         self._caption = generic_caption(world_id)
+        self._rng = np.random.default_rng()
         self._scene = {"world": world_id, "family": world_title(world_id)[0]}
 
     def _observe(self, info: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -147,11 +147,11 @@ class RenderedFrames(gymnasium.Wrapper):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
         _, info = self.env.reset(seed=seed, options=options)
-        # Phrasing varies per episode but is stable inside one; seeded runs stay deterministic.
-        variant = (
-            zlib.crc32(f"{seed}".encode()) if seed is not None else int(self.np_random.integers(1 << 16))
-        )
-        self._caption = generic_caption(self.world_id, variant)
+        # Phrasing varies per episode but is stable inside one; seeded runs stay deterministic. A
+        # private generator, so the env's own random stream is the same with or without us.
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self._caption = generic_caption(self.world_id, int(self._rng.integers(1 << 16)))
         return self._observe(info)
 
     def step(self, action: Any) -> Any:

@@ -37,6 +37,8 @@ class Temperament:
     momentum: float = 0.5  # chance a new run keeps the previous run's forward motion
     turn_bias: float = 0.0  # -1 prefers left, +1 prefers right (drawn per episode)
     avoid_steps: tuple[int, int] = (4, 12)  # turning away after being blocked
+    # Turning round: ~180 degrees in the Dungeon (6 degrees a step); unknown worlds just look round.
+    revisit_steps: tuple[int, int] = (18, 34)
     ou_theta: float = 0.2  # continuous: pull of the stick towards its target per step
     ou_sigma: float = 0.08  # continuous: hand tremor, in half-ranges
 
@@ -295,7 +297,7 @@ class ExplorePolicy(_Recorder):
         if r < t.pause_rate + t.revisit_rate and roles.can_turn and not self._lanes:
             # Turn round and walk back the way we came: worlds get seen from both directions.
             self._events["revisit"] += 1
-            steps = int(rng.integers(8, 17))
+            steps = int(rng.integers(t.revisit_steps[0], t.revisit_steps[1] + 1))
             self._queue = [("run", roles.forward_plan(self.spec, rng), self._duration())]
             self._mode, self._current, self._left = (
                 "turn",

@@ -44,7 +44,10 @@ def lateral_offset(info: dict[str, Any]) -> float | None:
         return None
     if not (isinstance(lane, int) and isinstance(scene.get("lanes"), int)):
         return None
-    from reverie.worlds.drive_road import LANE_W
+    try:
+        from reverie.worlds.drive_road import LANE_W
+    except ImportError:
+        return None
 
     x = float(pose[1])
     half = scene["lanes"] * LANE_W / 2

@@ -25,6 +25,8 @@ from reverie.worlds import BUILTIN_WORLDS, DESCRIPTIONS, register_envs
 from reverie.worlds.actions import NormalizedActions, action_spec, known_names
 from reverie.worlds.adapters import RenderedFrames
 
+__all__ = ["FAMILIES", "WorldInfo", "action_spec", "list_worlds", "make_world"]
+
 
 @dataclass(frozen=True)
 class Family:
@@ -197,12 +199,10 @@ def make_world(
             _load_family(family, world_id)
         if world_id not in gymnasium.registry:
             raise _unknown(world_id)
-        if family is not None and family.name == "box2d" and not _installed("Box2D"):
-            raise ReverieError(f'{world_id} needs Box2D: pip install "reverie[box2d]"')
+        # Box2D's extra brings pygame too; classic control (CartPole...) needs only pygame.
+        hint = f'pip install "reverie[{family.extra}]"' if family else "pip install pygame-ce"
         if world_id.startswith(_PYGAME_PREFIXES) and not _installed("pygame"):
-            raise ReverieError(
-                f'{world_id} draws its frames with pygame: pip install "reverie[{"box2d" if family else "classic"}]"'
-            )
+            raise ReverieError(f"{world_id} draws its frames with pygame: {hint}")
         if "continuous" not in kwargs and _accepts(world_id, "continuous"):
             kwargs["continuous"] = continuous
         if family is not None and family.name == "miniworld":
@@ -213,10 +213,7 @@ def make_world(
         try:
             env = gymnasium.make(world_id, render_mode="rgb_array", **kwargs)
         except gymnasium.error.DependencyNotInstalled as e:
-            extra = family.extra if family else "classic"
-            raise ReverieError(
-                f'{world_id} needs a missing package ({e}): pip install "reverie[{extra}]"'
-            ) from None
+            raise ReverieError(f"{world_id} needs a missing package ({e}): {hint}") from None
         env = RenderedFrames(
             env, size, world_id, fit or ("stretch" if family and family.name == "atari" else "crop")
         )
