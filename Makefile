@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 PIP := .venv/bin/pip --disable-pip-version-check
-EXTRAS := text,dev
+EXTRAS := text,dev,worlds
 
 .PHONY: setup play test test-all check lint format browser clean
 

@@ -157,6 +157,16 @@ def test_task_from_store_trains_loads_and_samples(tmp_path: Path) -> None:
     assert z.shape == (2, 12, 4, 4) and torch.isfinite(z).all()
     assert set(task.evaluate(model)) >= {"next_mse", "copy_last_next_mse"}
 
+    images: list[np.ndarray] = []
+
+    class Writer:
+        def add_image(self, tag: str, img: np.ndarray, step: int, dataformats: str) -> None:
+            images.append(img)
+
+    task.log_samples(model, Writer(), 0)  # type: ignore[arg-type]
+    # 4 held-out windows, each a real row above a generated row of 4 frames of 32x32.
+    assert len(images) == 1 and images[0].shape == (4 * 2 * 32, 4 * 32, 3) and images[0].dtype == np.uint8
+
 
 def test_autoencoder_size_mismatch_names_both_sides(tmp_path: Path) -> None:
     from reverie.models.autoencoder import Autoencoder, preset_config

@@ -10,7 +10,7 @@ import torch
 
 from reverie.errors import ReverieError
 from reverie.models.dit import DiT, preset
-from reverie.models.sampler import Rollout, SamplerConfig, sample_video
+from reverie.models.sampler import Rollout, SamplerConfig, SessionContext, sample_video
 
 C, H, W = 16, 8, 8
 
@@ -123,7 +123,7 @@ def test_sliding_window_runs_past_max_context() -> None:
     assert all(f.shape == (3, C, H, W) and torch.isfinite(f).all() for f in frames)
     # After the window slid, a frame still depends on the recent context (the cache is live, not stale).
     k = r.cache.k[0]
-    assert k is not None and k.shape[2] == 6 * 64
+    assert k is not None and k.shape[2] == (2 * 4 + 2) * 64  # bounded: never grows with the rollout
 
 
 def test_seeded_determinism_and_different_futures() -> None:
@@ -197,3 +197,26 @@ def test_bad_settings_are_clear_errors() -> None:
         SamplerConfig(steps=0)
     with pytest.raises(ReverieError, match="reset"):
         Rollout(make()).step(torch.tensor([0]))
+
+
+def test_rebuild_restarts_rows_from_their_recent_frames() -> None:
+    m = make(max_context=4)
+    r = Rollout(m, SamplerConfig(steps=1))
+    g = torch.Generator().manual_seed(0)
+    text = torch.randn(2, 384)
+    r.reset(torch.randn(2, 2, C, H, W), torch.zeros(2, 2, dtype=torch.long), text, generator=g)
+    for _ in range(4):
+        r.step(torch.tensor([1, 2]), g)
+    a, b = r.session_context(0), r.session_context(1)
+    assert a.z.shape == (4, C, H, W) and a.act is not None and a.act.tolist() == [1, 1, 1, 1]
+    assert a.text is not None and torch.equal(a.text, text[0])
+    # A new player starting from one frame joins, row 0 leaves: rows are (b, new).
+    new = SessionContext(torch.randn(1, C, H, W), torch.tensor([0]), None)
+    r.rebuild([b, new], g)
+    assert r.B == 2 and r.frames == 4
+    b2, new2 = r.session_context(0), r.session_context(1)
+    assert torch.equal(b2.z, b.z) and b2.text is not None and torch.equal(b2.text, text[1])
+    assert new2.text is None and torch.equal(new2.z, new.z.expand(4, C, H, W))  # padded by standing still
+    assert new2.act is not None and new2.act.tolist() == [0, 0, 0, 0]
+    z = r.step(torch.tensor([3, 4]), g)
+    assert z.shape == (2, C, H, W) and torch.isfinite(z).all()

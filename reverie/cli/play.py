@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import typer
 
@@ -34,8 +35,14 @@ def play_cmd(
         0.0, "--time-limit", min=0.0, help="Seconds a session may last (0: no limit)."
     ),
     open_browser: bool = typer.Option(False, "--open", help="Open the player in the default browser."),
+    steps: int = typer.Option(2, "--steps", min=1, max=8, help="With --model: sampling steps per frame."),
+    threads: int = typer.Option(
+        0, "--threads", min=0, help="With --model: torch threads (0: the default, 1)."
+    ),
 ) -> None:
     """Play a world live in the browser: keyboard, gamepad or phone.
+
+    With --model, the world is the trained world model (its world, size and actions come from the run).
 
     Example:  reverie play --world reverie/Dungeon-v0 --open
     """
@@ -44,17 +51,26 @@ def play_cmd(
 
     import uvicorn
 
+    from reverie.engine.backends import make_backends
     from reverie.serve.app import ServeConfig, create_app
     from reverie.serve.metrics import setup_logging
     from reverie.serve.protocol import MAX_MESSAGE_BYTES
     from reverie.sizes import parse_size
 
+    model_cfg = None
+    if model is not None:  # torch is imported only for a model
+        from reverie.engine.model_backend import ModelConfig
+
+        model_cfg = ModelConfig(steps=steps, threads=threads or None)
+    backends = make_backends(model, world, size, continuous, model_cfg)
+    if model is not None:
+        world, size = backends["dream"].world, str(backends["dream"].size)
     cfg = ServeConfig(
         world=world, model=model, size=str(parse_size(size)), continuous=continuous, fps=fps,
         quality=quality, codec=codec, max_sessions=max_sessions, idle_timeout_s=idle_timeout,
         time_limit_s=time_limit or None,
     )  # fmt: skip
-    asgi = create_app(cfg)  # builds the world first: a bad --world fails here, before serving
+    asgi = create_app(cfg, backends)  # the world is built first: a bad --world fails before serving
     setup_logging()
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     typer.echo(f"reverie: playing {world} at {url}  (Ctrl-C to stop)")
@@ -74,10 +90,15 @@ def bench_engine_cmd(
     quality: int = typer.Option(85, "--quality", min=1, max=100, help="JPEG quality."),
     seed: int = typer.Option(0, "--seed", help="Seed of the first session (the others count up)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line."),
+    model: str | None = typer.Option(None, "--model", help="Time a trained world model (run dir) instead."),
+    steps: int = typer.Option(2, "--steps", min=1, max=8, help="With --model: sampling steps per frame."),
+    threads: int = typer.Option(
+        0, "--threads", min=0, help="With --model: torch threads (0: the default, 1)."
+    ),
 ) -> None:
     """Time the engine's tick (batched step of every session + JPEG encode), unpaced.
 
-    Example:  reverie bench engine --world reverie/Dungeon-v0 --frames 1000 --sessions 4 --json
+    Example:  reverie bench engine --model runs/out/dit --frames 1000 --sessions 2 --steps 1 --json
     """
     import time
 
@@ -89,7 +110,18 @@ def bench_engine_cmd(
     from reverie.engine.controls import InputState
     from reverie.engine.encode import EncoderConfig
 
-    backend = SimulatorBackend(world, size)
+    backend: Any
+    if model is not None:
+        from reverie.engine.model_backend import ModelBackend, ModelConfig
+        from reverie.errors import ReverieError
+
+        try:
+            backend = ModelBackend(model, ModelConfig(steps=steps, threads=threads or None))
+        except ReverieError as e:
+            raise ReverieError(f"--model {model}: {e}") from e
+        world = backend.world
+    else:
+        backend = SimulatorBackend(world, size)
     clock = EngineClock(ClockConfig(encoder=EncoderConfig(quality=quality)))
     live = [PlaySession({"dream": backend}, seed=seed + i) for i in range(sessions)]
     for s in live:
@@ -126,7 +158,8 @@ def bench_engine_cmd(
         "bench": "engine", "world": world, "backend": backend.name, "sessions": sessions, "frames": frames,
         "fps": round(1e3 / float(ms.mean()), 1), "frame_ms_p50": round(float(np.percentile(ms, 50)), 3),
         "frame_ms_p99": round(float(np.percentile(ms, 99)), 3), "height": backend.size.height,
-        "width": backend.size.width, "steps": 0, "threads": 1, "quality": quality,
+        "width": backend.size.width, "steps": steps if model else 0, "threads": getattr(backend, "threads", 1),
+        "precision": str(getattr(backend, "dtype", "numpy")).replace("torch.", ""), "quality": quality,
     }  # fmt: skip
     if as_json:
         print(json.dumps(result))

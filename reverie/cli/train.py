@@ -83,6 +83,10 @@ def train_dynamics_cmd(
     preset: str = typer.Option(
         None, "--preset", help="Dynamics preset (default small; a resume keeps its own)."
     ),
+    window: int = typer.Option(
+        None, "--window", help="Frames per training window (default: preset context + 1)."
+    ),
+    text_encoder: str = typer.Option(None, "--text-encoder", help="hash (default) | minilm."),
     minutes: float = _MINUTES,
     steps: int = _STEPS,
     resume: bool = _RESUME,
@@ -93,14 +97,34 @@ def train_dynamics_cmd(
 
     Example:  reverie train dynamics --data runs/out/dungeon --autoencoder runs/out/ae --preset small --out runs/out/dit
     """
+    from dataclasses import asdict
+
+    from reverie.models.dit import DiTConfig
+    from reverie.models.dit import preset as dit_preset
+    from reverie.train.config import apply_overrides
     from reverie.train.dynamics_task import DynamicsTask
     from reverie.train.loop import train
 
     cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
     if saved is not None and preset is None:
-        model_overrides = {**saved["model"], **model_overrides}
+        # a resumed run rebuilds exactly its saved model config (plus any model.* overrides)
+        typed = apply_overrides(DiTConfig.from_dict(saved["model"]), model_overrides, "model")
+        overrides = asdict(typed)
+        window = window or typed.max_context + 1
+        text_encoder = text_encoder or typed.text_encoder
+    else:
+        typed = apply_overrides(dit_preset(preset or "small"), model_overrides, "model")
+        overrides = {k: getattr(typed, k) for k in model_overrides}
     task = DynamicsTask(
-        data=data, autoencoder=autoencoder, preset=preset or "small", cfg=cfg, model_overrides=model_overrides
+        data,
+        autoencoder,
+        preset or "small",
+        cfg.seed,
+        window,
+        text_encoder or "hash",
+        batch_size=cfg.batch_size,
+        model_overrides=overrides,
+        val_fraction=cfg.val_fraction,
     )
     train(task, cfg, out, resume=resume)
 
@@ -111,7 +135,10 @@ def bench_train_cmd(
     preset: list[str] = typer.Option(
         None, "--preset", help="Presets to time (repeatable); default tiny, small."
     ),
-    batch_size: int = typer.Option(32, "--batch-size", help="Frames (or windows) per step."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Autoencoder frames per step."),
+    windows: int = typer.Option(
+        8, "--windows", help="Dynamics windows per step (each of the preset's length)."
+    ),
     steps: int = typer.Option(5, help="Steps timed after 2 warm-up steps (median reported)."),
     size: str = typer.Option("64x64", help="Frame size WIDTHxHEIGHT."),
     precision: str = typer.Option("bf16", help="bf16 | fp32."),
@@ -133,7 +160,12 @@ def bench_train_cmd(
             if p not in presets(k):
                 continue
             result = bench_train(
-                k, p, batch_size=batch_size, steps=steps, size=(s.width, s.height), precision=precision
+                k,
+                p,
+                batch_size=batch_size if k == "autoencoder" else windows,
+                steps=steps,
+                size=(s.width, s.height),
+                precision=precision,
             )
             if result is None:
                 continue
@@ -143,3 +175,40 @@ def bench_train_cmd(
                 typer.echo(
                     f"{k:12s} {p:6s} {result['frames_per_s']:10.1f} frames/s  ({result['step_ms']} ms/step)"
                 )
+
+
+@bench_app.command("autoencoder")
+def bench_autoencoder_cmd(
+    preset: list[str] = typer.Option(
+        None, "--preset", help="Presets to time (repeatable); default tiny, small."
+    ),
+    precision: list[str] = typer.Option(None, "--precision", help="bf16 | fp32 (repeatable); default both."),
+    size: str = typer.Option("64x64", help="Frame size WIDTHxHEIGHT."),
+    frames: int = typer.Option(200, help="Frames timed after 20 warm-up frames."),
+    threads: int = typer.Option(2, help="torch threads (the play budget assumes 2 cores)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON line per (preset, precision)."),
+) -> None:
+    """Milliseconds to encode and decode one frame with the frame autoencoder (untrained weights).
+
+    Example:  reverie bench autoencoder --json
+    """
+    import torch
+
+    from reverie.errors import ReverieError
+    from reverie.models.autoencoder import PRESETS
+    from reverie.sizes import parse_size
+    from reverie.train.bench import bench_codec
+
+    torch.set_num_threads(threads)
+    s = parse_size(size)
+    for p in preset or ["tiny", "small"]:
+        if p not in PRESETS:
+            raise ReverieError(f"unknown autoencoder preset {p!r}; accepted: {', '.join(PRESETS)}")
+        for prec in precision or ["bf16", "fp32"]:
+            if prec not in ("bf16", "fp32"):
+                raise ReverieError(f"unknown precision {prec!r}; accepted: bf16, fp32")
+            r = bench_codec(p, size=(s.width, s.height), precision=prec, frames=frames)
+            if as_json:
+                print(json.dumps(r), flush=True)
+            else:
+                typer.echo(f"{p:6s} {prec:5s} encode+decode {r['encode_decode_ms_p50']:.2f} ms/frame (p50)")

@@ -5,9 +5,13 @@ encodes the frames and leaves each session its newest frame in a per-view slot. 
 a frame not yet sent when the next one lands is overwritten (counted as dropped), so a slow client
 skips frames instead of falling behind, and a late tick lowers the frame rate instead of piling up.
 
-The clock runs in its own thread. Env stepping and JPEG encoding are short calls that release the
-GIL often (numpy, simplejpeg; torch for a model), and the measured event-loop lag stays at a few ms
-at 30 FPS (see `loop_lag` in /metrics), so a thread is simpler than a process and fast enough.
+The clock runs in its own thread (world starts, which take ~0.3 s for a dungeon, on one worker
+thread beside it). Env stepping and JPEG encoding are short calls that release the GIL often (numpy,
+simplejpeg; torch for a model), so the event loop stays responsive: measured with 9 sessions at
+30 FPS on the shared 2-core machine, event-loop lag median 4.8 ms, worst 17 ms, WebSocket ping
+round trip 0.8 ms (/metrics: reverie_event_loop_lag_seconds). A thread is simpler than an asyncio
+task + run_in_executor (which would hop threads every tick) and than a process (frames would cross
+a pipe).
 """
 
 from __future__ import annotations

@@ -7,11 +7,14 @@ extension and several futures: a frame's input may be clean, slightly noisy or p
 level, the action that led to the frame and the text enter per frame through adaLN-Zero.
 
 Text enters as an adaLN vector (pooled sentence embedding -> MLP), not cross-attention: captions are
-one sentence per frame, and an extra attention per block would cost ~30% more per frame on the CPU
-budget for nothing a pooled vector cannot carry.
+one sentence per frame, so attention over a pooled vector would be a single key (a softmax over one
+item is a constant: just a projection, which adaLN already is); token-level cross-attention would
+add q/out projections on every token, ~17% more block FLOPs (2 x 64 x d^2 on 12 x 64 x d^2) plus
+~4 more ops per block, which at these sizes cost more than their FLOPs on a 2-core CPU.
 
-With a `KVCache` the forward takes ONE frame and attends to the cached keys/values of earlier frames;
-outputs equal the uncached forward over the whole sequence (tests/test_dit.py checks it).
+With a `KVCache` the forward takes one or two new frames and attends to the cached keys/values of
+earlier frames (a sliding window of max_context frames); within the window outputs equal the
+uncached forward over the whole sequence (tests/test_dit.py checks it).
 """
 
 from __future__ import annotations
@@ -63,14 +66,14 @@ class DiTConfig:
 
 
 class KVCache:
-    """Keys/values of the last `max_frames` committed frames for every block, in a ring of frame slots.
+    """Keys/values of the last `max_frames` committed frames for every block, in time order.
 
-    A cached forward takes up to MAX_NEW frames after the committed ones (the engine commits the last
-    generated frame in the same pass as the first denoising step of the next: one pass instead of
-    two). The ring has max_frames + MAX_NEW slots, so the frame a new one evicts is never one that
-    another query of the same pass still needs; `mask` says which slots each new frame may see
-    (its last max_frames frames and itself). Keys are stored already rotated at their absolute frame
-    index, so slot order does not matter to attention.
+    A cached forward takes up to MAX_NEW frames after the committed ones (the sampler commits the
+    last generated frame in the same pass as the first denoising step of the next: one pass per frame
+    instead of two). Frames sit in time order in a buffer of 2 * max_frames + MAX_NEW slots, so the
+    keys each new frame may see (its last max_frames frames and itself) are one contiguous view:
+    no attention mask, no copy. When the buffer fills, the live frames move back to the start (one
+    copy every ~max_frames frames). Keys are stored rotated at their absolute frame index.
     """
 
     MAX_NEW = 2
@@ -78,32 +81,20 @@ class KVCache:
     def __init__(self, depth: int, max_frames: int) -> None:
         self.depth = depth
         self.max_frames = max_frames
-        self.slots = max_frames + self.MAX_NEW
+        self.slots = 2 * max_frames + self.MAX_NEW
         self.k: list[torch.Tensor | None] = [None] * depth
         self.v: list[torch.Tensor | None] = [None] * depth
         self.count = 0  # committed frames since reset (also the next frame's absolute index)
+        self.base = 0  # absolute index of the frame in slot 0
 
     @property
     def context_frames(self) -> int:
         return min(self.count, self.max_frames)
 
-    def mask(self, T: int, N: int, device: torch.device) -> torch.Tensor | None:
-        """(T*N, live*N) bool for T new frames, or None when every query may see every live slot."""
-        c, F_, S = self.count, self.max_frames, self.slots
-        live = min(c + T, S)
-        if T == 1 and c <= F_:
-            return None
-        newest = c + T - 1
-        slot = torch.arange(live)
-        frame = newest - (newest - slot) % S  # the frame each slot holds after this pass's writes
-        query = c + torch.arange(T)
-        ok = (frame[None, :] <= query[:, None]) & (frame[None, :] >= query[:, None] - F_)  # (T, live)
-        return ok.repeat_interleave(N, 0).repeat_interleave(N, 1).to(device)
-
     def update(
         self, layer: int, k: torch.Tensor, v: torch.Tensor, T: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Write the T new frames' k, v (B, H, T*N, hd) to their slots; return all live k, v."""
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Write T new frames' k, v (B, H, T*N, hd); return the (k, v) views each new frame attends to."""
         B, H, L, hd = k.shape
         N = L // T
         buf_k, buf_v = self.k[layer], self.v[layer]
@@ -118,12 +109,25 @@ class KVCache:
             buf_k = k.new_zeros(B, H, self.slots * N, hd)
             buf_v = v.new_zeros(B, H, self.slots * N, hd)
             self.k[layer], self.v[layer] = buf_k, buf_v
+        base = self.base
+        if self.count + T - base > self.slots:  # full: keep the live frames, move them to the front
+            keep = self.count - self.max_frames
+            lo, n = (keep - base) * N, self.max_frames * N
+            buf_k[:, :, :n] = buf_k[:, :, lo : lo + n].clone()
+            buf_v[:, :, :n] = buf_v[:, :, lo : lo + n].clone()
+            base = keep
+            if layer == self.depth - 1:  # every block moves its own buffer in this same pass
+                self.base = base
+        s = (self.count - base) * N
+        buf_k[:, :, s : s + L] = k
+        buf_v[:, :, s : s + L] = v
+        views = []
         for j in range(T):
-            s = (self.count + j) % self.slots * N
-            buf_k[:, :, s : s + N] = k[:, :, j * N : (j + 1) * N]
-            buf_v[:, :, s : s + N] = v[:, :, j * N : (j + 1) * N]
-        live = min(self.count + T, self.slots) * N
-        return buf_k[:, :, :live], buf_v[:, :, :live]
+            frame = self.count + j
+            lo = (max(0, frame - self.max_frames) - base) * N
+            hi = (frame + 1 - base) * N
+            views.append((buf_k[:, :, lo:hi], buf_v[:, :, lo:hi]))
+        return views
 
     def commit(self, frames: int = 1) -> None:
         """The last forward wrote `frames` context frames: keep them."""
@@ -172,17 +176,21 @@ class Attention(nn.Module):
         )  # (3, B, H, L, hd)
         q, k, v = qkv.unbind(0)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is not None:
-            k, v = cache.update(layer, k, v, frames)
-        if cache is not None and x.device.type == "cpu":
-            # One frame against ~1k cached keys: plain matmul + softmax measured 2.2x faster than
-            # the CPU flash kernel in bf16 (214 vs 482 us per call, 2 threads).
-            att = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)  # (B, H, N, L)
-            if mask is not None:
-                att = att.masked_fill(~mask, float("-inf"))
-            out = att.softmax(dim=-1) @ v
-        else:
+        if cache is None:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, L, hd)
+        else:
+            N = L // frames
+            outs = []
+            for j, (kj, vj) in enumerate(cache.update(layer, k, v, frames)):
+                qj = q[:, :, j * N : (j + 1) * N]  # one new frame's queries against its own key window
+                if x.device.type == "cpu":
+                    # ~1k cached keys: plain matmul + softmax measured 2.2x faster than the CPU
+                    # flash kernel in bf16 (214 vs 482 us per call, 2 threads).
+                    att = (qj @ kj.transpose(-1, -2)) * (q.shape[-1] ** -0.5)  # (B, H, N, keys)
+                    outs.append(att.softmax(dim=-1) @ vj)
+                else:
+                    outs.append(F.scaled_dot_product_attention(qj, kj, vj))
+            out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=2)  # (B, H, L, hd)
         return self.proj(out.transpose(1, 2).reshape(B, L, D))
 
 
@@ -325,7 +333,7 @@ class DiT(nn.Module):
             if T > cache.MAX_NEW:
                 raise ValueError(f"a cached forward takes at most {cache.MAX_NEW} new frames, got {T}")
             frame_pos = torch.arange(cache.count, cache.count + T)
-            mask = cache.mask(T, N, x.device)
+            mask = None  # each new frame attends to its own contiguous key window (KVCache.update)
         else:
             frame_pos = torch.arange(T)
             mask = block_causal_mask(T, N, x.device) if T > 1 else None

@@ -10,6 +10,11 @@ window of `max_context` frames, so a rollout never has to end.
 Text guidance (scale s != 1) runs a second copy of every session with the null text embedding and
 mixes v = v_null + s (v_text - v_null); the copies have their own cache rows because text shapes the
 cached keys too.
+
+Speed on a CPU: give the Rollout a bf16 copy of the model (`copy.deepcopy(model).to(torch.bfloat16)`)
+rather than entering autocast per frame, which re-casts every weight each time (measured per frame,
+small preset, 1 step, 1 thread: 15.0 ms bf16 weights vs 18.2 ms autocast). On a busy 2-core machine
+one thread is steadier than two. `python -m reverie.models.bench_dynamics` prints ms per frame.
 """
 
 from __future__ import annotations
@@ -42,8 +47,22 @@ def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: to
     return torch.randn(shape, generator=generator, device=gen_device).to(device)
 
 
+@dataclass
+class SessionContext:
+    """One session's recent clean frames, the actions that led to them, and its text."""
+
+    z: torch.Tensor  # (T, C, h, w), T >= 1
+    act: torch.Tensor | None = None  # (T,) int or (T, D) float
+    text: torch.Tensor | None = None  # (E,) sentence embedding; None = no text
+
+
 class Rollout:
-    """Batched autoregressive generation with a KV cache; one object per engine (B sessions)."""
+    """Batched autoregressive generation with a KV cache; one object per engine (B sessions).
+
+    Sessions share one cache (and its frame clock), so adding, removing or restarting one session
+    goes through `rebuild`, which re-encodes every session's recent frames (`session_context(row)`):
+    a one-off cost of ~max_context passes, paid when a player joins, not per frame.
+    """
 
     def __init__(self, model: DiT, cfg: SamplerConfig | None = None) -> None:
         self.model = model
@@ -56,6 +75,7 @@ class Rollout:
         self.latent_shape: tuple[int, int, int] = (0, 0, 0)
         # The newest frame, noised to the context level, waiting to enter the cache: (z, act).
         self.pending: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        self._history: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # last max_context clean frames
 
     @property
     def guided(self) -> bool:
@@ -104,6 +124,7 @@ class Rollout:
         self.text_null = text_null.to(dev) if text_null is not None else None
         self.cache = self.model.new_cache(self.max_context)
         self.pending = None
+        self._history = []
         first = max(0, Tc - self.max_context)  # older frames would fall out of the window anyway
         for i in range(first, Tc):
             assert z_context is not None
@@ -151,10 +172,54 @@ class Rollout:
         (one network pass per frame instead of two at 1 step); outputs are the same either way.
         """
         self._flush()
+        self._history = (
+            [*self._history[-(self.max_context - 1) :], (z, act)] if self.max_context > 1 else [(z, act)]
+        )
         s = self.cfg.context_noise
         if s > 0:
             z = (1 - s) * z + s * _randn(tuple(z.shape), generator, z.device)
         self.pending = (z, act)
+
+    def session_context(self, row: int) -> SessionContext:
+        """Row `row`'s recent clean frames, actions and text, for `rebuild`."""
+        if not self._history:
+            raise ReverieError("this rollout holds no frames yet; call reset() first")
+        z = torch.stack([h[0][row] for h in self._history])
+        acts = [h[1] for h in self._history]
+        act = torch.stack([a[row] for a in acts]) if all(a is not None for a in acts) else None  # type: ignore[index]
+        null = self.text_null is not None and bool(self.text_null[row])
+        text = self.text[row] if self.text is not None and not null else None
+        return SessionContext(z, act, text)
+
+    @torch.no_grad()
+    def rebuild(self, sessions: list[SessionContext], generator: torch.Generator | None = None) -> None:
+        """Restart the batch as `sessions` (new rows, dropped rows, restarted rows alike).
+
+        Contexts of different lengths are left-padded by repeating their first frame with the null
+        action (as if the player stood still before), so all rows share one frame clock.
+        """
+        if not sessions:
+            raise ReverieError("rebuild needs at least one session")
+        T = min(self.max_context, max(len(s.z) for s in sessions))
+        zs, acts, texts, nulls = [], [], [], []
+        with_act = all(s.act is not None for s in sessions)
+        for s in sessions:
+            z = s.z[-T:]
+            pad = T - len(z)
+            zs.append(torch.cat([z[:1].expand(pad, *z.shape[1:]), z]))
+            if with_act:
+                assert s.act is not None
+                a = s.act[-T:]
+                acts.append(torch.cat([torch.zeros_like(a[:1]).expand(pad, *a.shape[1:]), a]))
+            texts.append(s.text if s.text is not None else torch.zeros(self.model.cfg.text_dim))
+            nulls.append(s.text is None)
+        self.reset(
+            torch.stack(zs),
+            torch.stack(acts) if with_act else None,
+            torch.stack(texts),
+            text_null=torch.tensor(nulls),
+            generator=generator,
+        )
 
     @torch.no_grad()
     def step(self, act: torch.Tensor | None, generator: torch.Generator | None = None) -> torch.Tensor:

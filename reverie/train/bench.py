@@ -51,13 +51,24 @@ def _autoencoder_task(preset: str, cfg: TrainConfig, size: tuple[int, int]) -> T
 
 
 def _dynamics_task(preset: str, cfg: TrainConfig, size: tuple[int, int]) -> Task | None:
-    """The dynamics helper's synthetic task, when its module offers one (`DynamicsTask.synthetic`)."""
+    """The dynamics task over random latents of the autoencoder's shape (8x smaller than the frames)."""
     try:
-        from reverie.train.dynamics_task import DynamicsTask
+        from reverie.models.autoencoder import PRESETS as AE
+        from reverie.train.dynamics_task import DynamicsTask, LatentClips
     except ImportError:
         return None
-    synthetic = getattr(DynamicsTask, "synthetic", None)
-    return synthetic(preset=preset, cfg=cfg, size=size) if synthetic is not None else None
+    C, s = AE["small"].latent_channels, AE["small"].stride
+    N = 512
+    g = torch.Generator().manual_seed(0)
+    clips = LatentClips(
+        z=torch.randn(N, C, size[1] // s, size[0] // s, generator=g),
+        act=torch.randint(0, 9, (N,), generator=g),
+        cap=torch.zeros(N, dtype=torch.long),
+        captions=["a stone corridor"],
+        lengths=[N],
+    )
+    spec = {"type": "discrete", "n": 9}
+    return DynamicsTask.from_latents(clips, None, spec, preset, cfg.seed, batch_size=cfg.batch_size)
 
 
 def presets(kind: str) -> list[str]:
@@ -93,4 +104,38 @@ def bench_train(
         "params_m": round(params / 1e6, 3),
         "step_ms": round(sec * 1e3, 1),
         "frames_per_s": round(task.frames_per_batch() / sec, 1),
+    }
+
+
+def bench_codec(preset: str, *, size: tuple[int, int], precision: str, frames: int = 200) -> dict[str, Any]:
+    """Milliseconds to encode and to decode one frame (batch 1, after warm-up), as play and reset use it."""
+    from reverie.models.autoencoder import PRESETS, Autoencoder
+
+    model = Autoencoder(PRESETS[preset]).eval()
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # as load_autoencoder
+    w, h = size
+    x = torch.rand(1, 3, h, w) * 2 - 1
+    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    enc, dec = [], []
+    with torch.inference_mode(), amp:
+        for i in range(frames + 20):
+            t0 = time.perf_counter()
+            z = model.encode(x)
+            t1 = time.perf_counter()
+            model.decode(z)
+            t2 = time.perf_counter()
+            if i >= 20:
+                enc.append(t1 - t0)
+                dec.append(t2 - t1)
+    both = np.add(enc, dec)
+    return {
+        "bench": "autoencoder",
+        "preset": preset,
+        "size": f"{w}x{h}",
+        "precision": precision,
+        "threads": torch.get_num_threads(),
+        "encode_ms_p50": round(float(np.median(enc)) * 1e3, 3),
+        "decode_ms_p50": round(float(np.median(dec)) * 1e3, 3),
+        "encode_decode_ms_p50": round(float(np.median(both)) * 1e3, 3),
+        "encode_decode_ms_p99": round(float(np.percentile(both, 99)) * 1e3, 3),
     }

@@ -23,6 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
+from torch import nn
 
 from reverie.errors import ReverieError
 
@@ -160,6 +161,24 @@ def check_kind(config: dict[str, Any], expected: str, path: str | os.PathLike[st
     if kind != expected:
         where = f"{path}: " if path else ""
         raise ReverieError(f"{where}this run holds a {kind!r} model, expected {expected!r}")
+
+
+def load_weights(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """load_state_dict with an error that names the missing, unexpected or mis-shaped tensors."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    if missing or unexpected or shapes:
+        raise ReverieError(
+            f"{where} does not fit the model of its config (missing {missing[:4]}, unexpected "
+            f"{unexpected[:4]}, checkpoint vs model shapes {shapes[:4]}); it comes from another version or model"
+        )
+    model.load_state_dict(state)
 
 
 def flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

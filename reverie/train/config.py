@@ -19,7 +19,7 @@ from reverie.errors import ReverieError
 class TrainConfig:
     steps: int = 20_000  # optimizer steps in all (the cosine schedule spans them)
     batch_size: int = 32  # per process
-    lr: float = 1e-3
+    lr: float = 5e-4  # 2e-3 made the autoencoder spike (loss x20) every few dozen steps
     warmup_steps: int = 200
     min_lr_ratio: float = 0.1  # the cosine decays to lr * this
     weight_decay: float = 0.01

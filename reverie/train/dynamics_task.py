@@ -164,7 +164,19 @@ class DynamicsTask:
         return self
 
     def _setup(
-        self, train, val, spec, preset_name, seed, window, text_encoder, batch_size, overrides, flow, info, ae
+        self,
+        train: LatentClips,
+        val: LatentClips | None,
+        spec: dict[str, Any],
+        preset_name: str,
+        seed: int,
+        window: int | None,
+        text_encoder: str,
+        batch_size: int,
+        overrides: dict[str, Any] | None,
+        flow: FlowConfig | None,
+        info: dict[str, Any],
+        ae: Autoencoder | None,
     ) -> None:
         C, h, w = train.z.shape[1:]
         base = preset(preset_name)

@@ -92,12 +92,8 @@ def _resume(
         )
     tensors, info = ckpt.load_train_state(out, config)
     raw = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
-    for target, state, name in ((model, raw, ckpt.STATE_FILE), (ema.model, ema_state, ckpt.MODEL_FILE)):
-        try:
-            target.load_state_dict(state)
-        except RuntimeError as e:
-            first = str(e).splitlines()[0]
-            raise ReverieError(f"cannot resume {out}: {name} does not fit the model ({first})") from e
+    ckpt.load_weights(model, raw, f"cannot resume {out}: {ckpt.STATE_FILE}")
+    ckpt.load_weights(ema.model, ema_state, f"cannot resume {out}: {ckpt.MODEL_FILE}")
     try:
         ckpt.restore_optimizer(opt, tensors, info)
     except (ValueError, KeyError, RuntimeError) as e:
@@ -156,7 +152,7 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
         out.mkdir(parents=True, exist_ok=True)
         if resume:
             _trim_log(log_path, step)
-        writer = SummaryWriter(str(out / "tb"), purge_step=step if resume else None)
+        writer = SummaryWriter(str(out / "tb"), purge_step=step + 1 if resume else None)
     frames_per_step = task.frames_per_batch() * d.world_size
     amp = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     metrics_eval: dict[str, float] = dict(prev.get("metrics", {}))

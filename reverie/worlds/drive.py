@@ -13,7 +13,6 @@ relative to the road in radians), `speed` (m/s), `lane` (0 = leftmost, -1 off th
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,7 +133,9 @@ class DriveEnv(gymnasium.Env):
 
     def _controls(self, action: Any) -> tuple[float, float, float]:
         if self.cfg.continuous:
-            a = np.clip(np.asarray(action, np.float32).reshape(3), self.action_space.low, self.action_space.high)  # type: ignore[attr-defined]
+            box = self.action_space
+            assert isinstance(box, spaces.Box)
+            a = np.clip(np.asarray(action, np.float32).reshape(3), box.low, box.high)
         else:
             i = int(action)
             if not 0 <= i < len(DISCRETE_ACTIONS):
@@ -150,7 +151,9 @@ class DriveEnv(gymnasium.Env):
         lengths = t.length()
         ds = t.s - self.s
         reach = (lengths + PLAYER_LEN) / 2
-        hit = (np.abs(t.lateral(self.track) - self.x) < (t.width() + PLAYER_W) / 2 * 0.9) & (np.abs(ds) < reach)
+        hit = (np.abs(t.lateral(self.track) - self.x) < (t.width() + PLAYER_W) / 2 * 0.9) & (
+            np.abs(ds) < reach
+        )
         for i in np.flatnonzero(hit):
             if ds[i] >= 0:  # the player ran into the back of car i
                 self.s = float(t.s[i] - reach[i])

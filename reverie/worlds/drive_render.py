@@ -37,11 +37,22 @@ class Look:
 
 
 LOOKS = {
-    "day": Look((60, 120, 215), (175, 210, 240), (185, 210, 232), 80.0, 460.0, (1, 1, 1), (1, 1, 1), (105, 135, 165)),
-    "dusk": Look(
-        (55, 45, 110), (245, 145, 80), (205, 130, 100), 50.0, 330.0, (0.78, 0.62, 0.62), (1.1, 1.0, 0.95), (95, 60, 95)
+    "day": Look(
+        (60, 120, 215), (175, 210, 240), (185, 210, 232), 80.0, 460.0, (1, 1, 1), (1, 1, 1), (105, 135, 165)
     ),
-    "night": Look((6, 8, 22), (28, 32, 60), (8, 10, 20), 12.0, 130.0, (0.2, 0.2, 0.3), (1.2, 1.15, 1.1), (20, 22, 38)),
+    "dusk": Look(
+        (55, 45, 110),
+        (245, 145, 80),
+        (205, 130, 100),
+        50.0,
+        330.0,
+        (0.78, 0.62, 0.62),
+        (1.1, 1.0, 0.95),
+        (95, 60, 95),
+    ),
+    "night": Look(
+        (6, 8, 22), (28, 32, 60), (8, 10, 20), 12.0, 130.0, (0.2, 0.2, 0.3), (1.2, 1.15, 1.1), (20, 22, 38)
+    ),
 }
 # Daylight ground colours per zone, in two shades that alternate with the stripes (motion cue).
 _GROUND = {"trees": ((62, 140, 52), (55, 128, 46)), "buildings": ((150, 150, 146), (138, 138, 134)),
@@ -112,7 +123,9 @@ def _panorama(look: Look, rows: int, focal: float, time: str, rng: np.random.Gen
 class DriveRenderer:
     """Draws one frame from the player's state; owns the per-episode palette, panorama and geometry."""
 
-    def __init__(self, width: int, height: int, view: str, time: str, track: road.Track, rng: np.random.Generator):
+    def __init__(
+        self, width: int, height: int, view: str, time: str, track: road.Track, rng: np.random.Generator
+    ):
         self.w, self.h = width, height
         self.track = track
         self.cam = CAMERAS[view]
@@ -184,7 +197,9 @@ class DriveRenderer:
         seg_id = i0 + 1 + j
         phase = (seg_id // STRIPE) % 2
         zone = tr.zone[seg_id % tr.n]
-        fog = np.where(valid, np.clip((dist - self.look.fog_near) / (self.look.fog_far - self.look.fog_near), 0, 1), 1)
+        fog = np.where(
+            valid, np.clip((dist - self.look.fog_near) / (self.look.fog_far - self.look.fog_near), 0, 1), 1
+        )
 
         sky_end = min(self.sky_rows, max(0, math.ceil(float(top[-1]) - 0.5)))
         if sky_end > 0:
@@ -205,14 +220,16 @@ class DriveRenderer:
             e1 = np.where(hw >= 5, np.maximum(e0 + 0.8, 0.5 * scale[r]), -1.0)
             cls += (edge_px > e0[:, None]) & (edge_px < e1[:, None])
             lane_px = road.LANE_W * scale[r]
-            lw = np.where((phase[r] == 0) & (lane_px >= 3.0) & (tr.lanes > 1), np.maximum(0.55, 0.16 * scale[r]), -1.0)
+            lw = np.where(
+                (phase[r] == 0) & (lane_px >= 3.0) & (tr.lanes > 1), np.maximum(0.55, 0.16 * scale[r]), -1.0
+            )
             v = (self.cols[None, :] - (cx[r] - hw)[:, None]) * (1.0 / lane_px)[:, None]
             near = np.abs(v - np.rint(v)) * lane_px[:, None]
             lane = (near < lw[:, None]) & (v > 0.5) & (v < tr.lanes - 0.5)
             cls += 2 * lane.astype(np.uint8)
             if self.night:  # headlight cone: a wedge ahead of the car, out to about 45 m
                 cone = np.where(dist[r] < 45.0, (1.6 + 0.22 * dist[r]) * scale[r], -1.0)
-                cls += NCLS * (np.abs(self.cols[None, :] - w / 2) < cone[:, None])
+                cls += (NCLS * (np.abs(self.cols[None, :] - w / 2) < cone[:, None])).astype(np.uint8)
             pal = self.palette[zone[r], phase[r]]  # (R, C, 3)
             fr = fog[r, None, None]
             pal = (pal * (1 - fr) + self.fog_rgb * fr).astype(np.uint8).reshape(-1, 3)
@@ -232,7 +249,9 @@ class DriveRenderer:
         fog = (d - self.look.fog_near) / (self.look.fog_far - self.look.fog_near)
         return round(min(max(fog, 0.0), 1.0) * 6) / 6  # few levels: the sprite cache stays small
 
-    def _draw_sprites(self, frame: np.ndarray, g: dict, s_cam: float, px: float, traffic: road.Traffic) -> None:
+    def _draw_sprites(
+        self, frame: np.ndarray, g: dict, s_cam: float, px: float, traffic: road.Traffic
+    ) -> None:
         tr, f, w = self.track, self.focal, self.w
         ys, xs, invd, top, lat, d = g["ys"], g["xs"], g["invd"], g["top"], g["lat"], g["d"]
         items: list[tuple[float, tuple, float, float, float, float, float]] = []
@@ -240,7 +259,7 @@ class DriveRenderer:
         kinds = tr.prop[g["idx"][1:]]  # (k+1, 2)
         near = d < SPRITE_DIST
         for side, sign in ((0, -1.0), (1, 1.0)):
-            for m in np.flatnonzero((kinds[:, side] >= 0) & near):
+            for m in np.flatnonzero((kinds[:, side] >= 0) & near).tolist():
                 kind = int(kinds[m, side])
                 _, ow, oh = sprites.PROPS[kind]
                 off = tr.half_width + float(tr.prop_off[g["idx"][m + 1], side]) + ow / 2
@@ -249,7 +268,7 @@ class DriveRenderer:
         # Traffic between the camera and the draw distance.
         rel = traffic.s - s_cam
         cx_lane = traffic.lateral(tr)
-        for i in np.flatnonzero((rel > 1.0) & (rel < SPRITE_DIST)):
+        for i in np.flatnonzero((rel > 1.0) & (rel < SPRITE_DIST)).tolist():
             dm = rel[i]
             mf = min(max((dm + g["frac"]) / road.SEG - 1.0, 0.0), DRAW_SEGS - 1e-6)
             m = int(mf)

@@ -20,8 +20,8 @@ ROAD_KINDS = ("straight", "left curve", "right curve")
 ZONES = ("trees", "buildings", "fields")
 
 # Roadside object kinds (indices into drive_sprites.PROPS).
-PINE, ROUND_TREE, POLE, LAMP, BUILDING_A, BUILDING_B, BUILDING_C, SIGN_LEFT, SIGN_RIGHT, SIGN_INFO, BUSH = range(
-    11
+PINE, ROUND_TREE, POLE, LAMP, BUILDING_A, BUILDING_B, BUILDING_C, SIGN_LEFT, SIGN_RIGHT, SIGN_INFO, BUSH = (
+    range(11)
 )
 NONE = -1
 
@@ -183,7 +183,7 @@ class Traffic:
 
     @classmethod
     def spawn(cls, rng: np.random.Generator, count: int, lanes: int, player_s: float) -> Traffic:
-        lo, hi = TRAFFIC_WINDOW
+        _lo, hi = TRAFFIC_WINDOW
         s = player_s + np.sort(rng.uniform(25.0, hi, count))
         kind = rng.choice(len(VEHICLES), count, p=[0.6, 0.25, 0.15])
         cruise = rng.uniform(14.0, 30.0, count) - 3.0 * (kind == 2)
@@ -206,7 +206,9 @@ class Traffic:
     def width(self) -> np.ndarray:
         return np.array([VEHICLES[k][1] for k in self.kind])
 
-    def step(self, dt: float, player_s: float, player_x: float, track: Track, rng: np.random.Generator) -> None:
+    def step(
+        self, dt: float, player_s: float, player_x: float, track: Track, rng: np.random.Generator
+    ) -> None:
         """Car following per lane (the player counts as a car in the lanes it overlaps), then recycling."""
         m = len(self.s)
         if m == 0:

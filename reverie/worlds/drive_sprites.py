@@ -29,7 +29,9 @@ class _Canvas:
         self.rgba[mask] = (*color, 255)
         self.glow[mask] = glow
 
-    def rect(self, x0: float, y0: float, x1: float, y1: float, color: tuple[int, int, int], glow: bool = False) -> None:
+    def rect(
+        self, x0: float, y0: float, x1: float, y1: float, color: tuple[int, int, int], glow: bool = False
+    ) -> None:
         self.fill((self.u >= x0) & (self.u < x1) & (self.v >= y0) & (self.v < y1), color, glow)
 
     def ellipse(self, cx: float, cy: float, rx: float, ry: float, color: tuple[int, int, int]) -> None:
@@ -194,7 +196,9 @@ def base(key: tuple) -> Sprite:
     return hit
 
 
-def scaled(key: tuple, light: tuple, fog: float, fog_rgb: tuple, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+def scaled(
+    key: tuple, light: tuple, fog: float, fog_rgb: tuple, w: int, h: int
+) -> tuple[np.ndarray, np.ndarray]:
     """A (h, w, 3) uint8 picture and (h, w) bool mask: tinted by `light` ((r, g, b) gains for lit and
     emissive pixels), faded towards `fog_rgb` by `fog`, box-filtered down to w x h pixels."""
     ck = (key, light, fog, fog_rgb, w, h)

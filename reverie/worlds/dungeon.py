@@ -22,7 +22,7 @@ from reverie.errors import ReverieError
 from reverie.worlds.captions import Phrasebook
 from reverie.worlds.dungeon_bake import bake
 from reverie.worlds.dungeon_map import DungeonMap, generate
-from reverie.worlds.dungeon_render import Renderer, RenderConfig
+from reverie.worlds.dungeon_render import RenderConfig, Renderer
 from reverie.worlds.dungeon_sprites import make_sprites
 
 ACTION_NAMES = [
@@ -72,7 +72,11 @@ PHRASES = Phrasebook(
             "crates": ("crates", "wooden crates"),
             "chests": ("chests", "treasure chests"),
         },
-        "size": {"small": ("small", "cramped"), "large": ("large", "wide", "spacious"), "narrow": ("narrow",)},
+        "size": {
+            "small": ("small", "cramped"),
+            "large": ("large", "wide", "spacious"),
+            "narrow": ("narrow",),
+        },
     },
 )
 
@@ -112,7 +116,9 @@ class DungeonEnv(gym.Env[np.ndarray, Any]):
         self._frame = np.zeros((self.height, self.width, 3), np.uint8)
 
     # ---- episode -------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         self.episode_seed = int(self.np_random.integers(2**31 - 1))
         self.map = generate(self.episode_seed)

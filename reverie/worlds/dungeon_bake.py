@@ -33,7 +33,9 @@ class Baked:
     face_tex: np.ndarray  # (N*N,) int: texture of wall faces seen from that open cell
     light0: np.ndarray  # (N*LIGHT_RES, N*LIGHT_RES) float32 steady light
     light_f: np.ndarray  # same shape: light that follows the flicker signal
-    plane: np.ndarray  # (2 * MIPS * M * M, 6) float16: floor levels then ceiling levels; steady rgb, flicker rgb
+    plane: (
+        np.ndarray
+    )  # (2 * MIPS * M * M, 6) float16: floor levels then ceiling levels; steady rgb, flicker rgb
     plane_size: int  # M = N * FLOOR_TEX
 
 
@@ -114,7 +116,7 @@ def _plane(dmap: DungeonMap, seed: int, light0: np.ndarray, light_f: np.ndarray,
         name = st.ceiling if ceiling else st.floor
         color = (CEILING_COLORS if ceiling else FLOOR_COLORS)[name]
         if not ceiling and st.kind == "room" and st.light == "bright":
-            color = tuple(int(v * 1.1) for v in color)
+            color = (int(color[0] * 1.1), int(color[1] * 1.1), int(color[2] * 1.1))
         tile = np.tile(texture(name, seed + 200 + r + 50 * ceiling, FLOOR_TEX, color), (n, n, 1))
         sel = reg == r
         albedo[sel] = tile[sel]
@@ -135,4 +137,3 @@ def bake(dmap: DungeonMap, seed: int) -> Baked:
     m = floor.shape[1]
     plane = np.concatenate([floor, ceil]).reshape(-1, 6)
     return Baked(wall_tex, n_tex, face, light0, light_f, plane, m)
-

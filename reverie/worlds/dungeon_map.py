@@ -157,7 +157,9 @@ def _style(kind: str, size: str, rng: np.random.Generator, used: set[tuple[str, 
     return Style(kind, material, color, light, floor, ceiling, str(rng.choice(DOOR_COLORS)), size, ())
 
 
-def _room_props(room: Room, rid: int, style: Style, doorway: np.ndarray, rng: np.random.Generator) -> list[Prop]:
+def _room_props(
+    room: Room, rid: int, style: Style, doorway: np.ndarray, rng: np.random.Generator
+) -> list[Prop]:
     props: list[Prop] = []
     x1, y1 = room.x0 + room.w - 1, room.y0 + room.h - 1
     if room.w >= 5 and room.h >= 5 and rng.random() < 0.6:
@@ -231,7 +233,13 @@ def generate(seed: int, n: int = 32) -> DungeonMap:
     for i, r in enumerate(rooms):
         room_props = _room_props(r, i, styles[i], doorway, rng)
         props += room_props
-        names = {"pillar": "pillars", "lamp": "lamps", "barrel": "barrels", "crate": "crates", "chest": "chests"}
+        names = {
+            "pillar": "pillars",
+            "lamp": "lamps",
+            "barrel": "barrels",
+            "crate": "crates",
+            "chest": "chests",
+        }
         objects = tuple(sorted({names[p.kind] for p in room_props}))
         s = styles[i]
         styles[i] = Style(s.kind, s.material, s.color, s.light, s.floor, s.ceiling, s.door, s.size, objects)

@@ -33,8 +33,15 @@ class RenderConfig:
 
 
 class Renderer:
-    def __init__(self, dmap: DungeonMap, baked: Baked, sprites: dict[str, Sprite], width: int, height: int,
-                 cfg: RenderConfig | None = None) -> None:
+    def __init__(
+        self,
+        dmap: DungeonMap,
+        baked: Baked,
+        sprites: dict[str, Sprite],
+        width: int,
+        height: int,
+        cfg: RenderConfig | None = None,
+    ) -> None:
         self.cfg = cfg or RenderConfig()
         self.W, self.H = width, height
         self.n = dmap.solid.shape[0]
@@ -56,7 +63,9 @@ class Renderer:
         self.row_a = (1 - fog)[:, None, None]  # (H, 1, 1)
         self.row_b = (fog[:, None] * self.fog_rgb)[:, None, :]  # (H, 1, 3)
         texels_per_px = dist * FLOOR_TEX / self.focal
-        level = np.clip(np.floor(np.log2(np.maximum(texels_per_px, 1e-6)) + 0.5), 0, MIPS - 1).astype(np.int64)
+        level = np.clip(np.floor(np.log2(np.maximum(texels_per_px, 1e-6)) + 0.5), 0, MIPS - 1).astype(
+            np.int64
+        )
         m = baked.plane_size
         layer = level + np.where(off < 0, MIPS, 0)
         self.row_base = (layer * m * m)[:, None]  # (H, 1) flat offset of each row's plane level
@@ -87,8 +96,12 @@ class Renderer:
         ty = (fy + (sy[:, None] > 0) + sy[:, None] * k - py) / ry[:, None]
         cx_y = np.floor(px + ty * rx[:, None])
         outside = n * n
-        idx_x = np.where((cx >= 0) & (cx < n) & (cy_x >= 0) & (cy_x < n), cy_x * n + cx, outside).astype(np.int64)
-        idx_y = np.where((cx_y >= 0) & (cx_y < n) & (cy >= 0) & (cy < n), cy * n + cx_y, outside).astype(np.int64)
+        idx_x = np.where((cx >= 0) & (cx < n) & (cy_x >= 0) & (cy_x < n), cy_x * n + cx, outside).astype(
+            np.int64
+        )
+        idx_y = np.where((cx_y >= 0) & (cx_y < n) & (cy >= 0) & (cy < n), cy * n + cx_y, outside).astype(
+            np.int64
+        )
         hit_x, hit_y = self.solid[idx_x], self.solid[idx_y]
         first_x, first_y = hit_x.argmax(1), hit_y.argmax(1)
         dist_x = np.where(hit_x[cols, first_x], tx[cols, first_x], np.inf)
@@ -106,7 +119,7 @@ class Renderer:
 
     def render(self, px: float, py: float, angle: float, flicker: float) -> np.ndarray:
         """The frame seen from (px, py) looking along `angle`, as (H, W, 3) uint8."""
-        H, W, b = self.H, self.W, self.baked
+        _H, _W, b = self.H, self.W, self.baked
         dx, dy = math.cos(angle), math.sin(angle)
         rx = (dx - dy * self.cam_x).astype(np.float32)  # camera right is (-dy, dx)
         ry = (dy + dx * self.cam_x).astype(np.float32)
@@ -131,7 +144,9 @@ class Renderer:
         on_wall = (v >= 0) & (v < 1)
         tv = (v * TEX).astype(np.int64).clip(0, TEX - 1)
         level = np.clip(np.floor(np.log2(np.maximum(dist * TEX / self.focal, 1e-6)) + 0.5), 0, MIPS - 1)
-        col_base = level.astype(np.int64) * self.tex_level_stride + face * (TEX * TEX) + (u * TEX).astype(np.int64)
+        col_base = (
+            level.astype(np.int64) * self.tex_level_stride + face * (TEX * TEX) + (u * TEX).astype(np.int64)
+        )
         wall = b.wall_tex[col_base + tv * TEX] * gain[:, None] + fog[:, None] * self.fog_rgb
         frame = np.where(on_wall[..., None], wall, plane)
         if len(self.props):
@@ -139,8 +154,9 @@ class Renderer:
         np.clip(frame, 0, 255, out=frame)
         return frame.astype(np.uint8)
 
-    def _draw_sprites(self, frame: np.ndarray, px: float, py: float, dx: float, dy: float,
-                      zbuf: np.ndarray, flicker: float) -> None:
+    def _draw_sprites(
+        self, frame: np.ndarray, px: float, py: float, dx: float, dy: float, zbuf: np.ndarray, flicker: float
+    ) -> None:
         rel = self.prop_xy - np.array([px, py], np.float32)
         depth = rel[:, 0] * dx + rel[:, 1] * dy
         lateral = rel[:, 0] * -dy + rel[:, 1] * dx
@@ -159,7 +175,9 @@ class Renderer:
                 continue
             cols = np.arange(x0, x1)
             tu = ((cols + 0.5 - left) / w_px * SPRITE_TEX).astype(np.int64).clip(0, SPRITE_TEX - 1)
-            tv = ((np.arange(y0, y1) + 0.5 - top) / h_px * SPRITE_TEX).astype(np.int64).clip(0, SPRITE_TEX - 1)
+            tv = (
+                ((np.arange(y0, y1) + 0.5 - top) / h_px * SPRITE_TEX).astype(np.int64).clip(0, SPRITE_TEX - 1)
+            )
             texel = spr.rgba[tv[:, None], tu[None, :]]  # (h, w, 4)
             mask = (texel[..., 3] > 0) & (d < zbuf[x0:x1])[None, :]
             ly = min(int(prop.y * LIGHT_RES), b.light0.shape[0] - 1)

@@ -197,6 +197,8 @@ class ExplorePolicy(_Recorder):
             self._low = np.asarray(self.spec["low"], np.float32)
             self._high = np.asarray(self.spec["high"], np.float32)
             self._pedal = self._x == self._low
+            self._rest = self._x.copy()
+            self._dead = np.where(self._pedal, 0.08, 0.03) * (self._high - self._low)
 
     def describe(self) -> dict[str, Any]:
         out = super().describe()
@@ -234,6 +236,8 @@ class ExplorePolicy(_Recorder):
             self._still = 0
             self._queue = self._avoid_plan()
             self._left = 0
+            if self.spec["type"] == "box" and (m := self.roles.axes.get("move")) is not None:
+                self._x[m] *= 0.2  # a player who walks into a wall lets go of the stick at once
         offset = lateral_offset(info)
         if offset is not None:
             self._lanes = True  # a road: no turning round, lane changes come from ordinary steering
@@ -249,9 +253,10 @@ class ExplorePolicy(_Recorder):
         noise[self._pedal & (self._current <= self._low)] *= 0.25  # a resting foot barely moves
         self._x = np.clip(self._x + t.ou_theta * (self._current - self._x) + noise, self._low, self._high)
         out = self._x.copy()
-        # Pedals (axes whose rest is their lower bound) are fully released, not tremoring at 3%.
-        released = self._pedal & (out - self._low < 0.08 * (self._high - self._low))
-        out[released] = self._low[released]
+        # Dead zones, as on a real gamepad: a stick near its centre reads exactly centre, and a pedal
+        # (an axis resting at its lower bound) near the floor reads fully released.
+        at_rest = np.abs(out - self._rest) < self._dead
+        out[at_rest] = self._rest[at_rest]
         return self._emit(out.astype(np.float32))
 
     def _keep_lane(self, offset: float) -> None:

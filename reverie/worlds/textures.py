@@ -7,6 +7,7 @@ model sees frames at 64x64, where per-pixel noise is unlearnable and only flicke
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -44,7 +45,9 @@ def smooth_noise(size: int, cells: int, rng: np.random.Generator, cells_y: int |
     return top * (1 - wy[:, None]) + bot * wy[:, None]
 
 
-def _blocks(size: int, rows: int, rng: np.random.Generator, widths: tuple[int, int], mortar: int) -> np.ndarray:
+def _blocks(
+    size: int, rows: int, rng: np.random.Generator, widths: tuple[int, int], mortar: int
+) -> np.ndarray:
     """Running-bond blocks: per-block shade, dark mortar and a light top edge. Luminance (S, S)."""
     out = np.zeros((size, size))
     h = size // rows
@@ -58,7 +61,7 @@ def _blocks(size: int, rows: int, rng: np.random.Generator, widths: tuple[int, i
                 break
             edges.append(x)
         edges.append(edges[0] + size)
-        for a, b in zip(edges[:-1], edges[1:]):
+        for a, b in itertools.pairwise(edges):
             cols = np.arange(a, b) % size
             shade = 0.82 + 0.3 * rng.random()
             block = np.full((h, len(cols)), shade)
@@ -106,8 +109,8 @@ def _metal(size: int, rng: np.random.Generator) -> np.ndarray:
         for px in range(2):
             shade = 0.85 + 0.2 * rng.random()
             lum[py * half : (py + 1) * half, px * half : (px + 1) * half] = shade * ramp[:, None]
-    lum[:: half, :] = 0.5
-    lum[:, :: half] = 0.5
+    lum[::half, :] = 0.5
+    lum[:, ::half] = 0.5
     r = max(1, size // 16)
     for cy in (r + 2, half - r - 2):
         for cx in (r + 2, half - r - 2):
@@ -123,8 +126,8 @@ def _flagstone(size: int, rng: np.random.Generator) -> np.ndarray:
     for py in range(2):
         for px in range(2):
             lum[py * half : (py + 1) * half, px * half : (px + 1) * half] = 0.82 + 0.25 * rng.random()
-    lum[:: half, :] = 0.55
-    lum[:, :: half] = 0.55
+    lum[::half, :] = 0.55
+    lum[:, ::half] = 0.55
     return lum * (0.88 + 0.2 * smooth_noise(size, 4, rng))
 
 

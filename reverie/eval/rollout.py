@@ -1,0 +1,232 @@
+"""The rollout harness: real trajectories from a simulator, and predictors that try to reproduce them.
+
+A `Predictor` is anything that, given the real frames of an episode so far, predicts the next frames
+from actions. Three implementations share one protocol, so the same scoring code runs them all:
+
+- `ModelPredictor`: the world model (autoencoder + DiT + Rollout sampler);
+- `SimulatorPredictor`: the real world replayed from the same seed and actions (a perfect model,
+  a check of the harness itself: it must score the PSNR cap everywhere);
+- `CopyLastPredictor`: repeats the last context frame (the baseline of DESIGN.md "Measures").
+
+Context convention: `reset` receives the episode from its first frame (obs[0] after reset(seed))
+up to the current frame, with act[0] the null action; a predictor uses as much of it as it can.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from reverie.errors import ReverieError
+
+__all__ = [
+    "CopyLastPredictor",
+    "ModelPredictor",
+    "Predictor",
+    "RealEpisodes",
+    "SimulatorPredictor",
+    "collect_real",
+]
+
+
+class Predictor(Protocol):
+    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
+        """Start B episodes: context_frames uint8 (B, Tc, H, W, 3), context_act (B, Tc[, D]), their seeds."""
+        ...
+
+    def step(self, act: np.ndarray) -> np.ndarray:
+        """Feed each episode's next action (B,[ D]); returns the predicted next frames uint8 (B, H, W, 3)."""
+        ...
+
+
+@dataclass
+class RealEpisodes:
+    """Real trajectories of equal length: obs (B, T, H, W, 3) uint8, act (B, T[, D]), their seeds."""
+
+    obs: np.ndarray
+    act: np.ndarray
+    seeds: list[int]
+    action_spec: dict[str, Any]
+
+
+def collect_real(
+    world: str,
+    size: str,
+    seeds: list[int],
+    length: int,
+    *,
+    policy: str = "explore",
+    policy_seed: int = 0,
+    continuous: bool = False,
+    spare_seeds: list[int] | None = None,
+    progress: bool = False,
+) -> RealEpisodes:
+    """Run the real world for `length` frames per seed under a policy.
+
+    An episode that ends early is replaced by the next of `spare_seeds` (held-out seeds too), so
+    every trajectory has the full length and positions line up across the batch.
+    """
+    from tqdm import tqdm
+
+    from reverie.worlds.explore import make_policy
+    from reverie.worlds.make import action_spec, make_world
+
+    pool = list(seeds) + list(spare_seeds or [])
+    obs_all: list[np.ndarray] = []
+    act_all: list[np.ndarray] = []
+    used: list[int] = []
+    bar = tqdm(total=len(seeds), desc="real episodes", unit="ep", disable=not progress)
+    env = make_world(world, size, continuous=continuous)
+    spec = action_spec(env)
+    try:
+        for seed in pool:
+            if len(used) == len(seeds):
+                break
+            pol = make_policy(policy, env, seed=policy_seed + int(seed))
+            obs, info = env.reset(seed=int(seed))
+            pol.reset(policy_seed + int(seed))  # as the recorder does: the policy restarts with the world
+            frames, acts = [obs], [_null_action(spec)]
+            while len(frames) < length:
+                a = pol(obs, info)
+                obs, _, term, trunc, info = env.step(a)
+                frames.append(obs)
+                acts.append(np.asarray(a))
+                if (term or trunc) and len(frames) < length:
+                    break
+            if len(frames) == length:
+                obs_all.append(np.stack(frames))
+                act_all.append(np.stack(acts))
+                used.append(int(seed))
+                bar.update(1)
+    finally:
+        env.close()
+        bar.close()
+    if len(used) < len(seeds):
+        raise ReverieError(
+            f"only {len(used)} of {len(seeds)} episodes of {world} lasted {length} frames; "
+            "use a shorter horizon or more held-out seeds"
+        )
+    return RealEpisodes(np.stack(obs_all), np.stack(act_all), used, spec)
+
+
+def _null_action(spec: dict[str, Any]) -> np.ndarray:
+    if spec.get("type") == "box":
+        return np.zeros(spec["shape"], dtype=np.float32)
+    return np.asarray(0, dtype=np.int64)
+
+
+class CopyLastPredictor:
+    """The baseline: every predicted frame is the last real context frame."""
+
+    def __init__(self) -> None:
+        self.last: np.ndarray | None = None
+
+    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
+        self.last = np.ascontiguousarray(context_frames[:, -1])  # (B, H, W, 3)
+
+    def step(self, act: np.ndarray) -> np.ndarray:
+        if self.last is None:
+            raise RuntimeError("call reset() before step()")
+        return self.last.copy()
+
+
+class SimulatorPredictor:
+    """The real world replayed from the episode's seed and actions: what a perfect model would do."""
+
+    def __init__(self, world: str, size: str, continuous: bool = False) -> None:
+        self.world, self.size, self.continuous = world, size, continuous
+        self.envs: list[Any] = []
+
+    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
+        from reverie.worlds.make import make_world
+
+        self.close()
+        for b, seed in enumerate(seeds):
+            env = make_world(self.world, self.size, continuous=self.continuous)
+            obs, _ = env.reset(seed=int(seed))
+            for a in context_act[b, 1:]:  # act[0] is the null action that "led to" obs[0]
+                obs = env.step(_native(a))[0]
+            if not np.array_equal(obs, context_frames[b, -1]):
+                raise ReverieError(
+                    f"replaying seed {seed} of {self.world} did not reproduce the context: "
+                    "the world is not deterministic for a seed, or the context starts mid-episode"
+                )
+            self.envs.append(env)
+
+    def step(self, act: np.ndarray) -> np.ndarray:
+        return np.stack([env.step(_native(a))[0] for env, a in zip(self.envs, act, strict=True)])
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+        self.envs = []
+
+
+def _native(a: np.ndarray) -> Any:
+    a = np.asarray(a)
+    return int(a) if a.ndim == 0 else a
+
+
+class ModelPredictor:
+    """The world model: encode the real context, roll the DiT forward, decode each new latent."""
+
+    def __init__(
+        self, run_dir: str | os.PathLike[str], steps: int = 2, seed: int = 0, autoencoder: str | None = None
+    ) -> None:
+        import torch
+
+        from reverie.models.autoencoder import load_autoencoder
+        from reverie.models.dit import load_dynamics
+        from reverie.models.sampler import Rollout, SamplerConfig
+        from reverie.train.checkpoint import check_kind, load_run
+
+        config, _ = load_run(run_dir)
+        check_kind(config, "dynamics", run_dir)
+        self.config = config
+        ae_dir = autoencoder or config.get("data", {}).get("autoencoder")
+        if not ae_dir:
+            raise ReverieError(f"{run_dir}/config.json names no autoencoder (data.autoencoder); pass one")
+        self.ae = load_autoencoder(ae_dir)
+        self.model = load_dynamics(str(run_dir))
+        self.rollout = Rollout(self.model, SamplerConfig(steps=steps))
+        self.has_act = self.model.cfg.action_type != "none"
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _act_tensor(self, act: np.ndarray) -> Any:
+        import torch
+
+        a = torch.as_tensor(np.asarray(act))
+        return a.long() if self.model.cfg.action_type == "discrete" else a.float()
+
+    def encode(self, frames: np.ndarray) -> Any:
+        """frames uint8 (N, H, W, 3) -> normalised latents z (N, C, h, w)."""
+        import torch
+
+        from reverie.models.autoencoder import frames_to_tensor
+
+        with torch.no_grad():
+            return self.ae.encode(frames_to_tensor(frames))
+
+    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
+        import torch
+
+        ctx = min(context_frames.shape[1], self.rollout.max_context)  # older frames leave the cache anyway
+        frames, act = context_frames[:, -ctx:], context_act[:, -ctx:]
+        B = frames.shape[0]
+        z = self.encode(frames.reshape(-1, *frames.shape[2:]))  # (B * Tc, C, h, w)
+        z = z.reshape(B, ctx, *z.shape[1:])  # (B, Tc, C, h, w)
+        self.generator = torch.Generator().manual_seed(self.seed + (int(seeds[0]) if seeds else 0))
+        self.rollout.reset(z, self._act_tensor(act) if self.has_act else None, generator=self.generator)
+
+    def step(self, act: np.ndarray) -> np.ndarray:
+        import torch
+
+        from reverie.models.autoencoder import tensor_to_frames
+
+        with torch.no_grad():
+            z = self.rollout.step(self._act_tensor(act) if self.has_act else None, self.generator)
+            return tensor_to_frames(self.ae.decode(z))

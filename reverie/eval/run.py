@@ -1,0 +1,244 @@
+"""`evaluate`: every measure of DESIGN.md "Measures" for one predictor on held-out seeds of a world.
+
+    result, art = evaluate(EvalConfig(model="runs/out/dit", episodes=16, seed=100000))
+
+`result` is the stable JSON of `reverie eval --json`; `art` holds what the HTML report draws.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from reverie.errors import ReverieError
+from reverie.eval.measures import HORIZONS, copy_last_scores, dtpsnr, rollout_scores, teacher_forced
+from reverie.eval.metrics import PSNR_CAP_DB
+from reverie.eval.rollout import (
+    CopyLastPredictor,
+    ModelPredictor,
+    Predictor,
+    RealEpisodes,
+    SimulatorPredictor,
+    collect_real,
+)
+
+if TYPE_CHECKING:
+    from reverie.eval.drift import Drift
+    from reverie.eval.idm import InverseDynamics
+
+__all__ = ["PREDICTORS", "EvalConfig", "evaluate", "held_out_seeds"]
+
+PREDICTORS = ("model", "simulator", "copy-last")
+# Seed offsets of the auxiliary episodes, far from the evaluated ones so they never coincide.
+RANDOM_ACT_OFFSET = 10_000_000
+IDM_OFFSET = 20_000_000
+
+
+@dataclass
+class EvalConfig:
+    model: str | None = None  # dynamics run dir; required for predictor "model"
+    world: str | None = None  # default: the model's world
+    size: str | None = None  # default: the model's frame size, else 64x64
+    predictor: str = "model"
+    episodes: int = 16
+    seed: int = 1_000_000  # first held-out seed; episode i uses seed + i
+    context: int = 8  # real frames before generation starts
+    horizons: tuple[int, ...] = HORIZONS
+    tf_positions: int = 8  # teacher-forced positions per episode
+    drift_frames: int = 9000  # 5 minutes at 30 FPS
+    drift_segment: int = 1800  # one minute
+    idm_steps: int = 600  # 8 episodes x 300 steps overfit (train 84%, held-out 43% at 32x32)
+    idm_episodes: int = 32
+    idm_length: int = 128
+    steps: int = 2  # sampler steps per frame
+    allow_overlap: bool = False
+    quick: bool = False
+    progress: bool = True
+    strips: int = 3  # episodes shown as real | generated strips in the report
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def quickened(self) -> EvalConfig:
+        """The one-minute version: fewer episodes, a short drift rollout, a brief IDM."""
+        return EvalConfig(**{
+            **asdict(self),
+            "episodes": min(self.episodes, 4), "tf_positions": min(self.tf_positions, 3),
+            "drift_frames": min(self.drift_frames, 300), "drift_segment": min(self.drift_segment, 100),
+            "idm_steps": min(self.idm_steps, 200), "idm_episodes": min(self.idm_episodes, 16),
+            "idm_length": min(self.idm_length, 64), "quick": True,
+        })  # fmt: skip
+
+
+def held_out_seeds(model_config: dict[str, Any], seeds: list[int], allow_overlap: bool) -> list[int]:
+    """The training seeds among `seeds` (from the model's dataset); refuses an overlap unless allowed."""
+    from reverie.data.store import EpisodeStore, is_store
+
+    path = model_config.get("data", {}).get("path")
+    if not path or not is_store(path):
+        if allow_overlap:
+            return []
+        raise ReverieError(
+            f"cannot check the held-out seeds: the model's dataset {path!r} is not an episode store here; "
+            "pass --allow-overlap to evaluate anyway"
+        )
+    train = {s for s in EpisodeStore.open(path).seeds if s is not None}
+    overlap = sorted(train.intersection(seeds))
+    if overlap and not allow_overlap:
+        lo, hi = (min(train), max(train)) if train else (0, 0)
+        raise ReverieError(
+            f"seeds {overlap[:5]}{'...' if len(overlap) > 5 else ''} were used to train the model "
+            f"(its dataset holds seeds {lo}..{hi}); choose --seed outside them or pass --allow-overlap"
+        )
+    return overlap
+
+
+def _make_predictor(cfg: EvalConfig, world: str, size: str, continuous: bool) -> Predictor:
+    if cfg.predictor == "model":
+        assert cfg.model is not None
+        return ModelPredictor(cfg.model, steps=cfg.steps, seed=cfg.seed)
+    if cfg.predictor == "simulator":
+        return SimulatorPredictor(world, size, continuous)
+    if cfg.predictor == "copy-last":
+        return CopyLastPredictor()
+    raise ReverieError(f"unknown predictor {cfg.predictor!r}; accepted: {', '.join(PREDICTORS)}")
+
+
+def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run every measure; returns (JSON result, report artifacts)."""
+    cfg = cfg.quickened() if cfg.quick else cfg
+    model_config: dict[str, Any] = {}
+    if cfg.predictor == "model":
+        if cfg.model is None:
+            raise ReverieError(
+                "--model is required (a dynamics run directory), or pick --predictor simulator"
+            )
+        from reverie.train.checkpoint import check_kind, load_run
+
+        model_config = load_run(cfg.model)[0]
+        check_kind(model_config, "dynamics", cfg.model)
+    data = model_config.get("data", {})
+    world = cfg.world or data.get("world")
+    if not world:
+        raise ReverieError("--world is required (the model's config names none)")
+    if data.get("world") and world != data["world"]:
+        raise ReverieError(
+            f"the model was trained on {data['world']}, not {world}; pass --world {data['world']}"
+        )
+    size = cfg.size or (f"{data['width']}x{data['height']}" if data.get("width") else "64x64")
+    spec = data.get("action_spec") or {}
+    continuous = spec.get("type") == "box"
+    if cfg.episodes < 1:
+        raise ReverieError(f"bad --episodes {cfg.episodes}: accepted >= 1")
+
+    K = max(cfg.horizons)
+    length = cfg.context + K
+    candidates = list(range(cfg.seed, cfg.seed + 2 * cfg.episodes + 4))  # spares replace short episodes
+    overlap = held_out_seeds(model_config, candidates, cfg.allow_overlap) if model_config else []
+    real = collect_real(
+        world, size, candidates[: cfg.episodes], length, continuous=continuous,
+        spare_seeds=candidates[cfg.episodes :], progress=cfg.progress,
+    )  # fmt: skip
+    predictor = _make_predictor(cfg, world, size, continuous)
+
+    rng = np.random.default_rng(cfg.seed)
+    positions = sorted({int(p) for p in rng.integers(cfg.context, length, cfg.tf_positions)})
+    psnr_tf, ssim_tf = teacher_forced(predictor, real, positions, progress=cfg.progress)
+    scores = rollout_scores(predictor, real, cfg.context, cfg.horizons, progress=cfg.progress)
+    copy = copy_last_scores(real, cfg.context, cfg.horizons)
+
+    dt = None
+    if real.action_spec.get("type") != "none" and K >= 16:
+        rand = collect_real(
+            world, size, [s + RANDOM_ACT_OFFSET for s in real.seeds], length, continuous=continuous,
+            spare_seeds=[s + RANDOM_ACT_OFFSET + 10_000 for s in range(cfg.episodes * 2)], policy_seed=1,
+        )  # fmt: skip
+        dt = dtpsnr(predictor, real, rand.act, cfg.context, 16, scores, progress=cfg.progress)
+
+    idm_real, idm_gen, idm = _idm_accuracy(cfg, world, size, real, scores.frames)
+    drift, drift_features = _drift(cfg, world, size, continuous, predictor, idm)
+
+    result: dict[str, Any] = {
+        "model": os.path.abspath(cfg.model) if cfg.model else None,
+        "model_id": model_config.get("save_id"),
+        "data": data.get("path"),
+        "world": world,
+        "size": size,
+        "predictor": cfg.predictor,
+        "episodes": len(real.seeds),
+        "seeds": real.seeds,
+        "seed_overlap": overlap,
+        "context": cfg.context,
+        "sampler_steps": cfg.steps if cfg.predictor == "model" else None,
+        "psnr_cap_db": PSNR_CAP_DB,
+        "psnr_tf": psnr_tf,
+        "ssim_tf": ssim_tf,
+        "psnr_rollout": {str(k): v for k, v in scores.psnr_at.items()},
+        "psnr_copy_last": {str(k): v for k, v in copy.psnr_at.items()},
+        "dtpsnr16": dt,
+        "idm_acc_generated": idm_gen,
+        "idm_acc_real": idm_real,
+        "drift_fd_per_minute": drift.fd,
+        "drift_idm_acc_per_minute": drift.action_acc,
+        "drift_segment_frames": cfg.drift_segment,
+        "drift_features": drift_features,
+        "fps": cfg.extra.get("fps"),
+        "quick": cfg.quick,
+    }
+    n = min(cfg.strips, len(real.seeds))
+    art = {
+        "curve": scores.psnr_per_step,
+        "curve_copy_last": copy.psnr_per_step,
+        "real_strip": real.obs[:n, cfg.context - 1 : cfg.context + K],
+        "gen_strip": np.concatenate([real.obs[:n, cfg.context - 1 : cfg.context], scores.frames[:n]], 1),
+    }
+    return result, art
+
+
+def _idm_accuracy(
+    cfg: EvalConfig, world: str, size: str, real: RealEpisodes, generated: np.ndarray
+) -> tuple[float | None, float | None, InverseDynamics | None]:
+    """IDM accuracy on held-out real pairs and on generated rollout pairs (discrete worlds only)."""
+    if real.action_spec.get("type") != "discrete":
+        return None, None, None
+    from reverie.eval.idm import IDMConfig, pairs_from_episodes, train_idm
+
+    n_act = int(real.action_spec["n"])
+    seeds = [cfg.seed + IDM_OFFSET + i for i in range(cfg.idm_episodes)]
+    train = collect_real(
+        world, size, seeds, cfg.idm_length, spare_seeds=[s + 10_000 for s in seeds], progress=cfg.progress
+    )
+    idm = train_idm(*pairs_from_episodes(train.obs, train.act), n_act, IDMConfig(steps=cfg.idm_steps),
+                    progress=cfg.progress)  # fmt: skip
+    acc_real = idm.accuracy(*pairs_from_episodes(real.obs, real.act))
+    # Generated pairs: the last real context frame, then each generated frame, under the real actions.
+    gen = np.concatenate([real.obs[:, cfg.context - 1 : cfg.context], generated], 1)  # (B, 1 + K, H, W, 3)
+    act = real.act[:, cfg.context - 1 : cfg.context - 1 + gen.shape[1]]
+    acc_gen = idm.accuracy(*pairs_from_episodes(gen, act))
+    return acc_real, acc_gen, idm
+
+
+def _drift(
+    cfg: EvalConfig,
+    world: str,
+    size: str,
+    continuous: bool,
+    predictor: Predictor,
+    idm: InverseDynamics | None,
+) -> tuple[Drift, str]:
+    from reverie.eval.drift import drift_fd, latent_features, pixel_features
+
+    real = collect_real(
+        world, size, [cfg.seed], cfg.context + cfg.drift_frames, continuous=continuous,
+        spare_seeds=[cfg.seed + 1 + i for i in range(8)], progress=False,
+    )  # fmt: skip
+    if isinstance(predictor, ModelPredictor):
+        features, name = latent_features(predictor.encode), "autoencoder latents (mean, std per channel)"
+    else:
+        features, name = pixel_features, "4x4 pooled RGB (no autoencoder)"
+    score = idm.hits if idm is not None else None
+    drift = drift_fd(
+        predictor, real, cfg.context, cfg.drift_segment, features, cfg.progress, pair_score=score
+    )
+    return drift, name

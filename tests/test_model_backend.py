@@ -1,0 +1,217 @@
+"""The learned world model as an engine backend: batching, determinism, sliding window, CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from reverie.engine.model_backend import ModelBackend, ModelConfig, save_untrained_run
+from reverie.engine.session import WorldSession
+from reverie.sizes import Size
+
+DUNGEON_SPEC = {
+    "type": "discrete",
+    "n": 9,
+    "names": ["noop", "forward", "back", "turn_left", "turn_right", "strafe_left", "strafe_right",
+              "forward_left", "forward_right"],
+}  # fmt: skip
+
+
+def save_tiny_autoencoder(out: Path) -> None:
+    from reverie.models.autoencoder import PRESETS, Autoencoder
+    from reverie.train.checkpoint import save_run
+
+    torch.manual_seed(0)
+    ae = Autoencoder(PRESETS["tiny"])
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"kind": "autoencoder", "model": asdict(ae.cfg), "data": {"width": 64, "height": 64}, "step": 0}
+    save_run(out, config=config, ema_state=ae.state_dict(), card="tiny\n", train_tensors={}, train_json={})
+
+
+def make_tiny_run(
+    root: Path,
+    spec: dict | None = None,
+    world: str | None = "reverie/Dungeon-v0",
+    max_context: int = 4,
+) -> str:
+    """A tiny untrained dynamics run (+ autoencoder) laid out as `reverie train dynamics` writes it."""
+    ae = root / "ae"
+    if not ae.exists():
+        save_tiny_autoencoder(ae)
+    run = root / f"dit_{(spec or DUNGEON_SPEC)['type']}_{world is not None}"
+    save_untrained_run(
+        str(run), str(ae), spec or DUNGEON_SPEC, preset="tiny", world=world, size=Size(64, 64),
+        overrides={"max_context": max_context},
+    )  # fmt: skip
+    return str(run)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_tiny_run(tmp_path_factory.mktemp("model"))
+
+
+def play(backend: ModelBackend, sids: list[int], seeds: list[int], frames: int) -> list[np.ndarray]:
+    """Reset `sids` with `seeds`, step them together (actions fixed by the seed): (T, H, W, 3) each."""
+    outs: list[list[np.ndarray]] = [[backend.reset(s, seed).frame] for s, seed in zip(sids, seeds)]
+    for t in range(frames):
+        step = backend.step(sids, [(t + seed) % 9 for seed in seeds])  # actions follow the seed
+        for i, o in enumerate(step):
+            outs[i].append(o.frame)
+    return [np.stack(o) for o in outs]
+
+
+def test_frames_are_uint8_and_seed_reproduces(tiny_run: str) -> None:
+    a = play(ModelBackend(tiny_run), [1], [7], 6)[0]
+    b = play(ModelBackend(tiny_run), [1], [7], 6)[0]
+    c = play(ModelBackend(tiny_run), [1], [8], 6)[0]
+    assert a.shape == (7, 64, 64, 3) and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a[1:], c[1:])
+
+
+def test_engine_clock_replays_a_seed(tiny_run: str) -> None:
+    from reverie.engine.clock import EngineClock, PlaySession
+    from reverie.engine.controls import InputState
+
+    def run(seed: int) -> list[bytes]:
+        clock = EngineClock()
+        s = PlaySession({"dream": ModelBackend(tiny_run, ModelConfig(steps=1))}, seed=seed)
+        clock.add(s)
+        clock.tick()  # the reset goes to the clock's worker
+        clock.wait_resets()
+        out = [f.data for f in s.take_frames()]
+        for i in range(6):
+            s.set_input(InputState(keys=frozenset({"w"} if i % 2 else {"a"}), seq=i + 1))
+            clock.tick()
+            out += [f.data for f in s.take_frames()]
+        clock.stop()
+        assert s.error is None
+        return out
+
+    a = run(11)
+    assert len(a) == 7
+    assert a == run(11) and a != run(12)
+
+
+def test_batched_equals_unbatched(tiny_run: str) -> None:
+    both = play(ModelBackend(tiny_run), [1, 2], [3, 4], 6)
+    alone = [play(ModelBackend(tiny_run), [9], [seed], 6)[0] for seed in (3, 4)]
+    for i in range(2):
+        # the only difference allowed is the rounding of bf16 matmuls at another batch size
+        diff = np.abs(both[i].astype(int) - alone[i].astype(int))
+        assert diff.max() <= 2, f"session {i} differs by up to {diff.max()} levels"
+        assert diff.mean() < 0.05
+
+
+def test_sliding_window_plays_past_max_context(tiny_run: str) -> None:
+    b = ModelBackend(tiny_run)
+    assert b.rollout.max_context == 4
+    frames = play(b, [1], [0], 13)[0]
+    assert frames.shape[0] == 14
+    assert b.rollout.cache.context_frames <= 4  # never more than the window
+    assert b.rollout.frames > 4
+
+
+def test_sessions_join_and_leave(tiny_run: str) -> None:
+    b = ModelBackend(tiny_run)
+    b.reset(1, 1)
+    b.step([1], [1])
+    b.reset(2, 2)  # a second player joins: the batch is rebuilt with both
+    outs = b.step([1, 2], [1, 2])
+    assert len(outs) == 2 and b.rollout.B == 2
+    b.close(1)
+    (out,) = b.step([2], [0])  # the leaver's row is dropped on the next tick
+    assert out.frame.shape == (64, 64, 3) and b.rollout.B == 1
+    with pytest.raises(Exception, match="never reset"):
+        b.step([1], [0])
+
+
+def test_prompt_image_and_dreamed_start(tmp_path: Path) -> None:
+    run = make_tiny_run(tmp_path, world=None)  # no simulator: the first frame is dreamed
+    b = ModelBackend(run)
+    dreamed = b.reset(1, 5, prompt="a red room").frame
+    assert dreamed.shape == (64, 64, 3)
+    img = np.zeros((90, 120, 3), np.uint8)
+    img[:, :60] = 255
+    first = b.reset(2, 5, image=img).frame  # the image, fitted to the model's size, is frame 0
+    assert first.shape == (64, 64, 3) and first[:, :10].min() == 255 and first[:, -10:].max() == 0
+    assert len(b.step([1, 2], [0, 1])) == 2
+
+
+def test_box_and_video_runs(tmp_path: Path) -> None:
+    box = {"type": "box", "shape": [2], "low": [-1.0, -1.0], "high": [1.0, 1.0], "names": ["x", "y"]}
+    for spec in (box, {"type": "none"}):
+        b = ModelBackend(make_tiny_run(tmp_path, spec=spec, world=None))
+        b.reset(1, 0)
+        act = np.array([0.5, -0.5], np.float32) if spec["type"] == "box" else None
+        (out,) = b.step([1], [act])
+        assert out.frame.shape == (64, 64, 3)
+
+
+def test_world_session_with_model(tiny_run: str) -> None:
+    from reverie.engine.controls import InputState
+
+    with WorldSession(ModelBackend(tiny_run, ModelConfig(steps=1))) as s:
+        assert s.reset(seed=3).frame.shape == (64, 64, 3)
+        assert s.step(InputState(keys=frozenset({"w"}))).frame.dtype == np.uint8
+
+
+def test_bad_run_is_a_clear_error(tmp_path: Path) -> None:
+    from reverie.errors import ReverieError
+
+    with pytest.raises(ReverieError, match="no training run"):
+        ModelBackend(str(tmp_path / "missing"))
+
+
+def test_bench_engine_model_json(tiny_run: str) -> None:
+    from reverie.cli import app
+
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "engine",
+            "--model",
+            tiny_run,
+            "--frames",
+            "20",
+            "--sessions",
+            "2",
+            "--steps",
+            "1",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    row = json.loads(res.output.strip().splitlines()[-1])
+    for key in ("fps", "frame_ms_p50", "frame_ms_p99", "height", "width", "steps", "threads", "sessions"):
+        assert key in row
+    assert row["backend"] == "model" and row["steps"] == 1 and row["sessions"] == 2 and row["fps"] > 0
+
+
+def test_server_plays_the_model(tiny_run: str) -> None:
+    from reverie.engine.backends import make_backends
+    from reverie.engine.encode import decode
+    from reverie.serve.app import BackgroundServer, ServeConfig, create_app
+    from reverie.serve.client import PlayClient
+
+    backends = make_backends(tiny_run, "ignored", "64x64", model_cfg=ModelConfig(steps=1))
+    assert set(backends) == {"dream", "real"} and backends["dream"].name == "model"
+    app = create_app(ServeConfig(model=tiny_run, fps=30, max_sessions=2), backends)
+    with BackgroundServer(app) as url, PlayClient(url) as c:
+        info = c.start(seed=3, views=["dream", "real"])
+        assert info["seed"] == 3 and set(info["available_views"]) == {"dream", "real"}
+        c.send_input(keys=["KeyW"])
+        views = set()
+        for _ in range(8):
+            h, jpeg = c.next_frame()
+            views.add(h.view)
+            assert decode(jpeg).shape == (64, 64, 3)
+        assert views == {0, 1}  # the dream and the real world side by side
