@@ -218,3 +218,62 @@ def test_cli_compare(tmp_path: Path) -> None:
     assert rows["psnr_rollout@1"]["delta"] == pytest.approx(1.5)
     assert rows["psnr_tf"]["delta"] == pytest.approx(3.0)
     assert rows["drift_fd_per_minute (mean)"]["delta"] == pytest.approx(0.0)
+
+
+@pytest.mark.slow
+def test_cli_eval_quick_writes_json_and_report(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import reverie.cli.eval  # noqa: F401  (attaches the command)
+    from reverie.cli.apps import app
+
+    page = tmp_path / "out" / "report.html"
+    args = [
+        "eval",
+        "--predictor",
+        "copy-last",
+        "--world",
+        WORLD,
+        "--size",
+        SIZE,
+        "--episodes",
+        "2",
+        "--quick",
+    ]
+    res = CliRunner().invoke(app, [*args, "--json", "--report", str(page)])
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout.strip().splitlines()[-1])
+    assert set(result) >= RESULT_KEYS and result["quick"] is True
+    assert result["psnr_rollout"] == result["psnr_copy_last"] and result["dtpsnr16"] == 0.0
+    assert page.read_text().startswith("<!doctype html>")
+
+
+def test_cli_refuses_bad_report_name(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    import reverie.cli.eval  # noqa: F401
+    from reverie.cli.apps import app
+    from reverie.errors import ReverieError
+
+    res = CliRunner().invoke(app, ["eval", "--predictor", "simulator", "--world", WORLD, "--report", "r.png"])
+    assert isinstance(res.exception, ReverieError) and "html" in str(res.exception)
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_idm_pairs_align_and_it_learns(real: RealEpisodes) -> None:
+    from reverie.eval.idm import IDMConfig, pairs_from_episodes, train_idm
+
+    prev, nxt, act = pairs_from_episodes(real.obs, real.act)
+    assert len(prev) == len(nxt) == len(act) == 2 * 23
+    # pair i of episode 0 is (obs[i], obs[i+1]) with act[i+1], the action that led to obs[i+1]
+    assert np.array_equal(prev[5], real.obs[0, 5]) and np.array_equal(nxt[5], real.obs[0, 6])
+    assert act[5] == real.act[0, 6]
+    train = collect_real(WORLD, SIZE, list(range(7000, 7008)), 32)
+    p, n, a = pairs_from_episodes(train.obs, train.act)
+    idm = train_idm(p, n, a, int(train.action_spec["n"]), IDMConfig(steps=60, batch_size=32, seed=0))
+    majority = np.bincount(a).max() / len(a)
+    assert idm.accuracy(p, n, a) > majority + 0.1  # it reads the frames, not just the label prior
+    assert np.array_equal(
+        idm.hits(p[:10], n[:10], a[:10]),
+        idm(torch.from_numpy(p[:10]), torch.from_numpy(n[:10])).argmax(-1).numpy() == a[:10],
+    )

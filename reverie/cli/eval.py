@@ -53,7 +53,7 @@ def eval_cmd(
         raise ReverieError(f"--report {report!r} must name an .html file")
     extra: dict[str, Any] = {}
     if speed and model is not None:
-        extra["fps"] = _engine_fps(model, steps)
+        extra["fps"] = _engine_fps(model, steps, frames=200 if quick else 1000)
     cfg = EvalConfig(
         model=model, world=world, size=size, predictor=predictor, episodes=episodes, seed=seed, steps=steps,
         allow_overlap=allow_overlap, quick=quick, extra=extra,
@@ -87,7 +87,7 @@ def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, int | float) else ("n/a" if v is None else str(v))
 
 
-def _engine_fps(model: str, steps: int) -> float | None:
+def _engine_fps(model: str, steps: int, frames: int) -> float | None:
     """Frames per second from the engine bench; None (with a note) when it cannot run here."""
     import contextlib
     import io
@@ -98,7 +98,7 @@ def _engine_fps(model: str, steps: int) -> float | None:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             bench_engine_cmd(
-                world="reverie/Dungeon-v0", frames=1000, sessions=1, size="64x64", quality=85, seed=0,
+                world="reverie/Dungeon-v0", frames=frames, sessions=1, size="64x64", quality=85, seed=0,
                 as_json=True, model=model, steps=steps, threads=0,
             )  # fmt: skip
         return float(json.loads(out.getvalue().strip().splitlines()[-1])["fps"])

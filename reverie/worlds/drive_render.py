@@ -51,7 +51,7 @@ LOOKS = {
         (95, 60, 95),
     ),
     "night": Look(
-        (6, 8, 22), (28, 32, 60), (8, 10, 20), 12.0, 130.0, (0.2, 0.2, 0.3), (1.2, 1.15, 1.1), (20, 22, 38)
+        (6, 8, 22), (28, 32, 60), (8, 10, 20), 12.0, 130.0, (0.2, 0.2, 0.3), (1.6, 1.2, 0.6), (20, 22, 38)
     ),
 }
 # Daylight ground colours per zone, in two shades that alternate with the stripes (motion cue).
@@ -284,7 +284,7 @@ class DriveRenderer:
             items.append((dm, key, sx, sy, vw * sc, vh * sc, top[min(m + 1, DRAW_SEGS)]))
         items.sort(key=lambda it: -it[0])
         for dm, key, sx, sy, sw, sh, clip in items:
-            if sh < 1.5 or sx + sw / 2 < 0 or sx - sw / 2 > w:
+            if sh < 1.5 or sw < 1.0 or sx + sw / 2 < 0 or sx - sw / 2 > w:
                 continue
             self._blit(frame, key, self._fog_q(dm), sx, sy, sw, sh, clip)
 

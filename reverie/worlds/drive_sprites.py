@@ -107,9 +107,9 @@ def _round_tree() -> Sprite:
 
 
 def _pole() -> Sprite:
-    c = _Canvas(16, 64)
-    c.rect(0.44, 0.02, 0.56, 1.0, (110, 80, 55))
-    c.rect(0.0, 0.08, 1.0, 0.12, (90, 65, 45))
+    c = _Canvas(12, 64)
+    c.rect(0.36, 0.02, 0.64, 1.0, (110, 80, 55))
+    c.rect(0.0, 0.08, 1.0, 0.13, (90, 65, 45))
     return c.sprite()
 
 
@@ -129,7 +129,7 @@ def _building(body: tuple[int, int, int], floors: int) -> Callable[[], Sprite]:
         # Windows as a coarse grid of big panes: they survive downscaling without turning into noise.
         win = (((c.u * 4) % 1.0) > 0.3) & (((c.u * 4) % 1.0) < 0.8)
         win &= (((c.v * floors) % 1.0) > 0.3) & (((c.v * floors) % 1.0) < 0.75) & (c.v < 1 - 1.0 / floors)
-        c.fill(win, (250, 215, 120), glow=True)
+        c.fill(win, (150, 180, 210), glow=True)  # glass by day; the night glow gain turns it yellow
         c.rect(0.4, 1 - 0.8 / floors, 0.6, 1.0, (60, 45, 35))
         return c.sprite()
 
@@ -166,7 +166,7 @@ def _bush() -> Sprite:
 PROPS: tuple[tuple[Callable[[], Sprite], float, float], ...] = (
     (_pine, 4.0, 9.0),
     (_round_tree, 5.5, 7.0),
-    (_pole, 2.2, 9.5),
+    (_pole, 1.2, 9.5),
     (_lamp, 1.6, 6.5),
     (_building((170, 90, 70), 3), 14.0, 11.0),
     (_building((150, 150, 160), 5), 14.0, 18.0),

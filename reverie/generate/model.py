@@ -1,0 +1,109 @@
+"""A trained dynamics run (+ its autoencoder and text encoder) loaded for offline generation.
+
+Loading follows `ModelBackend`: the autoencoder path and action spec come from the run's
+config.json, weights are cast to bf16 where the CPU has native bf16 (fp32 otherwise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from reverie.errors import ReverieError
+from reverie.sizes import Size
+
+DEFAULT_FPS = 15.0  # runs that do not record their data's frame rate
+
+
+@dataclass
+class GenModel:
+    dit: Any  # reverie.models.dit.DiT
+    ae: Any  # reverie.models.autoencoder.Autoencoder
+    text_encoder: Any
+    spec: dict[str, Any]
+    size: Size
+    fps: float
+    dtype: torch.dtype
+
+    @property
+    def max_context(self) -> int:
+        return int(self.dit.cfg.max_context)
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return tuple(self.ae.latent_shape(self.size.height, self.size.width))  # type: ignore[return-value]
+
+    def action_names(self) -> list[str]:
+        return [str(n) for n in self.spec.get("names", [])]
+
+    @torch.inference_mode()
+    def encode(self, frames: np.ndarray, batch: int = 32) -> torch.Tensor:
+        """uint8 (T, H, W, 3) -> latents (T, C, h, w) float32."""
+        from reverie.models.autoencoder import frames_to_tensor
+
+        out = []
+        for i in range(0, len(frames), batch):
+            x = frames_to_tensor(np.ascontiguousarray(frames[i : i + batch])).to(self.dtype)
+            out.append(self.ae.encode(x.contiguous(memory_format=torch.channels_last)).float())
+        return torch.cat(out)
+
+    @torch.inference_mode()
+    def decode(self, z: torch.Tensor, batch: int = 32) -> np.ndarray:
+        """latents (T, C, h, w) -> uint8 (T, H, W, 3)."""
+        from reverie.models.autoencoder import tensor_to_frames
+
+        return np.concatenate(
+            [tensor_to_frames(self.ae.decode(z[i : i + batch])) for i in range(0, len(z), batch)]
+        )
+
+    def text(self, prompt: str | None) -> torch.Tensor | None:
+        """(1, E) sentence embedding, or None without a prompt (the model's null text)."""
+        if not prompt:
+            return None
+        return torch.from_numpy(np.asarray(self.text_encoder.encode([prompt]), np.float32))
+
+    def act_tensor(self, actions: list[Any]) -> torch.Tensor | None:
+        """Actions (spec's own form) -> (T,) int64 or (T, D) float32; None for action-less models."""
+        from reverie.worlds.actions import encode_action
+
+        kind = self.spec["type"]
+        if kind == "discrete":
+            return torch.tensor([int(np.asarray(a).reshape(-1)[0]) for a in actions], dtype=torch.long)
+        if kind == "box":
+            return torch.from_numpy(
+                np.stack([encode_action(self.spec, a) for a in actions]).reshape(len(actions), -1)
+            )
+        return None
+
+
+def load_model(run: str, precision: str = "auto", threads: int | None = None) -> GenModel:
+    """Load a `reverie train dynamics` run for offline generation."""
+    from reverie.engine.model_backend import choose_dtype
+    from reverie.models.autoencoder import load_autoencoder
+    from reverie.models.dit import load_dynamics
+    from reverie.models.text import get_text_encoder
+    from reverie.train.checkpoint import check_kind, load_run
+
+    config, _ = load_run(run)
+    check_kind(config, "dynamics", run)
+    data = config.get("data", {})
+    if not data.get("autoencoder") or "action_spec" not in data or "width" not in data:
+        raise ReverieError(
+            f"{run}: the run does not record its autoencoder, frame size and action spec; "
+            "accepted: a run made by `reverie train dynamics`"
+        )
+    if threads:
+        torch.set_num_threads(threads)
+    dtype = choose_dtype(precision)
+    return GenModel(
+        dit=load_dynamics(run).to(dtype).eval(),
+        ae=load_autoencoder(data["autoencoder"]).to(dtype).eval(),
+        text_encoder=get_text_encoder(str(config["model"].get("text_encoder", "hash"))),
+        spec=dict(data["action_spec"]),
+        size=Size(int(data["width"]), int(data["height"])),
+        fps=float(data.get("fps") or DEFAULT_FPS),
+        dtype=dtype,
+    )
