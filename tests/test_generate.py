@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from reverie.engine.model_backend import save_untrained_run
 from reverie.errors import ReverieError
 from reverie.generate.actions import frame_actions, parse_actions
-from reverie.generate.model import GenModel, load_model
 from reverie.generate.modes import (
     GenOptions,
     extend,
@@ -24,6 +23,7 @@ from reverie.generate.modes import (
     parse_span,
 )
 from reverie.models.sampler import SamplerConfig
+from reverie.models.world_model import WorldModel, load_world_model
 from reverie.sizes import Size
 
 SPEC = {
@@ -59,8 +59,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="module")
-def model(run: str) -> GenModel:
-    return load_model(run, precision="fp32")
+def model(run: str) -> WorldModel:
+    return load_world_model(run, precision="fp32")
 
 
 def opts(seed: int = 0, candidates: int = 2) -> GenOptions:
@@ -73,7 +73,7 @@ def clip(n: int, seed: int = 1) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
 
 
-def test_generate_from_image_keeps_start_frame_and_seed_reproduces(model: GenModel) -> None:
+def test_generate_from_image_keeps_start_frame_and_seed_reproduces(model: WorldModel) -> None:
     start = clip(1)[0]
     a = generate(model, 5, opts(3), image=start)
     assert a.shape == (5, 64, 64, 3) and a.dtype == np.uint8
@@ -82,14 +82,14 @@ def test_generate_from_image_keeps_start_frame_and_seed_reproduces(model: GenMod
     assert not np.array_equal(a[1:], generate(model, 5, opts(4), image=start)[1:])
 
 
-def test_samples_differ_and_match_single_seeds(model: GenModel) -> None:
+def test_samples_differ_and_match_single_seeds(model: WorldModel) -> None:
     outs = generate_samples(model, 4, 3, opts(7))
     assert len(outs) == 3 and all(o.shape == (4, 64, 64, 3) for o in outs)
     assert not np.array_equal(outs[0], outs[1]) and not np.array_equal(outs[1], outs[2])
     assert np.array_equal(outs[2], generate(model, 4, opts(9)))  # sample i == seed S + i alone
 
 
-def test_scripted_actions_change_the_video(model: GenModel) -> None:
+def test_scripted_actions_change_the_video(model: WorldModel) -> None:
     fwd = generate(model, 4, opts(0), script=parse_actions("forward:3", SPEC))
     left = generate(model, 4, opts(0), script=parse_actions("turn_left:3", SPEC))
     assert not np.array_equal(fwd[1:], left[1:])
@@ -110,7 +110,7 @@ def test_parse_actions_and_errors() -> None:
     assert len(frame_actions(SPEC, 6, 0)) == 6 and frame_actions(SPEC, 6, 0)[0] == 0
 
 
-def test_extend_forward_and_backward_keep_given_frames(model: GenModel) -> None:
+def test_extend_forward_and_backward_keep_given_frames(model: WorldModel) -> None:
     c = clip(6)
     fwd = extend(model, c, 3, opts())
     assert fwd.shape == (9, 64, 64, 3) and np.array_equal(fwd[:6], c)
@@ -119,7 +119,7 @@ def test_extend_forward_and_backward_keep_given_frames(model: GenModel) -> None:
 
 
 @pytest.mark.parametrize("span", ["2-3", "0-1", "4-5"])
-def test_fill_keeps_given_frames(model: GenModel, span: str) -> None:
+def test_fill_keeps_given_frames(model: WorldModel, span: str) -> None:
     c = clip(6)
     first, last = parse_span(span, len(c))
     out = fill(model, c, first, last, opts())
@@ -135,7 +135,7 @@ def test_fill_span_errors() -> None:
             parse_span(bad, 6)
 
 
-def test_interpolate_length_and_given_frames(model: GenModel) -> None:
+def test_interpolate_length_and_given_frames(model: WorldModel) -> None:
     c = clip(3)
     out = interpolate(model, c, 3, opts())
     assert out.shape == (7, 64, 64, 3)
@@ -175,3 +175,15 @@ def test_cli_bad_actions_lists_names_and_writes_nothing(run: str, tmp_path: Path
     assert isinstance(res.exception, ReverieError)
     assert "turn_left" in str(res.exception)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fill_keeps_the_candidate_ending_nearest_the_next_frame(model: WorldModel) -> None:
+    from reverie.generate.modes import _continue
+
+    c, o = clip(6), opts(5, candidates=3)
+    z_right = model.encode(c[4:5])[0]
+    cands = [_continue(model, c[:2], 2, o, o.seed + k, "t") for k in range(3)]
+    errs = [float(((z[-1] - z_right) ** 2).mean()) for z in cands]
+    assert len(set(errs)) == 3  # the candidates really differ
+    best = cands[int(np.argmin(errs))]
+    assert np.array_equal(fill(model, c, 2, 3, o)[2:4], model.decode(best))

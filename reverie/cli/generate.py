@@ -11,8 +11,8 @@ from reverie.cli.apps import app
 if TYPE_CHECKING:
     import numpy as np
 
-    from reverie.generate.model import GenModel
     from reverie.generate.modes import GenOptions
+    from reverie.models.world_model import WorldModel
 
 _MODEL = typer.Option(..., "--model", help="Dynamics run directory (made by `reverie train dynamics`).")
 _STEPS = typer.Option(2, "--steps", min=1, max=8, help="Euler sampling steps per generated frame.")
@@ -31,7 +31,7 @@ def _opts(seed: int, steps: int, prompt: str | None, candidates: int = 4) -> Gen
     )
 
 
-def _read_clip(path: str, model: GenModel) -> tuple[np.ndarray, float]:
+def _read_clip(path: str, model: WorldModel) -> tuple[np.ndarray, float]:
     import os
 
     from reverie.data.video import decode_video
@@ -74,16 +74,16 @@ def generate_cmd(
     Example:  reverie generate --model runs/dungeon/dit --prompt "a torch-lit corridor" --frames 64 --samples 4 --out dream.mp4
     """
     from reverie.generate.actions import parse_actions
-    from reverie.generate.model import load_model
     from reverie.generate.modes import generate_samples
     from reverie.generate.output import check_out, grid, read_image, sample_paths, write_png, write_video
     from reverie.generate.output import strip as make_strip
+    from reverie.models.world_model import load_world_model
 
     check_out(out)
     if strip is not None:
         check_out(strip, ".png")
     start = read_image(image) if image is not None else None
-    m = load_model(model)
+    m = load_world_model(model)
     script = parse_actions(actions, m.spec) if actions is not None else None
     clips = generate_samples(m, frames, samples, _opts(seed, steps, prompt), image=start, script=script)
     paths, grid_path = sample_paths(out, samples)
@@ -120,12 +120,12 @@ def extend_cmd(
 
     Example:  reverie extend walk.mp4 --model runs/dungeon/dit --frames 32 --out longer.mp4
     """
-    from reverie.generate.model import load_model
     from reverie.generate.modes import extend
     from reverie.generate.output import check_out, write_video
+    from reverie.models.world_model import load_world_model
 
     check_out(out)
-    m = load_model(model)
+    m = load_world_model(model)
     frames_in, rate = _read_clip(clip, m)
     write_video(extend(m, frames_in, frames, _opts(seed, steps, prompt), backward=backward), out, rate, scale)
     typer.echo(f"wrote {out}")
@@ -153,12 +153,12 @@ def fill_cmd(
 
     Example:  reverie fill walk.mp4 --model runs/dungeon/dit --missing 10-20 --out filled.mp4
     """
-    from reverie.generate.model import load_model
     from reverie.generate.modes import fill, parse_span
     from reverie.generate.output import check_out, write_video
+    from reverie.models.world_model import load_world_model
 
     check_out(out)
-    m = load_model(model)
+    m = load_world_model(model)
     frames_in, rate = _read_clip(clip, m)
     first, last = parse_span(missing, len(frames_in))
     write_video(fill(m, frames_in, first, last, _opts(seed, steps, prompt, candidates)), out, rate, scale)
@@ -183,12 +183,12 @@ def interpolate_cmd(
 
     Example:  reverie interpolate walk.mp4 --model runs/dungeon/dit --factor 2 --out smooth.mp4
     """
-    from reverie.generate.model import load_model
     from reverie.generate.modes import interpolate
     from reverie.generate.output import check_out, write_video
+    from reverie.models.world_model import load_world_model
 
     check_out(out)
-    m = load_model(model)
+    m = load_world_model(model)
     frames_in, rate = _read_clip(clip, m)
     result = interpolate(m, frames_in, factor, _opts(seed, steps, prompt, candidates))
     write_video(result, out, rate * factor, scale)

@@ -31,6 +31,7 @@ import torch
 from reverie.engine.backends import StepOut
 from reverie.errors import ReverieError
 from reverie.models.sampler import Rollout, SamplerConfig, SessionContext
+from reverie.models.world_model import load_world_model
 from reverie.sizes import Size
 
 
@@ -49,21 +50,6 @@ class ModelConfig:
 # 49.7 vs 55.8 ms. With the other core busy (load ~4), 2 threads collapse (OpenMP waits on a thread
 # that is not scheduled): a 2-session tick took 312 ms vs 46 ms at 1 thread. Hence 1 by default.
 DEFAULT_THREADS = 1
-PRECISIONS = ("auto", "bf16", "fp32")
-
-
-def cpu_has_bf16() -> bool:
-    """Native bf16 math on this CPU (otherwise bf16 is emulated and slower than fp32)."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, c, lambda: False)()) for c in checks)
-
-
-def choose_dtype(precision: str) -> torch.dtype:
-    if precision not in PRECISIONS:
-        raise ReverieError(f"bad precision {precision!r}: accepted {', '.join(PRECISIONS)}")
-    if precision == "bf16" or (precision == "auto" and cpu_has_bf16()):
-        return torch.bfloat16
-    return torch.float32
 
 
 class RowRollout(Rollout):
@@ -122,31 +108,15 @@ class ModelBackend:
     accepts_image = True
 
     def __init__(self, run: str, cfg: ModelConfig | None = None) -> None:
-        from reverie.models.autoencoder import load_autoencoder
-        from reverie.models.dit import load_dynamics
-        from reverie.models.text import get_text_encoder
-        from reverie.train.checkpoint import check_kind, load_run
-
         self.cfg = cfg = cfg or ModelConfig()
-        config, _ = load_run(run)
-        check_kind(config, "dynamics", run)
-        data = config.get("data", {})
-        ae_run = data.get("autoencoder")
-        if not ae_run or "action_spec" not in data or "width" not in data:
-            raise ReverieError(
-                f"{run}: the run does not record its autoencoder, frame size and action spec; "
-                "accepted: a run made by `reverie train dynamics`"
-            )
         self.threads = cfg.threads or DEFAULT_THREADS
-        torch.set_num_threads(self.threads)
-        self.dtype = choose_dtype(cfg.precision)
-        self.world = str(data.get("world") or "video")
-        self.size = Size(int(data["width"]), int(data["height"]))
-        self.spec: dict[str, Any] = dict(data["action_spec"])
-        self.dit = load_dynamics(run).to(self.dtype)
-        self.ae = load_autoencoder(ae_run).to(self.dtype)
-        self.text_encoder = get_text_encoder(str(config["model"].get("text_encoder", "hash")))
-        self.latent_shape = self.ae.latent_shape(self.size.height, self.size.width)
+        self.wm = wm = load_world_model(run, cfg.precision, threads=self.threads)
+        self.dtype = wm.dtype
+        self.world = wm.world
+        self.size = wm.size
+        self.spec = wm.spec
+        self.dit, self.ae, self.text_encoder = wm.dit, wm.ae, wm.text_encoder
+        self.latent_shape = wm.latent_shape
         self.sampler = SamplerConfig(cfg.steps, cfg.context_noise, cfg.guidance, cfg.max_context)
         self.rollout = RowRollout(self.dit, self.sampler)
         self._lock = threading.Lock()  # slots + rollout: step (clock thread) vs reset (worker)
@@ -159,31 +129,13 @@ class ModelBackend:
     # -- conversions -------------------------------------------------------------------------------
     def _actions(self, actions: Sequence[Any]) -> torch.Tensor | None:
         """Engine actions -> (B,) int64 or (B, D) float32 (None for video)."""
-        kind = self.spec["type"]
-        if kind == "discrete":
-            return torch.tensor([int(np.asarray(a).reshape(-1)[0]) for a in actions], dtype=torch.long)
-        if kind == "box":
-            from reverie.worlds.actions import encode_action
-
-            return torch.from_numpy(
-                np.stack([encode_action(self.spec, a) for a in actions]).reshape(len(actions), -1)
-            )
-        return None
+        return self.wm.act_tensor(list(actions))
 
     def _encode(self, frame: np.ndarray) -> torch.Tensor:
-        from reverie.models.autoencoder import frames_to_tensor
-
-        x = (
-            frames_to_tensor(np.array(frame[None]))
-            .to(self.dtype)
-            .contiguous(memory_format=torch.channels_last)
-        )
-        return self.ae.encode(x)  # (1, C, h, w) float32
+        return self.wm.encode(frame[None])  # (1, C, h, w) float32
 
     def _decode(self, z: torch.Tensor) -> np.ndarray:
-        from reverie.models.autoencoder import tensor_to_frames
-
-        return tensor_to_frames(self.ae.decode(z))  # (B, H, W, 3) uint8
+        return self.wm.decode(z)  # (B, H, W, 3) uint8
 
     def _real_frame(self, seed: int) -> np.ndarray | None:
         """The real world's first frame for `seed`, or None when the model's world has no simulator."""

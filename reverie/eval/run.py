@@ -152,7 +152,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if real.action_spec.get("type") != "none" and K >= 16:
         rand = collect_real(
             world, size, [s + RANDOM_ACT_OFFSET for s in real.seeds], length, continuous=continuous,
-            spare_seeds=[s + RANDOM_ACT_OFFSET + 10_000 for s in range(cfg.episodes * 2)], policy_seed=1,
+            spare_seeds=[s + RANDOM_ACT_OFFSET + 10_000 for s in real.seeds], policy_seed=1,
         )  # fmt: skip
         dt = dtpsnr(predictor, real, rand.act, cfg.context, 16, scores, progress=cfg.progress)
 

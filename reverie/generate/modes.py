@@ -27,9 +27,9 @@ import torch
 
 from reverie.errors import ReverieError
 from reverie.generate.actions import frame_actions
-from reverie.generate.model import GenModel
 from reverie.generate.rollout import fill_causal
 from reverie.models.sampler import SamplerConfig
+from reverie.models.world_model import WorldModel
 
 
 @dataclass
@@ -42,7 +42,7 @@ class GenOptions:
 
 
 def generate(
-    model: GenModel,
+    model: WorldModel,
     frames: int,
     opts: GenOptions,
     *,
@@ -77,7 +77,7 @@ def generate(
 
 
 def generate_samples(
-    model: GenModel, frames: int, samples: int, opts: GenOptions, **kw: Any
+    model: WorldModel, frames: int, samples: int, opts: GenOptions, **kw: Any
 ) -> list[np.ndarray]:
     """`samples` futures; sample i is exactly what seed `opts.seed + i` gives on its own."""
     from dataclasses import replace
@@ -87,14 +87,14 @@ def generate_samples(
     return [generate(model, frames, replace(opts, seed=opts.seed + i), **kw) for i in range(samples)]
 
 
-def _check_clip(clip: np.ndarray, model: GenModel) -> None:
+def _check_clip(clip: np.ndarray, model: WorldModel) -> None:
     H, W = model.size.height, model.size.width
     if clip.ndim != 4 or clip.shape[1:] != (H, W, 3) or clip.dtype != np.uint8 or len(clip) < 1:
         raise ReverieError(f"clip must be uint8 (T, {H}, {W}, 3) with T >= 1, got {clip.dtype} {clip.shape}")
 
 
 def _continue(
-    model: GenModel, clip: np.ndarray, n: int, opts: GenOptions, seed: int, desc: str
+    model: WorldModel, clip: np.ndarray, n: int, opts: GenOptions, seed: int, desc: str
 ) -> torch.Tensor:
     """Latents (n, C, h, w) of n frames generated after the clip (its actions unknown)."""
     ctx = clip[-model.max_context :]
@@ -111,7 +111,7 @@ def _continue(
 
 
 def extend(
-    model: GenModel, clip: np.ndarray, frames: int, opts: GenOptions, *, backward: bool = False
+    model: WorldModel, clip: np.ndarray, frames: int, opts: GenOptions, *, backward: bool = False
 ) -> np.ndarray:
     """The clip with `frames` new frames after it (or before it, with backward); given frames kept exactly."""
     _check_clip(clip, model)
@@ -123,7 +123,7 @@ def extend(
 
 
 def _best_gap(
-    model: GenModel, left: np.ndarray, n: int, right: np.ndarray | None, opts: GenOptions
+    model: WorldModel, left: np.ndarray, n: int, right: np.ndarray | None, opts: GenOptions
 ) -> np.ndarray:
     """n frames after `left` (T, H, W, 3); with `right` (H, W, 3), the candidate that ends nearest it."""
     tries = opts.candidates if right is not None else 1
@@ -153,7 +153,7 @@ def parse_span(text: str, length: int) -> tuple[int, int]:
     return a, b
 
 
-def fill(model: GenModel, clip: np.ndarray, first: int, last: int, opts: GenOptions) -> np.ndarray:
+def fill(model: WorldModel, clip: np.ndarray, first: int, last: int, opts: GenOptions) -> np.ndarray:
     """Regenerate frames first..last (inclusive) of the clip; every other frame is kept exactly."""
     _check_clip(clip, model)
     T = len(clip)
@@ -170,7 +170,7 @@ def fill(model: GenModel, clip: np.ndarray, first: int, last: int, opts: GenOpti
     return out
 
 
-def interpolate(model: GenModel, clip: np.ndarray, factor: int, opts: GenOptions) -> np.ndarray:
+def interpolate(model: WorldModel, clip: np.ndarray, factor: int, opts: GenOptions) -> np.ndarray:
     """(T - 1) * factor + 1 frames: given frame i lands at i * factor, factor - 1 generated between.
 
     Each gap is filled like `fill`, left to right, with the frames so far as context. The model steps

@@ -1,7 +1,8 @@
-"""A trained dynamics run (+ its autoencoder and text encoder) loaded for offline generation.
+"""A trained world model: a dynamics run with its autoencoder and text encoder, loaded once.
 
-Loading follows `ModelBackend`: the autoencoder path and action spec come from the run's
-config.json, weights are cast to bf16 where the CPU has native bf16 (fp32 otherwise).
+The play engine (`ModelBackend`), offline generation and eval all load runs through here: the
+autoencoder path, frame size and action spec come from the run's config.json, and weights are cast
+to bf16 where the CPU has native bf16 (fp32 otherwise).
 """
 
 from __future__ import annotations
@@ -16,14 +17,30 @@ from reverie.errors import ReverieError
 from reverie.sizes import Size
 
 DEFAULT_FPS = 15.0  # runs that do not record their data's frame rate
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 math on this CPU (otherwise bf16 is emulated and slower than fp32)."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, c, lambda: False)()) for c in checks)
+
+
+def choose_dtype(precision: str) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise ReverieError(f"bad precision {precision!r}: accepted {', '.join(PRECISIONS)}")
+    if precision == "bf16" or (precision == "auto" and cpu_has_bf16()):
+        return torch.bfloat16
+    return torch.float32
 
 
 @dataclass
-class GenModel:
+class WorldModel:
     dit: Any  # reverie.models.dit.DiT
     ae: Any  # reverie.models.autoencoder.Autoencoder
     text_encoder: Any
     spec: dict[str, Any]
+    world: str  # the world id the data came from ("video" for imported clips)
     size: Size
     fps: float
     dtype: torch.dtype
@@ -79,9 +96,8 @@ class GenModel:
         return None
 
 
-def load_model(run: str, precision: str = "auto", threads: int | None = None) -> GenModel:
-    """Load a `reverie train dynamics` run for offline generation."""
-    from reverie.engine.model_backend import choose_dtype
+def load_world_model(run: str, precision: str = "auto", threads: int | None = None) -> WorldModel:
+    """Load a `reverie train dynamics` run (and the autoencoder it names)."""
     from reverie.models.autoencoder import load_autoencoder
     from reverie.models.dit import load_dynamics
     from reverie.models.text import get_text_encoder
@@ -98,11 +114,12 @@ def load_model(run: str, precision: str = "auto", threads: int | None = None) ->
     if threads:
         torch.set_num_threads(threads)
     dtype = choose_dtype(precision)
-    return GenModel(
+    return WorldModel(
         dit=load_dynamics(run).to(dtype).eval(),
         ae=load_autoencoder(data["autoencoder"]).to(dtype).eval(),
         text_encoder=get_text_encoder(str(config["model"].get("text_encoder", "hash"))),
         spec=dict(data["action_spec"]),
+        world=str(data.get("world") or "video"),
         size=Size(int(data["width"]), int(data["height"])),
         fps=float(data.get("fps") or DEFAULT_FPS),
         dtype=dtype,
