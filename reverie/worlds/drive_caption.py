@@ -33,8 +33,8 @@ _ROAD = {
 }
 _TRAFFIC = {
     "none": ("no other cars around", "the road is empty", "no traffic ahead"),
-    "ahead": ("a {vehicle} further ahead", "traffic ahead with a {vehicle}", "a {vehicle} in the distance"),
-    "close": ("behind a {vehicle}", "right behind a {vehicle}", "following a {vehicle} closely"),
+    "ahead": ("{vehicle} further ahead", "traffic ahead with {vehicle}", "{vehicle} in the distance"),
+    "close": ("behind {vehicle}", "right behind {vehicle}", "following {vehicle} closely"),
 }
 _SIDE = {
     "trees": ("trees along the road", "through a forest", "lined with trees"),
@@ -46,6 +46,10 @@ _OFFROAD = {
     "buildings": ("off the road on the pavement", "up on the sidewalk"),
     "fields": ("off the road in the field", "driving through the field"),
 }
+
+
+def _article(noun: str) -> str:
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
 
 
 def caption(scene: Mapping[str, Any], episode_seed: int) -> str:
@@ -60,7 +64,7 @@ def caption(scene: Mapping[str, Any], episode_seed: int) -> str:
     time = pick(_TIME[scene["time"]])
     parts = [
         pick(_ROAD[scene["road"]]),
-        pick(_TRAFFIC[scene["traffic"]]).format(vehicle=scene.get("vehicle") or "car"),
+        pick(_TRAFFIC[scene["traffic"]]).format(vehicle=_article(scene.get("vehicle") or "car")),
         pick(_SIDE[scene["roadside"]]),
     ]
     if scene.get("offroad"):

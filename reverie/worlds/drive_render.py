@@ -17,7 +17,7 @@ from reverie.worlds import drive_sprites as sprites
 GROUND, RUMBLE, ROAD, EDGE, LANE = range(5)
 NCLS = 5  # classes per lighting; night doubles them (headlight-lit copies)
 DRAW_SEGS = 160  # segments projected per frame (480 m)
-SPRITE_DIST = 300.0  # metres; props further away are sub-pixel at 64x64 anyway
+SPRITE_DIST = 240.0  # metres; props further away are sub-pixel at 64x64 anyway
 STRIPE = 2  # segments per dash / rumble colour
 VFOV = math.radians(50.0)  # vertical field of view; the horizontal one grows with the aspect ratio
 
@@ -118,6 +118,10 @@ def _panorama(look: Look, rows: int, focal: float, time: str, rng: np.random.Gen
         color = np.asarray(look.mountains, np.float32) * shade
         pano[yy >= top[None, :]] = color
     return np.clip(pano, 0, 255).astype(np.uint8)
+
+
+_PROP_W = np.array([p[1] for p in sprites.PROPS])
+_PROP_H = np.array([p[2] for p in sprites.PROPS])
 
 
 class DriveRenderer:
@@ -255,36 +259,41 @@ class DriveRenderer:
         tr, f, w = self.track, self.focal, self.w
         ys, xs, invd, top, lat, d = g["ys"], g["xs"], g["invd"], g["top"], g["lat"], g["d"]
         items: list[tuple[float, tuple, float, float, float, float, float]] = []
-        # Props at segment boundaries.
-        kinds = tr.prop[g["idx"][1:]]  # (k+1, 2)
-        near = d < SPRITE_DIST
+        # Props at segment boundaries, culled as arrays before any per-sprite Python work.
+        idx = g["idx"][1:]
         for side, sign in ((0, -1.0), (1, 1.0)):
-            for m in np.flatnonzero((kinds[:, side] >= 0) & near).tolist():
-                kind = int(kinds[m, side])
-                _, ow, oh = sprites.PROPS[kind]
-                off = tr.half_width + float(tr.prop_off[g["idx"][m + 1], side]) + ow / 2
-                sc = f * invd[m]
-                items.append((d[m], ("prop", kind), xs[m] + sign * off * sc, ys[m], ow * sc, oh * sc, top[m]))
+            kinds = tr.prop[idx, side]  # (k+1,)
+            m = np.flatnonzero((kinds >= 0) & (d < SPRITE_DIST) & (d > 1.0))  # a prop at the camera is huge
+            if len(m) == 0:
+                continue
+            kind = kinds[m]
+            sc = f * invd[m]
+            sw, sh = _PROP_W[kind] * sc, _PROP_H[kind] * sc
+            sx = xs[m] + sign * (tr.half_width + tr.prop_off[idx[m], side] + _PROP_W[kind] / 2) * sc
+            ok = (sh >= 2.0) & (sw >= 1.0) & (sx + sw / 2 > 0) & (sx - sw / 2 < w)
+            for q in np.flatnonzero(ok).tolist():
+                mi = int(m[q])
+                items.append((d[mi], ("prop", int(kind[q])), sx[q], ys[mi], sw[q], sh[q], top[mi]))
         # Traffic between the camera and the draw distance.
         rel = traffic.s - s_cam
         cx_lane = traffic.lateral(tr)
         for i in np.flatnonzero((rel > 1.0) & (rel < SPRITE_DIST)).tolist():
             dm = rel[i]
             mf = min(max((dm + g["frac"]) / road.SEG - 1.0, 0.0), DRAW_SEGS - 1e-6)
-            m = int(mf)
-            t = mf - m
+            mb = int(mf)
+            t = mf - mb
             sc = f / dm
-            lat_road = lat[m] + (lat[m + 1] - lat[m]) * t
-            y_road = tr.height[g["idx"][m + 1]] * (1 - t) + tr.height[g["idx"][m + 2]] * t
+            lat_road = lat[mb] + (lat[mb + 1] - lat[mb]) * t
+            y_road = tr.height[g["idx"][mb + 1]] * (1 - t) + tr.height[g["idx"][mb + 2]] * t
             kind = int(traffic.kind[i])
             _, vw, vh, _ = road.VEHICLES[kind]
             sx = w / 2 + (lat_road + cx_lane[i] - px) * sc
             sy = self.horizon + (g["cam_y"] - y_road) * sc
             key = ("car", kind, int(traffic.color[i]), bool(traffic.braking[i]))
-            items.append((dm, key, sx, sy, vw * sc, vh * sc, top[min(m + 1, DRAW_SEGS)]))
+            items.append((dm, key, sx, sy, vw * sc, vh * sc, top[min(mb + 1, DRAW_SEGS)]))
         items.sort(key=lambda it: -it[0])
         for dm, key, sx, sy, sw, sh, clip in items:
-            if sh < 1.5 or sw < 1.0 or sx + sw / 2 < 0 or sx - sw / 2 > w:
+            if sh < 1.5 or sw < 1.0 or sh > 4 * self.h or sx + sw / 2 < 0 or sx - sw / 2 > w:
                 continue
             self._blit(frame, key, self._fog_q(dm), sx, sy, sw, sh, clip)
 

@@ -108,7 +108,7 @@ def _props(rng: np.random.Generator, zone: np.ndarray, section: np.ndarray) -> t
     zz = np.repeat(zone[:, None], 2, axis=1)
     trees, town, fields = zz == 0, zz == 1, zz == 2
     # Forest: a tree every few segments, pines and round trees mixed, at varying distance.
-    m = trees & (idx % 3 == 0) & (u < 0.8)
+    m = trees & (idx % 4 == 0) & (u < 0.85)
     prop[m] = np.where(jitter[m] < 0.55, PINE, ROUND_TREE)
     off[m] = 2.0 + 9.0 * u[m]
     # Town: a row of buildings set back from the road, street lamps at the kerb.

@@ -107,8 +107,8 @@ def _round_tree() -> Sprite:
 
 
 def _pole() -> Sprite:
-    c = _Canvas(12, 64)
-    c.rect(0.36, 0.02, 0.64, 1.0, (110, 80, 55))
+    c = _Canvas(8, 64)  # trunk half the width: a far pole never shrinks to a floating crossbar
+    c.rect(0.25, 0.02, 0.75, 1.0, (110, 80, 55))
     c.rect(0.0, 0.08, 1.0, 0.13, (90, 65, 45))
     return c.sprite()
 
@@ -166,7 +166,7 @@ def _bush() -> Sprite:
 PROPS: tuple[tuple[Callable[[], Sprite], float, float], ...] = (
     (_pine, 4.0, 9.0),
     (_round_tree, 5.5, 7.0),
-    (_pole, 1.2, 9.5),
+    (_pole, 0.9, 9.5),
     (_lamp, 1.6, 6.5),
     (_building((170, 90, 70), 3), 14.0, 11.0),
     (_building((150, 150, 160), 5), 14.0, 18.0),
