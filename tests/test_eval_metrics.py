@@ -97,15 +97,6 @@ def test_ssim_matches_the_written_out_definition() -> None:
         assert ssim(x[None], y[None])[0] == pytest.approx(_ssim_reference(x, y), abs=1e-9)
 
 
-def test_ssim_matches_skimage_when_available() -> None:
-    metrics = pytest.importorskip("skimage.metrics")
-    a, b = _frames(1, 40, 40, seed=2)[0], _frames(1, 40, 40, seed=3)[0]
-    ref = metrics.structural_similarity(
-        a, b, channel_axis=-1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
-    )
-    assert ssim(a[None], b[None])[0] == pytest.approx(ref, abs=1e-6)
-
-
 def test_frechet_of_set_with_itself_is_zero() -> None:
     f = np.random.default_rng(0).normal(size=(200, 6))
     assert frechet_from_features(f, f) == pytest.approx(0.0, abs=1e-6)

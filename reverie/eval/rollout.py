@@ -173,43 +173,23 @@ def _native(a: np.ndarray) -> Any:
 class ModelPredictor:
     """The world model: encode the real context, roll the DiT forward, decode each new latent."""
 
-    def __init__(
-        self, run_dir: str | os.PathLike[str], steps: int = 2, seed: int = 0, autoencoder: str | None = None
-    ) -> None:
+    def __init__(self, run_dir: str | os.PathLike[str], steps: int = 2, seed: int = 0) -> None:
         import torch
 
-        from reverie.models.autoencoder import load_autoencoder
-        from reverie.models.dit import load_dynamics
         from reverie.models.sampler import Rollout, SamplerConfig
-        from reverie.train.checkpoint import check_kind, load_run
+        from reverie.models.world_model import load_world_model
 
-        config, _ = load_run(run_dir)
-        check_kind(config, "dynamics", run_dir)
-        self.config = config
-        ae_dir = autoencoder or config.get("data", {}).get("autoencoder")
-        if not ae_dir:
-            raise ReverieError(f"{run_dir}/config.json names no autoencoder (data.autoencoder); pass one")
-        self.ae = load_autoencoder(ae_dir)
-        self.model = load_dynamics(str(run_dir))
+        # fp32: the measures should not depend on whether this CPU has native bf16
+        self.wm = load_world_model(str(run_dir), precision="fp32")
+        self.model = self.wm.dit
         self.rollout = Rollout(self.model, SamplerConfig(steps=steps))
-        self.has_act = self.model.cfg.action_type != "none"
+        self.has_act = self.wm.spec["type"] != "none"
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
-    def _act_tensor(self, act: np.ndarray) -> Any:
-        import torch
-
-        a = torch.as_tensor(np.asarray(act))
-        return a.long() if self.model.cfg.action_type == "discrete" else a.float()
-
     def encode(self, frames: np.ndarray) -> Any:
         """frames uint8 (N, H, W, 3) -> normalised latents z (N, C, h, w)."""
-        import torch
-
-        from reverie.models.autoencoder import frames_to_tensor
-
-        with torch.no_grad():
-            return self.ae.encode(frames_to_tensor(frames))
+        return self.wm.encode(frames)
 
     def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
         import torch
@@ -220,13 +200,13 @@ class ModelPredictor:
         z = self.encode(frames.reshape(-1, *frames.shape[2:]))  # (B * Tc, C, h, w)
         z = z.reshape(B, ctx, *z.shape[1:])  # (B, Tc, C, h, w)
         self.generator = torch.Generator().manual_seed(self.seed + (int(seeds[0]) if seeds else 0))
-        self.rollout.reset(z, self._act_tensor(act) if self.has_act else None, generator=self.generator)
+        a = self.wm.act_tensor(list(act.reshape(B * ctx, *act.shape[2:]))) if self.has_act else None
+        a = a.reshape(B, ctx, *a.shape[1:]) if a is not None else None  # (B, Tc) or (B, Tc, D)
+        self.rollout.reset(z, a, generator=self.generator)
 
     def step(self, act: np.ndarray) -> np.ndarray:
         import torch
 
-        from reverie.models.autoencoder import tensor_to_frames
-
-        with torch.no_grad():
-            z = self.rollout.step(self._act_tensor(act) if self.has_act else None, self.generator)
-            return tensor_to_frames(self.ae.decode(z))
+        with torch.inference_mode():
+            z = self.rollout.step(self.wm.act_tensor(list(act)) if self.has_act else None, self.generator)
+            return self.wm.decode(z)
