@@ -56,10 +56,10 @@ def _lamp(rng: np.random.Generator) -> Sprite:
     flame_d = ((u - 0.5) / 0.16) ** 2 + ((v - 0.23) / 0.12) ** 2
     flame = head & (flame_d < 1)
     iron = np.array([52, 46, 44]) * _cylinder_shade(u, 0.25)[..., None]
-    glow = np.array([255, 200, 110]) * (1.1 - 0.4 * flame_d)[..., None]
+    glow = np.array([230, 150, 60]) * (0.9 - 0.35 * flame_d)[..., None]
     rgba[..., :3] = np.where(flame[..., None], glow, iron)
     rgba[..., 3] = pole | foot | head
-    emissive = np.where(flame, 2.5, 0.0).astype(np.float32)
+    emissive = np.where(flame, 0.7, 0.0).astype(np.float32)
     return Sprite(rgba, emissive, 0.4, 0.8)
 
 

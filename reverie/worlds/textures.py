@@ -183,7 +183,7 @@ def texture(name: str, seed: int, size: int = 32, color: RGB | str = "grey") -> 
     if name == "moss":
         # Moss grows in soft patches, thicker toward the floor; blended over the tinted stone.
         patch = smooth_noise(size, 3, rng) * 0.7 + np.linspace(0.0, 0.45, size)[:, None]
-        amount = np.clip((patch - 0.45) * 3.0, 0.0, 0.85)[..., None]
+        amount = np.clip((patch - 0.6) * 2.5, 0.0, 0.7)[..., None]
         moss = np.array([70.0, 118.0, 44.0]) * (0.85 + 0.3 * smooth_noise(size, 6, rng))[..., None]
         img = img * (1 - amount) + moss * amount
     return np.clip(img, 0, 255).astype(np.uint8)
