@@ -133,13 +133,15 @@ class Renderer:
         plane = (g[..., :3] + flicker * g[..., 3:]) * self.row_a + self.row_b
         # Walls.
         dist, use_x, face, u, hx, hy = self._cast(px, py, rx, ry)
-        dist = np.where(np.isfinite(dist), dist, 1e4)
+        # float32 from here on: the (H, W) wall maths would otherwise run in float64
+        dist = np.where(np.isfinite(dist), dist, 1e4).astype(np.float32)
+        hx, hy, u = hx.astype(np.float32), hy.astype(np.float32), u.astype(np.float32)
         back = 0.02  # sample the light just in front of the face, inside the open cell
         lx = ((hx - back * rx) * LIGHT_RES).astype(np.int64).clip(0, b.light0.shape[1] - 1)
         ly = ((hy - back * ry) * LIGHT_RES).astype(np.int64).clip(0, b.light0.shape[0] - 1)
         light = b.light0[ly, lx] + flicker * b.light_f[ly, lx]
         fog = self._fog(dist)
-        gain = light * np.where(use_x, 1.0, self.cfg.y_side_shade) * (1 - fog)
+        gain = light * np.where(use_x, np.float32(1.0), np.float32(self.cfg.y_side_shade)) * (1 - fog)
         v = self.rows * (dist / self.focal) + 0.5  # (H, W) height on the wall, 0 top .. 1 bottom
         on_wall = (v >= 0) & (v < 1)
         tv = (v * TEX).astype(np.int64).clip(0, TEX - 1)
