@@ -79,6 +79,10 @@ class Renderer:
         f = (1 - np.exp(-d / c.fog_scale)) / (1 - math.exp(-c.fog_end / c.fog_scale))
         return np.clip(f, 0, 1).astype(np.float32)
 
+    def _fog_scalar(self, d: float) -> float:
+        c = self.cfg  # the same curve as _fog, for one sprite without array overhead
+        return min(max((1 - math.exp(-d / c.fog_scale)) / (1 - math.exp(-c.fog_end / c.fog_scale)), 0.0), 1.0)
+
     def _cast(self, px: float, py: float, rx: np.ndarray, ry: np.ndarray) -> tuple[np.ndarray, ...]:
         """Perpendicular distance, hit cell, face texture and texture u for every column."""
         n, k, cols = self.n, self.k, self.cols
@@ -176,16 +180,17 @@ class Renderer:
             if x0 >= x1 or y0 >= y1:
                 continue
             cols = np.arange(x0, x1)
-            tu = ((cols + 0.5 - left) / w_px * SPRITE_TEX).astype(np.int64).clip(0, SPRITE_TEX - 1)
-            tv = (
-                ((np.arange(y0, y1) + 0.5 - top) / h_px * SPRITE_TEX).astype(np.int64).clip(0, SPRITE_TEX - 1)
+            # x0 >= left - 0.5 and y0 >= top - 0.5, so texel indices are never negative: only the top clamps
+            tu = np.minimum(((cols + 0.5 - left) * (SPRITE_TEX / w_px)).astype(np.int64), SPRITE_TEX - 1)
+            tv = np.minimum(
+                ((np.arange(y0, y1) + 0.5 - top) * (SPRITE_TEX / h_px)).astype(np.int64), SPRITE_TEX - 1
             )
             texel = spr.rgba[tv[:, None], tu[None, :]]  # (h, w, 4)
             mask = (texel[..., 3] > 0) & (d < zbuf[x0:x1])[None, :]
             ly = min(int(prop.y * LIGHT_RES), b.light0.shape[0] - 1)
             lx = min(int(prop.x * LIGHT_RES), b.light0.shape[1] - 1)
             light = b.light0[ly, lx] + flicker * b.light_f[ly, lx]
-            fog = float(self._fog(np.array([d]))[0])
+            fog = self._fog_scalar(d)
             lit = light + spr.emissive[tv[:, None], tu[None, :]] * (1 + 0.5 * flicker)
             color = texel[..., :3] * (lit * (1 - fog * 0.9))[..., None] + fog * self.fog_rgb
             region = frame[y0:y1, x0:x1]
