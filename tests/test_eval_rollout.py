@@ -141,6 +141,63 @@ def test_drift_simulator_flat_copy_last_drifts(real: RealEpisodes) -> None:
     assert copy.action_acc is None and max(copy.fd) > 1.0
 
 
+def test_drift_dtpsnr_per_minute_copy_last_zero_simulator_positive(
+    real: RealEpisodes, other: RealEpisodes
+) -> None:
+    from reverie.eval.drift import drift_fd, pixel_features
+
+    copy = drift_fd(CopyLastPredictor(), real, 4, 10, pixel_features, random_act=other.act, probe=8)
+    assert copy.dtpsnr == [0.0, 0.0]  # copy-last ignores actions, whatever state it drifted into
+    sim = drift_fd(
+        SimulatorPredictor(WORLD, SIZE), real, 4, 10, pixel_features, random_act=other.act, probe=8
+    )
+    assert sim.dtpsnr is not None and len(sim.dtpsnr) == 2
+    for s, dt in zip((0, 10), sim.dtpsnr, strict=True):
+        # the true branch is the real world itself (PSNR cap); the random one differs where its actions do
+        rand = SimulatorPredictor(WORLD, SIZE)
+        rand.reset(real.obs[:, : 4 + s], real.act[:, : 4 + s], real.seeds)
+        for j in range(4 + s, 12 + s):
+            frame = rand.step(other.act[:, j])
+        assert dt == pytest.approx(PSNR_CAP_DB - float(psnr(frame, real.obs[:, 11 + s]).mean()))
+    assert max(sim.dtpsnr) > 0.0
+    # a segment shorter than the probe has no room for it
+    assert (
+        drift_fd(CopyLastPredictor(), real, 4, 5, pixel_features, random_act=other.act, probe=8).dtpsnr
+        is None
+    )
+
+
+def _fork_is_independent(pred: Any, real: RealEpisodes, other: RealEpisodes) -> None:
+    pred.reset(real.obs[:, :4], real.act[:, :4], real.seeds)
+    pred.step(real.act[:, 4])
+    expected = pred.fork()
+    want = [expected.step(real.act[:, j]) for j in (5, 6)]
+    fork = pred.fork()
+    # the fork wanders off with other actions, long enough for a KV cache to wrap (max_context 8)
+    for j in range(5, 24):
+        fork.step(other.act[:, j])
+    got = [pred.step(real.act[:, j]) for j in (5, 6)]
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+def test_fork_is_independent(tmp_path: Path, real: RealEpisodes, other: RealEpisodes) -> None:
+    sim = SimulatorPredictor(WORLD, SIZE)
+    _fork_is_independent(sim, real, other)
+    assert np.array_equal(
+        sim.fork().step(real.act[:, 7]), real.obs[:, 7]
+    )  # the fork is where the original is
+    _fork_is_independent(CopyLastPredictor(), real, other)
+    model = ModelPredictor(make_tiny_runs(tmp_path, int(real.action_spec["n"])), steps=1)
+    with torch.no_grad():  # untrained output layers start at zero: make frames depend on the context
+        gen = torch.Generator().manual_seed(0)
+        for p in model.model.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.2)
+    _fork_is_independent(model, real, other)
+    # the fork draws the same noise: from the same state and actions it gives the original's frames
+    a, b = model.fork(), model.fork()
+    assert np.array_equal(a.step(real.act[:, 7]), b.step(real.act[:, 7]))
+
+
 def test_model_predictor_runs_untrained(tmp_path: Path, real: RealEpisodes) -> None:
     n = int(real.action_spec["n"])
     model = ModelPredictor(make_tiny_runs(tmp_path, n), steps=1)
@@ -180,6 +237,7 @@ def test_evaluate_simulator_and_report(tmp_path: Path) -> None:
     assert max(result["drift_fd_per_minute"]) == pytest.approx(0.0, abs=1e-6)  # the simulator never drifts
     assert 0.0 <= result["idm_acc_real"] <= 1.0
     assert len(result["drift_idm_acc_per_minute"]) == 2
+    assert len(result["drift_dtpsnr_per_minute"]) == 2 and min(result["drift_dtpsnr_per_minute"]) >= 0.0
     assert all(0.0 <= v <= 1.0 for v in result["drift_idm_acc_per_minute"])
     json.dumps(result)  # JSON-able as is
     page = tmp_path / "r.html"

@@ -1,5 +1,6 @@
 """Drift: does a long rollout stay in the world? Frechet distance per minute between features of
-generated and real frames (DESIGN.md "Measures": 9,000 frames, one value per 1,800-frame minute)."""
+generated and real frames (DESIGN.md "Measures": 9,000 frames, one value per 1,800-frame minute), and
+the action response of the drifted model per minute (dtPSNR@16 from the rollout's own state)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 from tqdm import tqdm
 
 from reverie.eval.frechet import frechet_from_features
+from reverie.eval.metrics import psnr
 from reverie.eval.rollout import Predictor, RealEpisodes
 
 __all__ = ["Drift", "FeatureFn", "PairScore", "drift_fd", "latent_features", "pixel_features"]
@@ -45,6 +47,7 @@ PairScore = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (prev,
 class Drift:
     fd: list[float]  # Frechet distance per segment
     action_acc: list[float] | None  # inverse-dynamics accuracy on generated pairs per segment
+    dtpsnr: list[float] | None = None  # PSNR@k true minus random actions, branched at each segment start
 
 
 def drift_fd(
@@ -56,6 +59,8 @@ def drift_fd(
     progress: bool = False,
     chunk: int = 300,
     pair_score: PairScore | None = None,
+    random_act: np.ndarray | None = None,
+    probe: int = 16,
 ) -> Drift:
     """Roll out to the end of the real episodes with their actions; FD per `segment` frames.
 
@@ -63,6 +68,12 @@ def drift_fd(
     generated frames. A trailing partial segment is dropped (a short set gives a noisy FD).
     pair_score (an inverse-dynamics model) also scores, per segment, whether each generated pair
     (frame_t, frame_t+1) shows the action that was fed: the action response after m minutes.
+
+    random_act (aligned with real.act, (B, T[, D])) turns on the per-segment dtPSNR@`probe`: at the
+    start of each segment the predictor is forked twice, in the state the long rollout drifted into;
+    one branch rolls `probe` frames with the true actions, the other with random_act at the same
+    positions, and both are scored against the real frames the true actions led to, as
+    measures.dtpsnr does from a real context. Segments shorter than `probe` leave it None.
     """
     T = real.obs.shape[1]
     total = (T - context) // segment * segment
@@ -75,7 +86,10 @@ def drift_fd(
     hits = np.zeros((real.obs.shape[0], total), dtype=bool)
     prev = real.obs[:, context - 1]  # (B, H, W, 3)
     buf: list[np.ndarray] = []
+    dt: list[float] | None = [] if random_act is not None and segment >= probe else None
     for k in tqdm(range(total), desc="drift rollout", unit="frame", disable=not progress):
+        if dt is not None and random_act is not None and k % segment == 0:
+            dt.append(_branch_dtpsnr(predictor, real, random_act, context + k, probe))
         act = real.act[:, context + k]
         frame = predictor.step(act)
         if pair_score is not None:
@@ -93,4 +107,19 @@ def drift_fd(
         real_f = features(real_frames.reshape(-1, *real_frames.shape[2:]))
         fd.append(frechet_from_features(gen[:, s : s + segment].reshape(-1, gen.shape[-1]), real_f))
     acc = [float(hits[:, s : s + segment].mean()) for s in range(0, total, segment)] if pair_score else None
-    return Drift(fd, acc)
+    return Drift(fd, acc, dt)
+
+
+def _branch_dtpsnr(predictor: Predictor, real: RealEpisodes, random_act: np.ndarray, i: int, k: int) -> float:
+    """PSNR@k of a true-action branch minus a random-action branch, both forked at frame index i."""
+    target = real.obs[:, i + k - 1]  # the real world's k-th frame under the true actions
+    scores = []
+    for act in (real.act, random_act):
+        branch = predictor.fork()
+        for j in range(i, i + k):
+            frame = branch.step(act[:, j])
+        scores.append(float(psnr(frame, target).mean()))
+        close = getattr(branch, "close", None)
+        if close is not None:  # a simulator branch holds its own worlds (emulators hold native handles)
+            close()
+    return scores[0] - scores[1]

@@ -65,6 +65,12 @@ def _drift_plot(result: dict[str, Any]) -> str:
     ax.set_ylabel("Frechet distance")
     ax.set_title(f"drift: generated vs real features ({result['drift_features']})")
     ax.grid(alpha=0.3)
+    dt = result.get("drift_dtpsnr_per_minute")
+    if dt:  # the action response on a second axis: FD up and dtPSNR down is a model losing control
+        ax.set_ylabel("Frechet distance (o)")
+        ax2 = ax.twinx()
+        ax2.plot(np.arange(1, len(dt) + 1), dt, "s--", color="tab:orange")
+        ax2.set_ylabel("dtPSNR@16 from the drifted state, dB (s)")
     return _png(fig)
 
 
@@ -122,7 +128,7 @@ def write_report(path: str, result: dict[str, Any], art: dict[str, Any]) -> None
 
 
 COMPARE_KEYS = ("psnr_tf", "ssim_tf", "psnr_rollout", "psnr_copy_last", "dtpsnr16", "idm_acc_generated",
-                "idm_acc_real", "drift_fd_per_minute", "fps")  # fmt: skip
+                "idm_acc_real", "drift_fd_per_minute", "drift_dtpsnr_per_minute", "fps")  # fmt: skip
 
 
 def compare(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,12 +8,16 @@ from actions. Three implementations share one protocol, so the same scoring code
   a check of the harness itself: it must score the PSNR cap everywhere);
 - `CopyLastPredictor`: repeats the last context frame (the baseline of DESIGN.md "Measures").
 
+Each also has `fork()`: an independent copy of its current state, so a rollout can branch (the
+drift measure probes the action response of the model's own drifted state that way).
+
 Context convention: `reset` receives the episode from its first frame (obs[0] after reset(seed))
 up to the current frame, with act[0] the null action; a predictor uses as much of it as it can.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -39,6 +43,10 @@ class Predictor(Protocol):
 
     def step(self, act: np.ndarray) -> np.ndarray:
         """Feed each episode's next action (B,[ D]); returns the predicted next frames uint8 (B, H, W, 3)."""
+        ...
+
+    def fork(self) -> Predictor:
+        """An independent copy of the current state: stepping one never changes the other's outputs."""
         ...
 
 
@@ -132,6 +140,11 @@ class CopyLastPredictor:
             raise RuntimeError("call reset() before step()")
         return self.last.copy()
 
+    def fork(self) -> CopyLastPredictor:
+        other = CopyLastPredictor()
+        other.last = None if self.last is None else self.last.copy()
+        return other
+
 
 class SimulatorPredictor:
     """The real world replayed from the episode's seed and actions: what a perfect model would do."""
@@ -139,30 +152,55 @@ class SimulatorPredictor:
     def __init__(self, world: str, size: str, continuous: bool = False) -> None:
         self.world, self.size, self.continuous = world, size, continuous
         self.envs: list[Any] = []
+        # Per episode: its seed and every action since reset, so fork() can replay a world that
+        # deepcopy cannot copy (emulators holding native handles).
+        self.logs: list[tuple[int, list[Any]]] = []
 
-    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
+    def _replay(self, seed: int, actions: list[Any]) -> tuple[Any, np.ndarray]:
         from reverie.worlds.make import make_world
 
+        env = make_world(self.world, self.size, continuous=self.continuous)
+        obs, _ = env.reset(seed=int(seed))
+        for a in actions:
+            obs = env.step(a)[0]
+        return env, obs
+
+    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
         self.close()
         for b, seed in enumerate(seeds):
-            env = make_world(self.world, self.size, continuous=self.continuous)
-            obs, _ = env.reset(seed=int(seed))
-            for a in context_act[b, 1:]:  # act[0] is the null action that "led to" obs[0]
-                obs = env.step(_native(a))[0]
+            acts = [_native(a) for a in context_act[b, 1:]]  # act[0] is the null action that "led to" obs[0]
+            env, obs = self._replay(int(seed), acts)
             if not np.array_equal(obs, context_frames[b, -1]):
+                env.close()
                 raise ReverieError(
                     f"replaying seed {seed} of {self.world} did not reproduce the context: "
                     "the world is not deterministic for a seed, or the context starts mid-episode"
                 )
             self.envs.append(env)
+            self.logs.append((int(seed), acts))
 
     def step(self, act: np.ndarray) -> np.ndarray:
-        return np.stack([env.step(_native(a))[0] for env, a in zip(self.envs, act, strict=True)])
+        frames = []
+        for env, (_, log), a in zip(self.envs, self.logs, act, strict=True):
+            frames.append(env.step(_native(a))[0])
+            log.append(_native(a))
+        return np.stack(frames)
+
+    def fork(self) -> SimulatorPredictor:
+        other = SimulatorPredictor(self.world, self.size, self.continuous)
+        for env, (seed, log) in zip(self.envs, self.logs, strict=True):
+            try:
+                twin = copy.deepcopy(env)  # the built-in worlds are plain Python state: cheap and exact
+            except Exception:
+                twin = self._replay(seed, log)[0]  # deterministic for a seed, so replay gets there too
+            other.envs.append(twin)
+            other.logs.append((seed, list(log)))
+        return other
 
     def close(self) -> None:
         for env in self.envs:
             env.close()
-        self.envs = []
+        self.envs, self.logs = [], []
 
 
 def _native(a: np.ndarray) -> Any:
@@ -210,3 +248,19 @@ class ModelPredictor:
         with torch.inference_mode():
             z = self.rollout.step(self.wm.act_tensor(list(act)) if self.has_act else None, self.generator)
             return self.wm.decode(z)
+
+    def fork(self) -> ModelPredictor:
+        """Shares the (read-only) weights; copies the KV cache, the pending frame and the generator."""
+        import torch
+
+        other = copy.copy(self)
+        rollout = copy.copy(self.rollout)
+        cache = copy.copy(self.rollout.cache)
+        # The cache buffers are written in place as frames arrive, so the copy needs its own.
+        cache.k = [None if t is None else t.clone() for t in cache.k]
+        cache.v = [None if t is None else t.clone() for t in cache.v]
+        rollout.cache = cache
+        rollout._history = list(self.rollout._history)  # entries are never modified, only replaced
+        other.rollout = rollout
+        other.generator = torch.Generator().set_state(self.generator.get_state())
+        return other

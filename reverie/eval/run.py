@@ -181,6 +181,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "idm_acc_real": idm_real,
         "drift_fd_per_minute": drift.fd,
         "drift_idm_acc_per_minute": drift.action_acc,
+        "drift_dtpsnr_per_minute": drift.dtpsnr,
         "drift_segment_frames": cfg.drift_segment,
         "drift_features": drift_features,
         "fps": cfg.extra.get("fps"),
@@ -238,7 +239,17 @@ def _drift(
     else:
         features, name = pixel_features, "4x4 pooled RGB (no autoencoder)"
     score = idm.hits if idm is not None else None
+    rand_act = None
+    if real.action_spec.get("type") != "none":
+        # The random branch's actions, as for dtpsnr16: the explore policy on another episode (seed
+        # offset, policy seed 1), read at the same positions as the true actions.
+        rand_seed = cfg.seed + RANDOM_ACT_OFFSET
+        rand_act = collect_real(
+            world, size, [rand_seed], cfg.context + cfg.drift_frames, continuous=continuous,
+            spare_seeds=[rand_seed + 1 + i for i in range(8)], policy_seed=1, progress=False,
+        ).act  # fmt: skip
     drift = drift_fd(
-        predictor, real, cfg.context, cfg.drift_segment, features, cfg.progress, pair_score=score
-    )
+        predictor, real, cfg.context, cfg.drift_segment, features, cfg.progress, pair_score=score,
+        random_act=rand_act,
+    )  # fmt: skip
     return drift, name
