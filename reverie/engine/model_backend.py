@@ -58,48 +58,6 @@ class ModelConfig:
 DEFAULT_THREADS = 1
 
 
-class RowRollout(Rollout):
-    """A `Rollout` whose noise is drawn row by row, each row from its own session's generator."""
-
-    gens: list[torch.Generator]
-
-    def _noise(self, shape: tuple[int, ...]) -> torch.Tensor:
-        # a loop over sessions (not tokens): B small draws keep each row's stream independent
-        return torch.stack([torch.randn(shape, generator=g) for g in self.gens]).to(self._device())
-
-    def append(self, z: torch.Tensor, act: torch.Tensor | None, generator: Any = None) -> None:
-        self._flush()
-        self._history = (
-            [*self._history[-(self.max_context - 1) :], (z, act)] if self.max_context > 1 else [(z, act)]
-        )
-        s = self.cfg.context_noise
-        if s > 0:
-            z = (1 - s) * z + s * self._noise(tuple(z.shape[1:]))
-        self.pending = (z, act)
-
-    def step(self, act: torch.Tensor | None, generator: Any = None) -> torch.Tensor:
-        """As `Rollout.step`, with per-row noise; act (B,) or (B, D) or None; returns z (B, C, h, w)."""
-        if self.B == 0:
-            raise ReverieError("call reset() before step()")
-        x = self._noise(self.latent_shape)
-        ts = torch.linspace(1.0, 0.0, self.cfg.steps + 1).tolist()
-        for i in range(self.cfg.steps):
-            t, t_next = ts[i], ts[i + 1]
-            if i == 0 and self.pending is not None:  # commit the previous frame in the same pass
-                z_prev, a_prev = self.pending
-                frames = torch.stack([z_prev, x], 1)  # (B, 2, C, h, w)
-                # the engine always gives actions (or never, for video), so both frames have one
-                a2 = torch.stack([a_prev, act], 1) if act is not None and a_prev is not None else None
-                v = self._forward(frames, [self.cfg.context_noise, t], a2)[:, 1]
-                self.cache.commit()
-                self.pending = None
-            else:
-                v = self._forward(x[:, None], [t], act[:, None] if act is not None else None)[:, 0]
-            x = x + (t_next - t) * v
-        self.append(x, act)
-        return x
-
-
 @dataclass
 class _Slot:
     gen: torch.Generator
@@ -124,7 +82,7 @@ class ModelBackend:
         self.dit, self.ae, self.text_encoder = wm.dit, wm.ae, wm.text_encoder
         self.latent_shape = wm.latent_shape
         self.sampler = SamplerConfig(cfg.steps, cfg.context_noise, cfg.guidance, cfg.max_context)
-        self.rollout = RowRollout(self.dit, self.sampler)
+        self.rollout = Rollout(self.dit, self.sampler)
         self._lock = threading.Lock()  # slots + rollout: step (clock thread) vs reset (worker)
         self._slots: dict[int, _Slot] = {}
         self._rows: list[int] = []  # the sid of each rollout row
@@ -173,8 +131,7 @@ class ModelBackend:
         if frame is not None:
             z0 = self._encode(frame)[0]
         else:  # dream the first frame from the prompt (or from nothing) on a private one-row rollout
-            solo = RowRollout(self.dit, self.sampler)
-            solo.gens = [gen]
+            solo = Rollout(self.dit, self.sampler)
             solo.reset(
                 None,
                 text=text[None] if text is not None else None,
@@ -182,7 +139,7 @@ class ModelBackend:
                 batch_size=1,
                 latent_shape=self.latent_shape,
             )
-            z0 = solo.step(act0)[0]
+            z0 = solo.step(act0, [gen])[0]
             frame = self._decode(z0[None])[0]
         ctx = SessionContext(z0[None], act0, text)  # act0 (1,) / (1, D): the null action led to frame 0
         with self._lock:
@@ -206,8 +163,7 @@ class ModelBackend:
             assert slot.ctx is not None
             contexts.append(slot.ctx)
             slot.ctx = None
-        self.rollout.gens = [self._slots[s].gen for s in sids]
-        self.rollout.rebuild(contexts)
+        self.rollout.rebuild(contexts, [self._slots[s].gen for s in sids])
         self._rows = list(sids)
 
     @torch.inference_mode()
@@ -221,7 +177,8 @@ class ModelBackend:
                 raise ReverieError(f"step for session(s) {unknown} that were never reset")
             if sids != self._rows or any(self._slots[s].ctx is not None for s in sids):
                 self._rebuild(sids)
-            z = self.rollout.step(self._actions(actions))  # (B, C, h, w)
+            gens = [self._slots[s].gen for s in sids]  # per-row noise: see sampler.Generators
+            z = self.rollout.step(self._actions(actions), gens)  # (B, C, h, w)
         frames = self._decode(z)
         return [StepOut(frames[i]) for i in range(len(sids))]
 

@@ -20,6 +20,7 @@ one thread is steadier than two. `python -m reverie.models.bench_dynamics` print
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -42,7 +43,17 @@ class SamplerConfig:
             raise ReverieError(f"bad context noise {self.context_noise}: accepted 0 <= level < 1")
 
 
-def _randn(shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+# One generator for the batch, or one per row: then row b is drawn from generators[b] alone, so a
+# session's noise (and its frames) do not depend on which other sessions share its batch.
+Generators = torch.Generator | Sequence[torch.Generator] | None
+
+
+def _randn(shape: tuple[int, ...], generator: Generators, device: torch.device) -> torch.Tensor:
+    """Standard normal noise of `shape` (B, ...)."""
+    if isinstance(generator, Sequence):
+        if len(generator) != shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {shape[0]} rows")
+        return torch.stack([_randn(shape[1:], g, device) for g in generator])
     gen_device = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=gen_device).to(device)
 
@@ -102,7 +113,7 @@ class Rollout:
         text_null: torch.Tensor | None = None,
         batch_size: int | None = None,
         latent_shape: tuple[int, int, int] | None = None,
-        generator: torch.Generator | None = None,
+        generator: Generators = None,
     ) -> None:
         """Start B sessions from clean context latents z_context (B, Tc, C, h, w) (Tc may be 0 or None).
 
@@ -163,9 +174,7 @@ class Rollout:
             self.pending = None
 
     @torch.no_grad()
-    def append(
-        self, z: torch.Tensor, act: torch.Tensor | None, generator: torch.Generator | None = None
-    ) -> None:
+    def append(self, z: torch.Tensor, act: torch.Tensor | None, generator: Generators = None) -> None:
         """Add a clean frame z (B, C, h, w) (given or generated) to the context, at the context noise level.
 
         The frame is noised now but only enters the cache with the next frame's first denoising pass
@@ -192,7 +201,7 @@ class Rollout:
         return SessionContext(z, act, text)
 
     @torch.no_grad()
-    def rebuild(self, sessions: list[SessionContext], generator: torch.Generator | None = None) -> None:
+    def rebuild(self, sessions: list[SessionContext], generator: Generators = None) -> None:
         """Restart the batch as `sessions` (new rows, dropped rows, restarted rows alike).
 
         Contexts of different lengths are left-padded by repeating their first frame with the null
@@ -222,7 +231,7 @@ class Rollout:
         )
 
     @torch.no_grad()
-    def step(self, act: torch.Tensor | None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def step(self, act: torch.Tensor | None, generator: Generators = None) -> torch.Tensor:
         """Sample each session's next frame given its action (B,) / (B, D); returns z (B, C, h, w)."""
         if self.B == 0:
             raise ReverieError("call reset() before step()")
@@ -261,7 +270,7 @@ def sample_video(
     cfg: SamplerConfig | None = None,
     *,
     text_null: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
 ) -> torch.Tensor:
     """Fill the unknown frames of z (B, T, C, h, w) in time order; known (T,) bool marks given frames.
 
