@@ -187,3 +187,31 @@ def test_fill_keeps_the_candidate_ending_nearest_the_next_frame(model: WorldMode
     assert len(set(errs)) == 3  # the candidates really differ
     best = cands[int(np.argmin(errs))]
     assert np.array_equal(fill(model, c, 2, 3, o)[2:4], model.decode(best))
+
+
+@pytest.mark.parametrize("size", ["96x64", "128x72"])
+def test_cli_generate_other_sizes_from_the_same_model(run: str, tmp_path: Path, size: str) -> None:
+    import av
+
+    from reverie.cli.generate import app
+
+    out = tmp_path / "wide.mp4"
+    res = CliRunner().invoke(
+        app, ["generate", "--model", run, "--frames", "3", "--steps", "1", "--size", size, "--scale", "1",
+              "--out", str(out)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    with av.open(str(out)) as f:
+        stream = f.streams.video[0]
+        assert f"{stream.codec_context.width}x{stream.codec_context.height}" == size
+        assert sum(1 for _ in f.decode(stream)) == 3
+
+
+def test_cli_generate_refuses_a_size_off_the_stride(run: str, tmp_path: Path) -> None:
+    from reverie.cli.generate import app
+
+    res = CliRunner().invoke(
+        app, ["generate", "--model", run, "--size", "100x64", "--out", str(tmp_path / "x.mp4")]
+    )
+    assert isinstance(res.exception, ReverieError) and "multiples of its stride" in str(res.exception)
+    assert list(tmp_path.iterdir()) == []

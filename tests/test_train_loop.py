@@ -263,3 +263,30 @@ def test_cli_train_dynamics_on_the_autoencoder(tmp_path: Path) -> None:
     assert isinstance(res.exception, ReverieError) and "'dynamics' model, expected 'autoencoder'" in str(
         res.exception
     )
+
+
+def test_decoder_fine_tune_keeps_the_latents_exactly(tmp_path: Path) -> None:
+    """--init RUN --freeze-encoder: encode() is bitwise unchanged, the decoder (and its pictures) move."""
+    from reverie.cli import app
+
+    data = make_store(tmp_path / "data")
+    runner = CliRunner()
+    base = ["train", "autoencoder", "--data", str(data), "--set", "batch_size=4", "--set", "threads=1"]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "ae"), "--preset", "tiny", "--steps", "4"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app,
+        [*base, "--out", str(tmp_path / "ft"), "--init", str(tmp_path / "ae"), "--freeze-encoder",
+         "--steps", "4", "--set", "lr=1e-2"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    a, b = load_autoencoder(tmp_path / "ae"), load_autoencoder(tmp_path / "ft")
+    x = torch.from_numpy(frames(4, seed=9)).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        za, zb = a.encode(x), b.encode(x)
+        assert torch.equal(za, zb)
+        assert not torch.allclose(a.decode(za), b.decode(zb))
+    config = json.loads((tmp_path / "ft" / "config.json").read_text())
+    assert config["data"]["freeze_encoder"] is True and config["data"]["init"].endswith("ae")
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "x"), "--freeze-encoder"])
+    assert isinstance(res.exception, ReverieError) and "needs --init" in str(res.exception)

@@ -50,6 +50,12 @@ def generate_cmd(
         None, "--image", help="Start image: the clean first frame, kept exactly."
     ),
     frames: int = typer.Option(32, "--frames", min=1, help="Frames per clip (including the start image)."),
+    size: str | None = typer.Option(
+        None,
+        "--size",
+        help="Frame size WIDTHxHEIGHT (default: the model's; others, e.g. 96x64 or 128x72, "
+        "work as well as the model was trained on them: multiples of the autoencoder's stride).",
+    ),
     fps: float | None = typer.Option(
         None, "--fps", help="Frame rate of the MP4 (default: the model's data, else 15)."
     ),
@@ -84,6 +90,13 @@ def generate_cmd(
         check_out(strip, ".png")
     start = read_image(image) if image is not None else None
     m = load_world_model(model)
+    if size is not None:  # the autoencoder is convolutional and the DiT's positions are rotary: any grid
+        from dataclasses import replace
+
+        from reverie.sizes import parse_size
+
+        m = replace(m, size=parse_size(size))
+        m.latent_shape  # noqa: B018 -- raises a clear error for a size the autoencoder cannot take
     script = parse_actions(actions, m.spec) if actions is not None else None
     clips = generate_samples(m, frames, samples, _opts(seed, steps, prompt), image=start, script=script)
     paths, grid_path = sample_paths(out, samples)

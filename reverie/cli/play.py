@@ -8,14 +8,20 @@ from typing import Any
 import typer
 
 from reverie.cli.apps import app, bench_app
+from reverie.errors import ReverieError
 
 
 @app.command("play")
 def play_cmd(
     model: str | None = typer.Option(
-        None, "--model", help="Trained world model (run dir). Default: the built-in simulator."
+        None,
+        "--model",
+        help="World model to play: a run dir, or `default` (the shipped model; used when "
+        "neither --model nor --world is given).",
     ),
-    world: str = typer.Option("reverie/Dungeon-v0", "--world", help="World id (see `reverie worlds`)."),
+    world: str | None = typer.Option(
+        None, "--world", help="Play this world's real simulator instead (see `reverie worlds`)."
+    ),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Interface to bind; loopback unless told otherwise."
     ),
@@ -42,9 +48,11 @@ def play_cmd(
 ) -> None:
     """Play a world live in the browser: keyboard, gamepad or phone.
 
-    With --model, the world is the trained world model (its world, size and actions come from the run).
+    With no options this plays the shipped default world model (a learned Dungeon). With --model, a
+    model you trained (its world, size and actions come from the run); with --world, a real simulator.
 
-    Example:  reverie play --world reverie/Dungeon-v0 --open
+    Example:  reverie play --open            (the default model)
+    Example:  reverie play --world reverie/Drive-v0 --open
     """
     import threading
     import webbrowser
@@ -52,11 +60,21 @@ def play_cmd(
     import uvicorn
 
     from reverie.engine.backends import make_backends
+    from reverie.models.shipped import DEFAULT_MODEL, default_model_available
     from reverie.serve.app import ServeConfig, create_app
     from reverie.serve.metrics import setup_logging
     from reverie.serve.protocol import MAX_MESSAGE_BYTES
     from reverie.sizes import parse_size
 
+    if model is not None and world is not None:
+        raise ReverieError("pass --model (a world model) or --world (a simulator), not both")
+    if model is None and world is None:
+        if default_model_available():
+            model = DEFAULT_MODEL
+        else:
+            world = "reverie/Dungeon-v0"
+            typer.echo("reverie: no default model is installed; playing the Dungeon simulator")
+    world = world or "reverie/Dungeon-v0"
     model_cfg = None
     if model is not None:  # torch is imported only for a model
         from reverie.engine.model_backend import ModelConfig

@@ -12,7 +12,7 @@ from typing import Any
 
 import typer
 
-from reverie.cli.apps import bench_app, train_app
+from reverie.cli.apps import app, bench_app, train_app
 
 _MINUTES = typer.Option(None, "--minutes", help="Stop cleanly (and save) after this many minutes.")
 _RESUME = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped.")
@@ -54,22 +54,39 @@ def train_autoencoder_cmd(
     resume: bool = _RESUME,
     config: str = _CONFIG,
     sets: list[str] = _SET,
+    init: str | None = typer.Option(
+        None, "--init", help="Start from this autoencoder run's weights (a fine-tune; its preset is kept)."
+    ),
+    freeze_encoder: bool = typer.Option(
+        False,
+        "--freeze-encoder",
+        help="With --init: train only the decoder, so the latents (and any "
+        "dynamics model trained on them) stay exactly as they were.",
+    ),
 ) -> None:
     """Train the frame autoencoder on single frames of an episode store.
 
     Example:  reverie train autoencoder --data runs/out/dungeon --preset small --out runs/out/ae --minutes 10
+    Example:  reverie train autoencoder --data runs/out/dungeon --init runs/out/ae --freeze-encoder --out runs/out/ae_sharp
     """
+    from reverie.errors import ReverieError
     from reverie.models.autoencoder import AutoencoderConfig, preset_config
-    from reverie.train.autoencoder_task import AutoencoderTask
+    from reverie.train.autoencoder_task import AutoencoderTask, load_init
     from reverie.train.config import apply_overrides
     from reverie.train.loop import train
 
+    if freeze_encoder and not init:
+        raise ReverieError("--freeze-encoder needs --init RUN (the autoencoder whose encoder to keep)")
+    if init and preset:
+        raise ReverieError("--init keeps the preset of the run it starts from; drop --preset")
     cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
     if saved is not None and preset is None:
         model_cfg = apply_overrides(AutoencoderConfig.from_dict(saved["model"]), model_overrides, "model")
+    elif init:
+        model_cfg = apply_overrides(load_init(init)[0], model_overrides, "model")
     else:
         model_cfg = preset_config(preset or "small", model_overrides)
-    task = AutoencoderTask.from_store(data, model_cfg, cfg)
+    task = AutoencoderTask.from_store(data, model_cfg, cfg, init=init, freeze_encoder=freeze_encoder)
     train(task, cfg, out, resume=resume)
 
 
@@ -212,3 +229,32 @@ def bench_autoencoder_cmd(
                 print(json.dumps(r), flush=True)
             else:
                 typer.echo(f"{p:6s} {prec:5s} encode+decode {r['encode_decode_ms_p50']:.2f} ms/frame (p50)")
+
+
+@app.command("export")
+def export_cmd(
+    run: str = typer.Argument(..., help="Dynamics run directory (made by `reverie train dynamics`)."),
+    out: str = typer.Option(..., "--out", "-o", help="Directory to write the packaged model to."),
+    autoencoder: str | None = typer.Option(
+        None, "--autoencoder", help="Ship this decoder fine-tune (--freeze-encoder) of the run's autoencoder."
+    ),
+    precision: str = typer.Option("bf16", "--precision", help="Weight type: bf16 (half the size) or fp32."),
+    notes: str | None = typer.Option(None, "--notes", help="Markdown file appended to the model card."),
+    measured: str | None = typer.Option(
+        None, "--measured", help="JSON lines from `reverie eval/bench --json`, written into the model card."
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+) -> None:
+    """Package a world model to share or ship: dynamics + autoencoder weights, configs, model card.
+
+    The directory plays anywhere: `reverie play --model DIR`. No optimizer state is copied.
+
+    Example:  reverie export runs/out/dit --out my_model --measured runs/out/measured.jsonl
+    """
+    from reverie.train.export import export_model
+
+    sizes = export_model(
+        run, out, autoencoder=autoencoder, precision=precision, notes=notes, measured=measured, force=force
+    )
+    mb = {k: round(v / 2**20, 2) for k, v in sizes.items()}
+    typer.echo(f"exported {run} to {out}: weights {mb} MB ({precision})")

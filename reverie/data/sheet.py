@@ -7,21 +7,16 @@ from typing import Any
 
 import numpy as np
 
+from reverie.data.seeds import seed_ranges
 from reverie.data.store import EpisodeStore
 
 
-def seed_ranges(seeds: list[int | None]) -> str:
+def describe_seeds(seeds: list[int | None]) -> str:
     """[0, 1, 2, 5, None] -> '0-2, 5 (+1 without seed)'."""
-    known = sorted({s for s in seeds if s is not None})
-    runs: list[list[int]] = []
-    for s in known:
-        if runs and s == runs[-1][1] + 1:
-            runs[-1][1] = s
-        else:
-            runs.append([s, s])
+    runs = seed_ranges(seeds)
     text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs) or "none"
     missing = sum(s is None for s in seeds)
-    return text + (f" (+{missing} without seed)" if missing and known else "")
+    return text + (f" (+{missing} without seed)" if missing and runs else "")
 
 
 def summarize(store: EpisodeStore, *, max_captions: int = 5) -> dict[str, Any]:
@@ -71,7 +66,7 @@ def summarize(store: EpisodeStore, *, max_captions: int = 5) -> dict[str, Any]:
             "distinct": len(captions),
             "examples": [[c, n] for c, n in captions.most_common(max_captions)],
         },
-        "seeds": seed_ranges(store.seeds),
+        "seeds": describe_seeds(store.seeds),
         "version": meta["version"],
         "created": meta["created"],
     }

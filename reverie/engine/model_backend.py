@@ -241,7 +241,14 @@ def save_untrained_run(
     with torch.no_grad():  # adaLN-Zero starts as identity; random weights make every op do real work
         for p in model.parameters():
             p.add_(0.02 * torch.randn_like(p))
-    data = {"world": world, "width": size.width, "height": size.height, "action_spec": spec}
+    # seed_ranges: an untrained model has seen no seeds, so eval needs no --allow-overlap for it
+    data: dict[str, Any] = {
+        "world": world,
+        "width": size.width,
+        "height": size.height,
+        "action_spec": spec,
+        "seed_ranges": [],
+    }
     config = {
         "kind": "dynamics",
         "model": asdict(cfg),

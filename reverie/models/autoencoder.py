@@ -138,6 +138,14 @@ class Autoencoder(nn.Module):
         self.register_buffer("z_shift", torch.zeros(C))
         self.register_buffer("z_scale", torch.ones(C))
         self.register_buffer("z_count", torch.zeros(()))
+        self.encoder_frozen = False
+
+    def freeze_encoder(self) -> Autoencoder:
+        """Fine-tune only the decoder: encode() then returns exactly the latents it returned before,
+        so a dynamics model trained on them stays valid while the pictures get sharper."""
+        self.encoder.requires_grad_(False)
+        self.encoder_frozen = True  # the latent statistics are part of the encoding: keep them too
+        return self
 
     def _init_weights(self) -> None:
         # Variance-preserving init: with PyTorch's default each conv shrinks activations ~3x, so raw
@@ -182,7 +190,7 @@ class Autoencoder(nn.Module):
         """Training pass: (x_hat, z). Updates the latent statistics and adds latent noise in training."""
         self._check_size(x.shape[-2], x.shape[-1])
         z_raw = self.encoder(x).float()  # (B, C, h, w)
-        if self.training:
+        if self.training and not self.encoder_frozen:
             self._update_stats(z_raw.detach())
         # the decoder sees raw latents: normalising by statistics that lag a fast-changing encoder
         # made training unstable; the noise is relative to each channel's spread

@@ -8,16 +8,24 @@ to bf16 where the CPU has native bf16 (fp32 otherwise).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from reverie.errors import ReverieError
+from reverie.models.shipped import resolve_model
 from reverie.sizes import Size
 
 DEFAULT_FPS = 15.0  # runs that do not record their data's frame rate
 PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def autoencoder_path(run: str, config: dict[str, Any]) -> str:
+    """The autoencoder a dynamics run names; a relative path is relative to the run (shipped models)."""
+    path = Path(str(config["data"]["autoencoder"]))
+    return str(path if path.is_absolute() else Path(run) / path)
 
 
 def cpu_has_bf16() -> bool:
@@ -97,12 +105,13 @@ class WorldModel:
 
 
 def load_world_model(run: str, precision: str = "auto", threads: int | None = None) -> WorldModel:
-    """Load a `reverie train dynamics` run (and the autoencoder it names)."""
+    """Load a `reverie train dynamics` run (and the autoencoder it names); "default": the shipped one."""
     from reverie.models.autoencoder import load_autoencoder
     from reverie.models.dit import load_dynamics
     from reverie.models.text import get_text_encoder
     from reverie.train.checkpoint import check_kind, load_run
 
+    run = resolve_model(run)
     config, _ = load_run(run)
     check_kind(config, "dynamics", run)
     data = config.get("data", {})
@@ -116,7 +125,7 @@ def load_world_model(run: str, precision: str = "auto", threads: int | None = No
     dtype = choose_dtype(precision)
     return WorldModel(
         dit=load_dynamics(run).to(dtype).eval(),
-        ae=load_autoencoder(data["autoencoder"]).to(dtype).eval(),
+        ae=load_autoencoder(autoencoder_path(run, config)).to(dtype).eval(),
         text_encoder=get_text_encoder(str(config["model"].get("text_encoder", "hash"))),
         spec=dict(data["action_spec"]),
         world=str(data.get("world") or "video"),

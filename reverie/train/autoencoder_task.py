@@ -50,8 +50,11 @@ class AutoencoderTask:
         val_frames: np.ndarray,  # (N, H, W, 3) uint8, may be empty
         size: tuple[int, int],  # (width, height)
         data_info: dict[str, Any] | None = None,
+        init: str | None = None,
+        freeze_encoder: bool = False,
     ) -> None:
         self.model_cfg, self.cfg, self._sample = model_cfg, cfg, sample
+        self.init, self.freeze_encoder = init, freeze_encoder
         self.val_frames = val_frames
         self.size = size
         self.data_info = data_info or {}
@@ -64,7 +67,10 @@ class AutoencoderTask:
 
     # -- building ----------------------------------------------------------------------------------
     @classmethod
-    def from_store(cls, path: str, model_cfg: AutoencoderConfig, cfg: TrainConfig) -> AutoencoderTask:
+    def from_store(
+        cls, path: str, model_cfg: AutoencoderConfig, cfg: TrainConfig, init: str | None = None,
+        freeze_encoder: bool = False,
+    ) -> AutoencoderTask:  # fmt: skip
         from reverie.data.sampler import WindowSampler
         from reverie.data.store import EpisodeStore
 
@@ -90,7 +96,8 @@ class AutoencoderTask:
             "val_episodes": val_eps,
             "train_frames": int(sum(store.lengths[i] for i in train_eps)),
         }
-        return cls(model_cfg, cfg, sample, val, (store.size.width, store.size.height), info)
+        size = (store.size.width, store.size.height)
+        return cls(model_cfg, cfg, sample, val, size, info, init=init, freeze_encoder=freeze_encoder)
 
     @classmethod
     def from_frames(
@@ -117,7 +124,12 @@ class AutoencoderTask:
 
     # -- the Task contract -------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        return Autoencoder(self.model_cfg)
+        model = Autoencoder(self.model_cfg)
+        if self.init:  # start from another run's shipped (EMA) weights, buffers included
+            from reverie.train.checkpoint import load_weights
+
+            load_weights(model, load_init(self.init)[1], f"{self.init}: model.safetensors")
+        return model.freeze_encoder() if self.freeze_encoder else model
 
     def batch(self, step: int, rank: int, world_size: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.cfg.seed, step, rank])
@@ -148,7 +160,10 @@ class AutoencoderTask:
         return json.loads(json.dumps(asdict(self.model_cfg)))
 
     def data_config(self) -> dict:
-        return self.data_info
+        extra = (
+            {"init": os.path.abspath(self.init), "freeze_encoder": self.freeze_encoder} if self.init else {}
+        )
+        return self.data_info | extra
 
     def card(self) -> str:
         c, (w, h) = self.model_cfg, self.size
@@ -167,6 +182,20 @@ class AutoencoderTask:
                 f"Data: {json.dumps({k: v for k, v in self.data_info.items() if k != 'val_episodes'})}",
                 f"Held-out episodes: {self.data_info.get('val_episodes', [])}",
             ]
+            + (
+                [
+                    "",
+                    f"Fine-tuned from {self.init}"
+                    + (
+                        " with the encoder frozen: it encodes exactly as that run did, only the decoder "
+                        "learnt more."
+                        if self.freeze_encoder
+                        else "."
+                    ),
+                ]
+                if self.init
+                else []
+            )
         )
 
     def frames_per_batch(self) -> int:
@@ -208,3 +237,12 @@ def evaluate_frames(model: nn.Module, frames: np.ndarray) -> dict[str, float]:
         "z_mean": float(z.mean()),
         "z_std": float(z.std(dim=(0, 2, 3)).mean()),
     }
+
+
+def load_init(run: str) -> tuple[AutoencoderConfig, dict[str, torch.Tensor]]:
+    """(config, EMA weights) of the autoencoder run a fine-tune starts from."""
+    from reverie.train.checkpoint import check_kind, load_run
+
+    config, state = load_run(run)
+    check_kind(config, "autoencoder", run)
+    return AutoencoderConfig.from_dict(config["model"]), state

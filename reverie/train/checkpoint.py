@@ -81,6 +81,7 @@ def save_run(
     train_tensors: dict[str, torch.Tensor],
     train_json: dict[str, Any],
 ) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     save_id = uuid.uuid4().hex
     config = {**config, "save_id": save_id}
     meta = {"save_id": save_id, "kind": str(config["kind"]), "step": str(config["step"])}

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reverie.data.seeds import seed_ranges
 from reverie.errors import ReverieError
 from reverie.models.dit import DiT, DiTConfig, preset
 from reverie.models.flow import FlowConfig, flow_loss
@@ -110,6 +111,7 @@ class DynamicsTask:
             "action_spec": spec,
             "autoencoder": os.path.abspath(autoencoder_run),
             "episodes": len(store),
+            "seed_ranges": seed_ranges(store.seeds),  # eval's held-out check needs no copy of the store
             "val_episodes": val_eps,
             "train_frames": int(sum(clips[0].lengths)),
         }

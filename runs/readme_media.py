@@ -1,0 +1,81 @@
+"""The pictures in the README: the player in a real browser, and a real-vs-dream rollout strip.
+
+    .venv/bin/python runs/readme_media.py --model default --out docs
+
+player.png: Chromium (Debian's, driven by Playwright) plays the model for a few seconds with the
+keyboard, then the page is photographed. rollout.png: a held-out Dungeon episode (seed 1,000,000)
+and the model's rollout from the same 8 real context frames under the same actions, every 4th frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+
+
+def screenshot(model: str, path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    from reverie.engine.backends import make_backends
+    from reverie.engine.model_backend import ModelConfig
+    from reverie.serve.app import BackgroundServer, ServeConfig, create_app
+
+    backends = make_backends(model, "reverie/Dungeon-v0", "64x64", False, ModelConfig(steps=2))
+    dream = backends["dream"]
+    cfg = ServeConfig(world=dream.world, model=model, size=str(dream.size), fps=30)
+    with BackgroundServer(create_app(cfg, backends)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1100, "height": 720})
+        page.goto(url + "/")
+        page.wait_for_function("() => window.__reverie.framesDrawn > 10", timeout=60000)
+        for key, ms in (("w", 1500), ("ArrowRight", 600), ("w", 1200)):  # walk, turn, walk
+            page.keyboard.down(key)
+            page.wait_for_timeout(ms)
+            page.keyboard.up(key)
+        page.wait_for_timeout(1000)  # let the HUD settle on steady-state numbers
+        page.screenshot(path=str(path))
+        browser.close()
+
+
+def rollout_strip(model: str, path: Path, seed: int = 1_000_000, context: int = 8, frames: int = 32) -> None:
+    from PIL import Image
+
+    from reverie.eval.rollout import ModelPredictor, collect_real
+
+    real = collect_real(
+        "reverie/Dungeon-v0", "64x64", [seed], context + frames, spare_seeds=[seed + 1, seed + 2]
+    )
+    pred = ModelPredictor(model, steps=2, seed=0)
+    pred.reset(real.obs[:, :context], real.act[:, :context], real.seeds)
+    dream = np.stack([pred.step(real.act[:, context + k])[0] for k in range(frames)])  # (T, H, W, 3)
+    picks = list(range(3, frames, 4))  # frames 4, 8, ..., 32 after the context
+    gap = 2
+    rows = [real.obs[0, context:][picks], dream[picks]]
+    h, w = rows[0].shape[1:3]
+    sheet = np.full((2 * h + gap, len(picks) * (w + gap) - gap, 3), 255, np.uint8)
+    for r, row in enumerate(rows):
+        for i, frame in enumerate(row):
+            sheet[r * (h + gap) : r * (h + gap) + h, i * (w + gap) : i * (w + gap) + w] = frame
+    Image.fromarray(sheet).resize((sheet.shape[1] * 3, sheet.shape[0] * 3), Image.NEAREST).save(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="default", help="run dir or `default`")
+    ap.add_argument("--out", default="docs", help="directory for player.png and rollout.png")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rollout_strip(args.model, out / "rollout.png")
+    screenshot(args.model, out / "player.png")
+    print(f"wrote {out / 'rollout.png'} and {out / 'player.png'}")
+
+
+if __name__ == "__main__":
+    main()
