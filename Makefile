@@ -19,13 +19,13 @@ play: setup
 	.venv/bin/reverie play --open
 
 lint: setup
-	.venv/bin/ruff check reverie tests
-	.venv/bin/ruff format --check reverie tests
+	.venv/bin/ruff check reverie tests runs
+	.venv/bin/ruff format --check reverie tests runs
 	.venv/bin/mypy
 
 format: setup
-	.venv/bin/ruff format reverie tests
-	.venv/bin/ruff check --fix reverie tests
+	.venv/bin/ruff format reverie tests runs
+	.venv/bin/ruff check --fix reverie tests runs
 
 # Debian's Chromium drives the browser tests; installed here when we are root and it is missing.
 browser:

@@ -80,14 +80,16 @@ def collect_real(
     from tqdm import tqdm
 
     from reverie.worlds.explore import make_policy
-    from reverie.worlds.make import action_spec, make_world
+    from reverie.worlds.make import BUILTIN_WORLDS, action_spec, make_world
 
     pool = list(seeds) + list(spare_seeds or [])
+    # the built-in worlds end an episode at 1,000 steps by default; the drift measure needs 9,000
+    limit: dict[str, Any] = {"max_steps": max(length, 1000)} if world in BUILTIN_WORLDS else {}
     obs_all: list[np.ndarray] = []
     act_all: list[np.ndarray] = []
     used: list[int] = []
     bar = tqdm(total=len(seeds), desc="real episodes", unit="ep", disable=not progress)
-    env = make_world(world, size, continuous=continuous)
+    env = make_world(world, size, continuous=continuous, **limit)
     spec = action_spec(env)
     try:
         for seed in pool:

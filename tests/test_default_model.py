@@ -1,0 +1,47 @@
+"""The world model shipped in reverie/weights/default: present, small, documented, and it has learnt."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from reverie.models.shipped import SHIPPED_DIR, default_model_available
+
+MAX_BYTES = 40 * 2**20  # the budget for weights in git
+
+
+def test_the_default_model_ships_with_its_card_and_config() -> None:
+    assert default_model_available(), f"{SHIPPED_DIR} holds no model: run `bash runs/default.sh`"
+    weights = sum(p.stat().st_size for p in SHIPPED_DIR.rglob("*.safetensors"))
+    assert 0 < weights <= MAX_BYTES
+    config = json.loads((SHIPPED_DIR / "config.json").read_text())
+    assert config["kind"] == "dynamics" and config["data"]["autoencoder"] == "autoencoder"
+    assert config["data"]["seed_ranges"], "the training seeds must be recorded for eval's held-out check"
+    card = (SHIPPED_DIR / "MODEL_CARD.md").read_text()
+    assert "## Measured" in card and '"psnr_tf"' in card  # the eval numbers travel with the weights
+
+
+def test_the_default_model_beats_copying_the_last_frame_while_turning() -> None:
+    """A turn moves every pixel: only a model that learnt the world predicts it better than a copy."""
+    from reverie.eval.metrics import psnr
+    from reverie.eval.rollout import ModelPredictor, SimulatorPredictor, collect_real
+
+    if not default_model_available():
+        pytest.fail(f"{SHIPPED_DIR} holds no model")
+    context, horizon, turn = 8, 4, 3  # turn_left
+    real = collect_real("reverie/Dungeon-v0", "64x64", [1_000_500, 1_000_501], context + horizon)
+    real.act[:, context:] = turn  # the real world replays the same turn below
+    sim = SimulatorPredictor("reverie/Dungeon-v0", "64x64")
+    sim.reset(real.obs[:, :context], real.act[:, :context], real.seeds)
+    truth = np.stack([sim.step(real.act[:, context + k]) for k in range(horizon)], 1)  # (B, T, H, W, 3)
+    model = ModelPredictor("default", steps=2, seed=0)
+    model.reset(real.obs[:, :context], real.act[:, :context], real.seeds)
+    dream = np.stack([model.step(real.act[:, context + k]) for k in range(horizon)], 1)
+    copy = np.repeat(real.obs[:, context - 1 : context], horizon, axis=1)
+    p_model = np.mean(
+        [psnr(d, t) for d, t in zip(dream.reshape(-1, 64, 64, 3), truth.reshape(-1, 64, 64, 3))]
+    )
+    p_copy = np.mean([psnr(c, t) for c, t in zip(copy.reshape(-1, 64, 64, 3), truth.reshape(-1, 64, 64, 3))])
+    assert p_model > p_copy + 2.0, (p_model, p_copy)
