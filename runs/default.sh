@@ -42,7 +42,7 @@ PKG="$OUT/package"
 reverie export "$OUT/dit" --autoencoder "$OUT/ae_sharp" --out "$PKG" --force
 reverie eval --model "$PKG" --world reverie/Dungeon-v0 --episodes 16 --seed 1000000 --json \
   --report "$OUT/report.html" > "$OUT/measured.jsonl"
-reverie eval text --model "$PKG" --json >> "$OUT/measured.jsonl"
+reverie eval-text --model "$PKG" --json >> "$OUT/measured.jsonl"
 reverie bench engine --model "$PKG" --frames 1000 --steps 2 --json >> "$OUT/measured.jsonl"
 reverie export "$OUT/dit" --autoencoder "$OUT/ae_sharp" --out reverie/weights/default --force \
   --notes runs/default_notes.md --measured "$OUT/measured.jsonl"

@@ -105,3 +105,54 @@ def _engine_fps(model: str, steps: int, frames: int) -> float | None:
     except Exception as e:  # the engine is optional for eval: report speed as unknown, keep the rest
         print(f"note: engine bench failed ({e}); fps left null", file=sys.stderr)
         return None
+
+
+# `eval` is a single command (its options score a whole model), so text adherence is its own
+# command rather than a subcommand `eval text`.
+@app.command("eval-text")
+def eval_text_cmd(
+    model: str = typer.Option(..., "--model", help="Dynamics run directory (a reverie/Dungeon-v0 model)."),
+    prompts: int = typer.Option(32, "--prompts", min=2, help="Held-out prompts (each also paraphrased)."),
+    frames: int = typer.Option(8, "--frames", min=1, help="Frames generated per prompt."),
+    seed: int = typer.Option(
+        3_000_000, "--seed", help="First seed: classifier dungeons from here, prompt dungeons from +100000."
+    ),
+    steps: int = typer.Option(2, "--steps", min=1, max=8, help="Sampling steps per generated frame."),
+    guidance: float = typer.Option(1.0, "--guidance", help="Classifier-free text guidance (1 = none)."),
+    classifier_seeds: int = typer.Option(
+        32, "--classifier-seeds", min=1, help="Real dungeons the judge learns from (~15 regions each)."
+    ),
+    classifier_steps: int = typer.Option(
+        400, "--classifier-steps", min=1, help="Training steps of the judge."
+    ),
+    allow_overlap: bool = typer.Option(
+        False, "--allow-overlap", help="Allow prompt seeds the model was trained on (or an unknown dataset)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON line."),
+) -> None:
+    """Text adherence: an attribute classifier trained on real frames judges whether videos generated
+    from held-out captions, and from paraphrases of them, show the wall material, colour, light and
+    kind they ask for; with the null prompt as baseline, chance and the classifier's real-frame ceiling.
+
+    Example:  reverie eval-text --model runs/out/default_dit --prompts 32 --frames 8 --json
+    """
+    from reverie.eval.attributes import ClassifierConfig
+    from reverie.eval.text_adherence import TextAdherenceConfig, evaluate_text
+
+    cfg = TextAdherenceConfig(
+        model=model, prompts=prompts, frames=frames, seed=seed, steps=steps, guidance=guidance,
+        classifier_seeds=classifier_seeds, classifier=ClassifierConfig(steps=classifier_steps),
+        allow_overlap=allow_overlap,
+    )  # fmt: skip
+    result = evaluate_text(cfg)
+    if as_json:
+        print(result.to_json())
+        return
+    typer.echo(f"{'':>22}" + "".join(f"{a:>10}" for a in [*result.attributes, "mean"]))
+    for name in ("held_out", "paraphrase", "null_prompt", "chance_majority", "chance_uniform",
+                 "ceiling_real_clips", "ceiling_real_frames"):  # fmt: skip
+        row: dict[str, float] = getattr(result, name)
+        err = f"  +- {row['mean_stderr']:.3f}" if "mean_stderr" in row else ""
+        typer.echo(f"{name:>22}" + "".join(f"{row[k]:>10.3f}" for k in [*result.attributes, "mean"]) + err)
+    for caption, para in result.examples:
+        typer.echo(f"  caption: {caption}\n  paraphrase: {para}")

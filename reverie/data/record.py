@@ -14,6 +14,8 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -167,9 +169,11 @@ def record(
     episodes: Iterator[Episode]
     try:
         if n_workers > 1:
-            # spawn: workers start clean (no copied threads or locks from the parent).
-            pool = mp.get_context("spawn").Pool(n_workers)
-            episodes = pool.imap(_record_one, jobs)  # ordered: episode i is appended i-th
+            # spawn: workers start clean (no copied threads or locks from the parent). An executor, not
+            # multiprocessing.Pool: when a worker dies (killed, out of memory) Pool.imap waits forever,
+            # the executor raises BrokenProcessPool.
+            pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"))
+            episodes = pool.map(_record_one, jobs)  # ordered: episode i is appended i-th
         else:
             episodes = map(_record_one, jobs)
         for ep in episodes:
@@ -179,15 +183,19 @@ def record(
             bar.set_postfix_str(f"{frames / (time.perf_counter() - t0):.0f} frames/s")
             if on_episode is not None:
                 on_episode(len(store) - 1)
-    except BaseException:
+    except BaseException as e:
         if fresh and len(store) == 0:
             _discard_empty_store(out, remove_dir=not existed)
+        if isinstance(e, BrokenProcessPool):
+            raise ReverieError(
+                f"a recording worker process died ({e}); the {len(store)} episodes recorded so far are kept "
+                "in the store. Record the rest with --seed after them, or use --workers 1"
+            ) from e
         raise
     finally:
         bar.close()
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.shutdown(wait=True, cancel_futures=True)
         _close_envs()
     return store
 
