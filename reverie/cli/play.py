@@ -91,7 +91,8 @@ def play_cmd(
     asgi = create_app(cfg, backends)  # the world is built first: a bad --world fails before serving
     setup_logging()
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-    typer.echo(f"reverie: playing {world} at {url}  (Ctrl-C to stop)")
+    what = f"the {'default ' if model == DEFAULT_MODEL else ''}world model of {world}" if model else world
+    typer.echo(f"reverie: playing {what} at {url}  (Ctrl-C to stop)")
     if open_browser:  # after a moment, so the server is listening when the page asks
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
     uvicorn.run(
