@@ -47,6 +47,7 @@ def rollout_strip(model: str, path: Path, seed: int = 1_000_000, context: int = 
     from PIL import Image
 
     from reverie.eval.rollout import ModelPredictor, collect_real
+    from reverie.generate.output import strip
 
     real = collect_real(
         "reverie/Dungeon-v0", "64x64", [seed], context + frames, spare_seeds=[seed + 1, seed + 2]
@@ -55,13 +56,7 @@ def rollout_strip(model: str, path: Path, seed: int = 1_000_000, context: int = 
     pred.reset(real.obs[:, :context], real.act[:, :context], real.seeds)
     dream = np.stack([pred.step(real.act[:, context + k])[0] for k in range(frames)])  # (T, H, W, 3)
     picks = list(range(3, frames, 4))  # frames 4, 8, ..., 32 after the context
-    gap = 2
-    rows = [real.obs[0, context:][picks], dream[picks]]
-    h, w = rows[0].shape[1:3]
-    sheet = np.full((2 * h + gap, len(picks) * (w + gap) - gap, 3), 255, np.uint8)
-    for r, row in enumerate(rows):
-        for i, frame in enumerate(row):
-            sheet[r * (h + gap) : r * (h + gap) + h, i * (w + gap) : i * (w + gap) + w] = frame
+    sheet = strip([real.obs[0, context:][picks], dream[picks]], count=len(picks))  # real row, dream row
     Image.fromarray(sheet).resize((sheet.shape[1] * 3, sheet.shape[0] * 3), Image.NEAREST).save(path)
 
 

@@ -95,8 +95,7 @@ def generate_cmd(
 
         from reverie.sizes import parse_size
 
-        m = replace(m, size=parse_size(size))
-        m.latent_shape  # noqa: B018 -- raises a clear error for a size the autoencoder cannot take
+        m = replace(m, size=parse_size(size))  # a size off the autoencoder's stride fails with its reason
     script = parse_actions(actions, m.spec) if actions is not None else None
     clips = generate_samples(m, frames, samples, _opts(seed, steps, prompt), image=start, script=script)
     paths, grid_path = sample_paths(out, samples)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from reverie.eval.cnn import conv_trunk
 from reverie.worlds.dungeon_map import LIGHTS, MATERIALS, WALL_COLORS
 
 __all__ = [
@@ -144,20 +145,8 @@ class AttributeClassifier(nn.Module):
     def __init__(self, width: int = 32) -> None:
         super().__init__()
         w = width
-        self.trunk = nn.Sequential(
-            nn.Conv2d(3, w, 4, 2, 1),
-            nn.GroupNorm(8, w),
-            nn.GELU(),
-            nn.Conv2d(w, 2 * w, 4, 2, 1),
-            nn.GroupNorm(8, 2 * w),
-            nn.GELU(),
-            nn.Conv2d(2 * w, 4 * w, 4, 2, 1),
-            nn.GroupNorm(8, 4 * w),
-            nn.GELU(),
-            # any frame size; a 2x2 layout keeps walls (middle band) apart from floor and ceiling
-            nn.AdaptiveAvgPool2d(2),
-            nn.Flatten(),
-        )
+        # a 2x2 layout keeps walls (middle band) apart from floor and ceiling
+        self.trunk = nn.Sequential(*conv_trunk(3, w, pool=2))
         self.heads = nn.ModuleDict({a: nn.Linear(16 * w, len(c)) for a, c in ATTRIBUTES.items()})
 
     def forward(self, obs: torch.Tensor) -> dict[str, torch.Tensor]:

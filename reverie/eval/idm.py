@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from reverie.eval.cnn import conv_trunk
+
 if TYPE_CHECKING:
     from reverie.eval.rollout import RealEpisodes
 
@@ -67,21 +69,8 @@ class InverseDynamics(nn.Module):
     def __init__(self, num_actions: int, width: int = 32) -> None:
         super().__init__()
         w = width
-        self.net = nn.Sequential(
-            nn.Conv2d(9, w, 4, 2, 1),
-            nn.GroupNorm(8, w),
-            nn.GELU(),
-            nn.Conv2d(w, 2 * w, 4, 2, 1),
-            nn.GroupNorm(8, 2 * w),
-            nn.GELU(),
-            nn.Conv2d(2 * w, 4 * w, 4, 2, 1),
-            nn.GroupNorm(8, 4 * w),
-            nn.GELU(),
-            # any frame size: the pooled map keeps a coarse layout, which turning vs moving needs
-            nn.AdaptiveAvgPool2d(4),
-            nn.Flatten(),
-            nn.Linear(16 * 4 * w, num_actions),
-        )
+        # any frame size: the pooled 4x4 map keeps a coarse layout, which turning vs moving needs
+        self.net = nn.Sequential(*conv_trunk(9, w, pool=4), nn.Linear(16 * 4 * w, num_actions))
 
     def forward(self, prev: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
         """prev, nxt uint8 (B, H, W, 3) -> logits (B, num_actions)."""

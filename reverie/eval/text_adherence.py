@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -223,7 +223,6 @@ def evaluate_text(cfg: TextAdherenceConfig) -> TextAdherenceResult:
     if cfg.model is None:
         raise ReverieError("--model is required: a dynamics run directory")
     run = resolve_model(cfg.model)  # "default": the shipped model
-    cfg = replace(cfg, model=run)
     config = load_run(run)[0]
     check_kind(config, "dynamics", run)
     world = config.get("data", {}).get("world")

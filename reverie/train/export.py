@@ -29,9 +29,10 @@ EXPORT_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 AE_DIR = "autoencoder"
 
 
-def _write_run(src: str, dst: Path, config: dict[str, Any], dtype: torch.dtype, card_extra: str) -> int:
-    """Copy run `src` into `dst` (weights cast to dtype); returns the bytes of weights written."""
-    _, state = load_run(src)
+def _write_run(
+    src: str, state: dict[str, torch.Tensor], dst: Path, config: dict[str, Any], dtype: torch.dtype, card_extra: str
+) -> int:  # fmt: skip
+    """Write run `src`'s weights `state` (cast to dtype), config and card into `dst`; returns the weight bytes."""
     meta = {"save_id": str(config["save_id"]), "kind": str(config["kind"]), "step": str(config["step"])}
     # floating tensors only: integer buffers (if any) keep their type
     tensors = {
@@ -65,10 +66,10 @@ def _measured_section(path: str) -> str:
     )
 
 
-def _check_same_encoding(a_run: str, b_run: str) -> None:
+def _check_same_encoding(
+    a_run: str, a: dict[str, torch.Tensor], b_run: str, b: dict[str, torch.Tensor]
+) -> None:
     """Refuse an autoencoder whose encoder (weights and latent statistics) differs from the trained-on one."""
-    _, a = load_run(a_run)
-    _, b = load_run(b_run)
     keys = [k for k in a if k.startswith("encoder.") or k in ("z_shift", "z_scale")]
     same = all(k in b and a[k].shape == b[k].shape and torch.equal(a[k], b[k]) for k in keys)
     if not keys or not same:
@@ -95,16 +96,17 @@ def export_model(
     if precision not in EXPORT_DTYPES:
         raise ReverieError(f"bad precision {precision!r}; accepted: {', '.join(EXPORT_DTYPES)}")
     dtype = EXPORT_DTYPES[precision]
-    config, _ = load_run(run)
+    config, state = load_run(run)
     check_kind(config, "dynamics", run)
     dst = Path(out)
     if dst.exists() and not force:
         raise ReverieError(f"{dst} exists; pass --force to replace it")
     ae_run = autoencoder_path(run, config)
+    ae_config, ae_state = load_run(ae_run)
     if autoencoder is not None:
-        _check_same_encoding(ae_run, autoencoder)
-        ae_run = autoencoder
-    ae_config, _ = load_run(ae_run)
+        ae_config, ft_state = load_run(autoencoder)
+        _check_same_encoding(ae_run, ae_state, autoencoder, ft_state)
+        ae_run, ae_state = autoencoder, ft_state
     check_kind(ae_config, "autoencoder", ae_run)
 
     data = dict(config["data"])
@@ -127,8 +129,8 @@ def export_model(
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
     try:
         sizes = {
-            "dynamics": _write_run(run, tmp, config, dtype, extra),
-            "autoencoder": _write_run(ae_run, tmp / AE_DIR, ae_config, dtype, ""),
+            "dynamics": _write_run(run, state, tmp, config, dtype, extra),
+            "autoencoder": _write_run(ae_run, ae_state, tmp / AE_DIR, ae_config, dtype, ""),
         }
         old = None
         if dst.exists():  # swap in the new directory, then drop the old one
