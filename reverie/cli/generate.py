@@ -15,19 +15,25 @@ if TYPE_CHECKING:
     from reverie.models.world_model import WorldModel
 
 _MODEL = typer.Option(..., "--model", help="Dynamics run directory (made by `reverie train dynamics`).")
-_STEPS = typer.Option(2, "--steps", min=1, max=8, help="Euler sampling steps per generated frame.")
+_STEPS = typer.Option(
+    None, "--steps", min=1, max=8, help="Euler sampling steps per generated frame (default: the model's own)."
+)
 _SEED = typer.Option(0, "--seed", help="Random seed (noise and explore-policy actions).")
 _PROMPT = typer.Option(None, "--prompt", help="Text conditioning for the generated frames.")
 _SCALE = typer.Option(4, "--scale", min=1, help="Enlarge frames this many times in the MP4 (nearest).")
 _CANDIDATES = typer.Option(4, "--candidates", min=1, help="Rollouts per gap; the one ending nearest the next given frame is kept.")  # fmt: skip
 
 
-def _opts(seed: int, steps: int, prompt: str | None, candidates: int = 4) -> GenOptions:
+def _opts(seed: int, steps: int | None, prompt: str | None, candidates: int = 4) -> GenOptions:
     from reverie.generate.modes import GenOptions
     from reverie.models.sampler import SamplerConfig
 
     return GenOptions(
-        seed=seed, sampler=SamplerConfig(steps=steps), prompt=prompt, candidates=candidates, progress=True
+        seed=seed,
+        sampler=SamplerConfig(steps=steps) if steps else None,
+        prompt=prompt,
+        candidates=candidates,
+        progress=True,
     )
 
 
@@ -70,7 +76,7 @@ def generate_cmd(
         "padded with the null action, cut at --frames. Default: the world's explore policy, a scripted "
         "human-like action prior seeded by the seed.",
     ),
-    steps: int = _STEPS,
+    steps: int | None = _STEPS,
     strip: str | None = typer.Option(None, "--strip", help="Also write a PNG strip of frames here."),
     scale: int = _SCALE,
     out: str = typer.Option(..., "--out", help="Output .mp4 path."),
@@ -122,7 +128,7 @@ def extend_cmd(
     ),
     prompt: str | None = _PROMPT,
     seed: int = _SEED,
-    steps: int = _STEPS,
+    steps: int | None = _STEPS,
     scale: int = _SCALE,
     out: str = typer.Option(..., "--out", help="Output .mp4 path."),
 ) -> None:
@@ -153,7 +159,7 @@ def fill_cmd(
     candidates: int = _CANDIDATES,
     prompt: str | None = _PROMPT,
     seed: int = _SEED,
-    steps: int = _STEPS,
+    steps: int | None = _STEPS,
     scale: int = _SCALE,
     out: str = typer.Option(..., "--out", help="Output .mp4 path."),
 ) -> None:
@@ -185,7 +191,7 @@ def interpolate_cmd(
     candidates: int = _CANDIDATES,
     prompt: str | None = _PROMPT,
     seed: int = _SEED,
-    steps: int = _STEPS,
+    steps: int | None = _STEPS,
     scale: int = _SCALE,
     out: str = typer.Option(..., "--out", help="Output .mp4 path (at factor times the input frame rate)."),
 ) -> None:

@@ -41,7 +41,13 @@ def play_cmd(
         0.0, "--time-limit", min=0.0, help="Seconds a session may last (0: no limit)."
     ),
     open_browser: bool = typer.Option(False, "--open", help="Open the player in the default browser."),
-    steps: int = typer.Option(2, "--steps", min=1, max=8, help="With --model: sampling steps per frame."),
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        min=1,
+        max=8,
+        help="With --model: sampling steps per frame (default: the model's own).",
+    ),
     threads: int = typer.Option(
         0, "--threads", min=0, help="With --model: torch threads (0: the default, 1)."
     ),
@@ -110,7 +116,13 @@ def bench_engine_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the first session (the others count up)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line."),
     model: str | None = typer.Option(None, "--model", help="Time a trained world model (run dir) instead."),
-    steps: int = typer.Option(2, "--steps", min=1, max=8, help="With --model: sampling steps per frame."),
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        min=1,
+        max=8,
+        help="With --model: sampling steps per frame (default: the model's own).",
+    ),
     threads: int = typer.Option(
         0, "--threads", min=0, help="With --model: torch threads (0: the default, 1)."
     ),
@@ -177,7 +189,7 @@ def bench_engine_cmd(
         "bench": "engine", "world": world, "backend": backend.name, "sessions": sessions, "frames": frames,
         "fps": round(1e3 / float(ms.mean()), 1), "frame_ms_p50": round(float(np.percentile(ms, 50)), 3),
         "frame_ms_p99": round(float(np.percentile(ms, 99)), 3), "height": backend.size.height,
-        "width": backend.size.width, "steps": steps if model else 0, "threads": getattr(backend, "threads", 1),
+        "width": backend.size.width, "steps": backend.sampler.steps if model else 0, "threads": getattr(backend, "threads", 1),
         "precision": str(getattr(backend, "dtype", "numpy")).replace("torch.", ""), "quality": quality,
     }  # fmt: skip
     if as_json:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -43,12 +43,28 @@ from reverie.sizes import Size
 
 @dataclass
 class ModelConfig:
-    steps: int = 2  # Euler steps per frame
+    """How the engine runs a model. None = the model's own play setting (its config's "sampler")."""
+
+    steps: int | None = None  # Euler steps per frame
     threads: int | None = None  # torch intra-op threads; None = DEFAULT_THREADS
-    context_noise: float = 0.02
-    guidance: float = 1.0
-    max_context: int | None = None  # None: the model's own window
+    context_noise: float | None = None  # noise level of the frames in the KV cache
+    guidance: float | None = None  # text guidance scale
+    max_context: int | None = None  # frames in the window; None: the model's own
     precision: str = "auto"  # auto (bf16 where the CPU has it) | bf16 | fp32
+
+    def sampler(self, own: SamplerConfig) -> SamplerConfig:
+        """The model's own play settings `own`, with this config's explicit choices on top."""
+        changes: dict[str, Any] = {
+            k: v
+            for k, v in (
+                ("steps", self.steps),
+                ("context_noise", self.context_noise),
+                ("guidance", self.guidance),
+                ("max_context", self.max_context),
+            )
+            if v is not None
+        }
+        return replace(own, **changes)
 
 
 # Threads, measured on the shared 2-core machine (small preset, 64x64, bf16, `reverie bench engine
@@ -81,7 +97,7 @@ class ModelBackend:
         self.spec = wm.spec
         self.dit, self.ae, self.text_encoder = wm.dit, wm.ae, wm.text_encoder
         self.latent_shape = wm.latent_shape
-        self.sampler = SamplerConfig(cfg.steps, cfg.context_noise, cfg.guidance, cfg.max_context)
+        self.sampler = cfg.sampler(wm.sampler)
         self.rollout = Rollout(self.dit, self.sampler)
         self._lock = threading.Lock()  # slots + rollout: step (clock thread) vs reset (worker)
         self._slots: dict[int, _Slot] = {}

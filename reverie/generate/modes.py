@@ -19,7 +19,7 @@ The dynamics model is causal in time: a frame sees only the frames before it. He
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,7 @@ from reverie.models.world_model import WorldModel
 @dataclass
 class GenOptions:
     seed: int = 0
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    sampler: SamplerConfig | None = None  # None: the model's own play settings
     prompt: str | None = None
     candidates: int = 4  # gap filling: rollouts to choose from
     progress: bool = False
@@ -64,7 +64,7 @@ def generate(
         known[0] = True
     act = model.act_tensor(frame_actions(model.spec, frames, opts.seed, script))
     out_z = fill_causal(
-        model.dit, z, known, act, None, model.text(opts.prompt), opts.sampler,
+        model.dit, z, known, act, None, model.text(opts.prompt), opts.sampler or model.sampler,
         seed=opts.seed, progress=opts.progress,
     )  # fmt: skip
     gen = list(range(1 if first is not None else 0, frames))
@@ -104,7 +104,7 @@ def _continue(
     act = model.act_tensor(frame_actions(model.spec, Tc + n, seed))
     act_known = [False] * Tc + [True] * n
     out = fill_causal(
-        model.dit, z, [True] * Tc + [False] * n, act, act_known, model.text(opts.prompt), opts.sampler,
+        model.dit, z, [True] * Tc + [False] * n, act, act_known, model.text(opts.prompt), opts.sampler or model.sampler,
         seed=seed, progress=opts.progress, desc=desc,
     )  # fmt: skip
     return out[Tc:]

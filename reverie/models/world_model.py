@@ -52,6 +52,7 @@ class WorldModel:
     size: Size
     fps: float
     dtype: torch.dtype
+    sampler: Any = None  # reverie.models.sampler.SamplerConfig: the play settings the model ships with
 
     @property
     def max_context(self) -> int:
@@ -132,4 +133,24 @@ def load_world_model(run: str, precision: str = "auto", threads: int | None = No
         size=Size(int(data["width"]), int(data["height"])),
         fps=float(data.get("fps") or DEFAULT_FPS),
         dtype=dtype,
+        sampler=play_settings(config),
     )
+
+
+def play_settings(config: dict[str, Any]) -> Any:
+    """The sampler settings a dynamics run is played with: its config's "sampler" entry over the defaults.
+
+    Training writes the settings its objective was built for (e.g. the context noise level the model
+    learned to expect), so play, eval and generation all run the model the same way unless told
+    otherwise.
+    """
+    from reverie.models.sampler import SamplerConfig
+
+    saved = config.get("sampler") or {}
+    known = {f for f in SamplerConfig.__dataclass_fields__}
+    bad = set(saved) - known
+    if bad:
+        raise ReverieError(
+            f"unknown sampler settings {sorted(bad)} in the model's config; accepted: {sorted(known)}"
+        )
+    return SamplerConfig(**saved)
