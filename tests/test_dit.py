@@ -211,18 +211,64 @@ def test_text_per_frame() -> None:
     assert not torch.allclose(out[:, 2], base[:, 2], atol=1e-3)
 
 
-def test_flow_noise_levels_and_loss_mask() -> None:
-    from reverie.models.flow import FlowConfig, noise_levels
+def test_flow_t_covers_the_levels_the_sampler_queries() -> None:
+    """t = 1 (every frame's first Euler step) and the middle of the range get their share of training."""
+    from reverie.models.flow import FlowConfig, sample_t
 
-    cfg = FlowConfig(p_next_frame=0.5, context_noise_max=0.1)
-    t, weight = noise_levels(4000, 6, cfg, torch.Generator().manual_seed(0))
+    cfg = FlowConfig(p_uniform_t=0.3, p_one_t=0.1)
+    t = sample_t((200_000,), cfg, torch.Generator().manual_seed(0))
     assert ((t >= 0) & (t <= 1)).all()
-    ctx = ~weight
-    assert (t[ctx] <= 0.1).all()  # context frames are clean up to the augmentation level
-    assert weight.any(dim=1).all()  # every window trains at least one frame
-    # Context is always a prefix: once a frame is trained, no later frame is context.
-    assert not (weight[:, :-1] & ctx[:, 1:]).any()
-    assert 0.4 < ctx.any(dim=1).float().mean() < 0.6
+    assert abs(float((t == 1).float().mean()) - 0.1) < 0.005
+    # uniform share: 0.3 * 0.02 of the draws land in (0.98, 1), against ~5e-5 for pure logit-normal
+    assert float(((t > 0.98) & (t < 1)).float().mean()) > 0.004
+    pure = sample_t((200_000,), FlowConfig(p_uniform_t=0.0, p_one_t=0.0), torch.Generator().manual_seed(0))
+    assert float((pure > 0.98).float().mean()) < 0.001
+
+
+def test_flow_config_refuses_bad_values() -> None:
+    from reverie.models.flow import FlowConfig
+
+    for bad in ({"p_play": 1.5}, {"context_noise_max": 1.0}, {"p_uniform_t": 0.8, "p_one_t": 0.3}, {"t_std": 0}):
+        with pytest.raises(ReverieError):
+            FlowConfig(**bad)
+    with pytest.raises(ReverieError, match="accepted"):
+        FlowConfig.from_dict({"p_next_frame": 0.5})
+
+
+def test_play_layout_mask() -> None:
+    """Context frame i sees context <= i; target frame i sees context < i and itself, nothing else."""
+    from reverie.models.dit import play_layout_mask
+
+    T, N = 4, 3
+    m = play_layout_mask(T, N, torch.device("cpu"))
+    frame = m[::N, ::N]  # (2T, 2T) frame-level view
+    for q in range(2 * T):
+        for k in range(2 * T):
+            qi, ki = q % T, k % T
+            if q < T:
+                want = k < T and ki <= qi
+            else:
+                want = (k < T and ki < qi) or k == q
+            assert bool(frame[q, k]) == want, (q, k)
+    assert m.shape == (2 * T * N, 2 * T * N)
+
+
+def test_play_layout_target_equals_the_causal_next_frame() -> None:
+    """Target i in the training layout sees exactly what the sampler gives the new frame at play time."""
+    m = make()
+    T = 4
+    x, t, act, text = inputs(1, T)
+    tgt = torch.randn_like(x)
+    t_tgt = torch.rand(1, T)
+    with torch.no_grad():
+        out = m(
+            torch.cat([x, tgt], 1), torch.cat([t, t_tgt], 1), torch.cat([act, act], 1), text, layout="play"
+        )[:, T:]
+        for i in range(T):
+            seq = torch.cat([x[:, :i], tgt[:, i : i + 1]], 1)
+            ts = torch.cat([t[:, :i], t_tgt[:, i : i + 1]], 1)
+            ref = m(seq, ts, act[:, : i + 1], text)[:, -1]
+            assert torch.allclose(out[:, i], ref, atol=1e-4), i
 
 
 def test_flow_loss_is_zero_for_the_exact_velocity() -> None:
@@ -234,5 +280,6 @@ def test_flow_loss_is_zero_for_the_exact_velocity() -> None:
             return x_t / t[:, :, None, None, None]
 
     z = torch.zeros(8, 4, 2, 3, 3)
-    loss, metrics = flow_loss(Oracle(), z, None, None, FlowConfig(p_next_frame=0.0))
-    assert float(loss) < 1e-8 and metrics["x0_mse"] < 1e-8
+    for p_play in (0.0, 0.5, 1.0):  # forcing, both, play layout
+        loss, metrics = flow_loss(Oracle(), z, None, None, FlowConfig(p_play=p_play))
+        assert float(loss) < 1e-8 and metrics["x0_mse"] < 1e-8

@@ -109,20 +109,77 @@ def train_dynamics_cmd(
     resume: bool = _RESUME,
     config: str = _CONFIG,
     sets: list[str] = _SET,
+    init: str | None = typer.Option(
+        None,
+        "--init",
+        help="Start from this dynamics run's (or model package's, or 'default') weights: a fine-tune "
+        "that keeps its model config; the objective and play settings are this run's own.",
+    ),
+    allow_config_change: bool = typer.Option(
+        False,
+        "--allow-config-change",
+        help="With --resume: go on although the objective (flow.*) or play settings (sampler.*) differ "
+        "from the saved run's.",
+    ),
 ) -> None:
     """Train the action- and text-conditioned dynamics model on autoencoder latents.
 
+    The objective is set with --set flow.KEY=VALUE (t_mean, t_std, p_uniform_t, p_one_t, p_play,
+    context_noise_max, p_drop_text, p_drop_act; see reverie/models/flow.py), the play settings saved
+    with the run with --set sampler.KEY=VALUE (steps, context_noise, guidance).
+
     Example:  reverie train dynamics --data runs/out/dungeon --autoencoder runs/out/ae --preset small --out runs/out/dit
+    Example:  reverie train dynamics --data D --autoencoder A --init default --out runs/out/ft --set flow.context_noise_max=0.5
     """
     from dataclasses import asdict
 
+    from reverie.errors import ReverieError
     from reverie.models.dit import DiTConfig
     from reverie.models.dit import preset as dit_preset
-    from reverie.train.config import apply_overrides
-    from reverie.train.dynamics_task import DynamicsTask
+    from reverie.models.flow import FlowConfig
+    from reverie.models.sampler import SamplerConfig
+    from reverie.train.config import apply_overrides, split_section
+    from reverie.train.dynamics_task import DynamicsTask, load_init
     from reverie.train.loop import train
 
     cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
+    flow_sets, model_overrides = split_section(model_overrides, "flow")
+    sampler_sets, model_overrides = split_section(model_overrides, "sampler")
+    saved_flow = saved.get("flow") if saved else None
+    saved_sampler = saved.get("sampler") if saved else None
+    flow = apply_overrides(
+        FlowConfig.from_dict(saved_flow) if saved_flow else FlowConfig(), flow_sets, "flow"
+    )
+    play = apply_overrides(
+        SamplerConfig(**saved_sampler) if saved_sampler else DynamicsTask.default_play(flow),
+        sampler_sets,
+        "sampler",
+    )
+    if saved is not None and not allow_config_change:
+        changed = [
+            f"{name}: {old} -> {new}"
+            for name, old, new in (
+                ("flow", saved_flow, asdict(flow)),
+                ("sampler", saved_sampler, asdict(play)),
+            )
+            if old != new
+        ]
+        if changed:
+            raise ReverieError(
+                f"cannot resume {out}: its objective or play settings would change ({'; '.join(changed)}); "
+                "pass --allow-config-change to go on with the new ones, or use a new --out"
+            )
+    if init is not None:
+        if saved is not None:
+            raise ReverieError("--init starts a new run; drop it to --resume")
+        if preset is not None or model_overrides:
+            raise ReverieError(
+                "--init keeps the model config of the run it starts from; drop --preset and model.*"
+            )
+        init_cfg = load_init(init)[0]
+        model_overrides = asdict(init_cfg)
+        window = window or init_cfg.max_context + 1
+        text_encoder = text_encoder or init_cfg.text_encoder
     if saved is not None and preset is None:
         # a resumed run rebuilds exactly its saved model config (plus any model.* overrides)
         typed = apply_overrides(DiTConfig.from_dict(saved["model"]), model_overrides, "model")
@@ -142,6 +199,9 @@ def train_dynamics_cmd(
         batch_size=cfg.batch_size,
         model_overrides=overrides,
         val_fraction=cfg.val_fraction,
+        flow=flow,
+        play=play,
+        init=init,
     )
     train(task, cfg, out, resume=resume)
 

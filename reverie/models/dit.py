@@ -153,6 +153,25 @@ def block_causal_mask(T: int, N: int, device: torch.device) -> torch.Tensor:
     return frame[:, None] >= frame[None, :]
 
 
+@lru_cache(maxsize=32)
+def play_layout_mask(T: int, N: int, device: torch.device) -> torch.Tensor:
+    """(2T*N, 2T*N) bool, True where a query token may attend, for [context frames | target frames].
+
+    Context frame i sees context frames <= i; target frame i sees context frames < i and itself.
+    """
+    i = torch.arange(T, device=device)
+    ctx_ctx = i[:, None] >= i[None, :]
+    tgt_ctx = i[:, None] > i[None, :]
+    tgt_tgt = torch.eye(T, dtype=torch.bool, device=device)
+    frames = torch.cat(
+        [torch.cat([ctx_ctx, torch.zeros_like(ctx_ctx)], 1), torch.cat([tgt_ctx, tgt_tgt], 1)], 0
+    )  # (2T, 2T)
+    return frames.repeat_interleave(N, 0).repeat_interleave(N, 1)
+
+
+LAYOUTS = ("causal", "play")
+
+
 class Attention(nn.Module):
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
@@ -309,8 +328,12 @@ class DiT(nn.Module):
         act_null: torch.Tensor | None = None,
         text_null: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        layout: str = "causal",
     ) -> torch.Tensor:
         """Velocity v (B, T, C, h, w) for latents x_t (B, T, C, h, w) at per-frame noise levels t (B, T).
+
+        layout "play" (training only): the T frames are [context frames | target frames] of one clip of
+        T/2 frames, attending as `play_layout_mask` says, both halves at time positions 0..T/2-1.
 
         act: (B, T) int for discrete, (B, T, D) float for box; text: (B, E) or (B, T, E) sentence
         embeddings; act_null (B, T) and text_null (B,) or (B, T) bool mark dropped conditions. With `cache`, T must be 1 and the frame attends to cached context.
@@ -334,9 +357,16 @@ class DiT(nn.Module):
                 raise ValueError(f"a cached forward takes at most {cache.MAX_NEW} new frames, got {T}")
             frame_pos = torch.arange(cache.count, cache.count + T)
             mask = None  # each new frame attends to its own contiguous key window (KVCache.update)
-        else:
+        elif layout == "play":
+            if T % 2 or cache is not None:
+                raise ValueError("the play layout takes an even number of frames and no cache")
+            frame_pos = torch.arange(T // 2).repeat(2)
+            mask = play_layout_mask(T // 2, N, x.device)
+        elif layout == "causal":
             frame_pos = torch.arange(T)
             mask = block_causal_mask(T, N, x.device) if T > 1 else None
+        else:
+            raise ValueError(f"bad layout {layout!r}: accepted {', '.join(LAYOUTS)}")
         cos, sin = self.rope.cos_sin(frame_pos, gh, gw, x.dtype, x.device)  # x.dtype: bf16 under autocast
         for i, block in enumerate(self.blocks):
             x = block(x, c, cos, sin, mask, cache, i)

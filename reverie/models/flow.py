@@ -1,52 +1,80 @@
-"""Rectified-flow objective with diffusion forcing (one noise level per frame).
+"""Rectified-flow objective with per-frame noise levels, weighted toward what play does.
 
 x_t = (1 - t) x0 + t eps, the network predicts v = eps - x0; t = 0 is clean, t = 1 pure noise.
-Per-frame levels are drawn two ways, mixed per window:
-  * independent (diffusion forcing): every frame its own logit-normal t, so any mix of clean, noisy
-    and missing frames is in-distribution (in-fill, extension, several futures);
-  * next-frame: a random prefix is "context", clean up to a small augmentation level in
-    [0, context_noise_max] (the anti-drift trick: at play time context frames are kept slightly noisy,
-    so the model never learns to trust them exactly), the rest logit-normal.
-Context frames carry almost no signal about eps, so they are left out of the loss.
+Each window is laid out one of two ways:
+
+  * play (teacher-forced, `p_play` of windows): the window's T frames appear twice, as context and as
+    targets. Context frame i carries a light noise level s (one per window, uniform in
+    [0, context_noise_max]) and attends to context frames <= i; target frame i carries its own level
+    t and attends to context frames < i and to itself. That is exactly what the sampler does at play
+    time (new frame against the KV cache of slightly noisy earlier frames), and every frame of the
+    window is a target: T play-layout targets for the cost of 2T frames of tokens.
+  * forcing (diffusion forcing, the rest): every frame its own level t, causal attention, so any mix
+    of clean, noisy and missing frames is in-distribution (in-fill, extension, several futures,
+    text-to-video from nothing).
+
+Measured reasons (the first shipped model dissolved into flat colour within seconds of play):
+  * the Euler sampler starts every frame at t = 1 exactly and at 2 steps also queries t = 1/2; a pure
+    logit-normal draw almost never reaches t = 1 (P(t > 0.98) ~ 5e-5), and the first step sets the
+    brightness and colour of the frame. Hence a uniform share and a share at t = 1 itself;
+  * the model's own one-step error looks like noise level ~0.4, so context noise up to 0.1 left its
+    rollouts off the training distribution; context noise now reaches `context_noise_max` (0.5) and
+    the level is given to the network, so at play time a chosen level tells it how far to trust the
+    cache;
+  * only ~7% of the old loss was in the play layout; now `p_play` (90%) is.
 Text and action are dropped (replaced by their learned null embeddings) for classifier-free guidance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 from torch import nn
+
+from reverie.errors import ReverieError
 
 
 @dataclass
 class FlowConfig:
     t_mean: float = 0.0  # logit-normal t: sigmoid(N(mean, std))
     t_std: float = 1.0
-    p_uniform_t: float = 0.2  # mixed-in uniform t: few-step sampling queries t = 1 and 1/2 exactly
-    p_next_frame: float = 0.5  # fraction of windows drawn in the next-frame (prefix context) layout
-    context_noise_max: float = 0.1
+    p_uniform_t: float = 0.3  # share of t drawn uniform in [0, 1]
+    p_one_t: float = 0.1  # share of t = 1 exactly: the sampler's first query on every frame
+    p_play: float = 0.9  # share of windows in the play layout (the rest: diffusion forcing)
+    context_noise_max: float = 0.5  # context frames are noised to a level in [0, this]
     p_drop_text: float = 0.1
     p_drop_act: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("p_uniform_t", "p_one_t", "p_play", "p_drop_text", "p_drop_act"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ReverieError(f"flow.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.p_uniform_t + self.p_one_t > 1.0:
+            raise ReverieError("flow.p_uniform_t + flow.p_one_t must be at most 1")
+        if not 0.0 <= self.context_noise_max < 1.0:
+            raise ReverieError(f"flow.context_noise_max must be in [0, 1), got {self.context_noise_max}")
+        if self.t_std <= 0:
+            raise ReverieError(f"flow.t_std must be > 0, got {self.t_std}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FlowConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ReverieError(f"unknown flow keys {sorted(unknown)}; accepted: {sorted(names)}")
+        return cls(**d)
 
 
 def sample_t(
     shape: tuple[int, ...], cfg: FlowConfig, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    return torch.sigmoid(cfg.t_mean + cfg.t_std * torch.randn(shape, generator=generator))
-
-
-def noise_levels(
-    B: int, T: int, cfg: FlowConfig, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-frame t (B, T) and the loss mask (B, T): False on augmented context frames."""
-    t = sample_t((B, T), cfg, generator)
-    next_frame = torch.rand(B, generator=generator) < cfg.p_next_frame
-    # Prefix length k in [1, T-1]: frames < k are context (a window of one frame has none).
-    k = (torch.rand(B, generator=generator) * max(T - 1, 0)).long() + 1
-    is_ctx = next_frame[:, None] & (torch.arange(T)[None, :] < k[:, None])
-    ctx_t = torch.rand(B, T, generator=generator) * cfg.context_noise_max
-    return torch.where(is_ctx, ctx_t, t), ~is_ctx
+    """Noise levels: logit-normal, with a uniform share and a share at exactly t = 1."""
+    t = torch.sigmoid(cfg.t_mean + cfg.t_std * torch.randn(shape, generator=generator))
+    u = torch.rand(shape, generator=generator)
+    t = torch.where(u < cfg.p_uniform_t, torch.rand(shape, generator=generator), t)
+    return torch.where(u >= 1.0 - cfg.p_one_t, torch.ones_like(t), t)
 
 
 def flow_loss(
@@ -59,21 +87,76 @@ def flow_loss(
     text_null: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Mean squared velocity error over the non-context frames of clean latent windows z (B, T, C, h, w)."""
+    """Mean squared velocity error over the target frames of clean latent windows z (B, T, C, h, w).
+
+    The batch is split: the first round(p_play * B) windows in the play layout, the rest forcing.
+    """
     B, T = z.shape[:2]
-    t, weight = noise_levels(B, T, cfg, generator)
-    t, weight = t.to(z.device), weight.to(z.device)
-    eps = torch.randn(z.shape, generator=generator).to(z.device)
-    tt = t[:, :, None, None, None]
-    x_t = (1 - tt) * z + tt * eps  # (B, T, C, h, w)
-    drop_text = (torch.rand(B, generator=generator) < cfg.p_drop_text).to(z.device)[:, None].expand(B, T)
+    dev = z.device
+    n_play = round(cfg.p_play * B) if T > 1 else 0
+    drop_text = torch.rand(B, generator=generator) < cfg.p_drop_text
+    drop_act = torch.rand(B, generator=generator) < cfg.p_drop_act
+    t = sample_t((B, T), cfg, generator)
+    s = torch.rand(B, generator=generator) * cfg.context_noise_max  # play: one context level per window
+    eps = torch.randn(z.shape, generator=generator)
+    ctx_eps = torch.randn(z.shape, generator=generator)
+    null_text = drop_text.to(dev)[:, None].expand(B, T)
     if text_null is not None:  # frames without a caption always use the null text
-        drop_text = drop_text | (text_null if text_null.dim() == 2 else text_null[:, None])
-    act_null = (torch.rand(B, generator=generator) < cfg.p_drop_act).to(z.device)[:, None].expand(B, T)
-    v = model(x_t, t, act, text, act_null=act_null, text_null=drop_text)
-    per_frame = (v.float() - (eps - z)).pow(2).mean(dim=(2, 3, 4))  # (B, T)
-    w = weight.float()
-    loss = (per_frame * w).sum() / w.sum().clamp_min(1.0)
-    # x0 error of the predicted clean frame, comparable across t (what sampling quality depends on).
-    x0_err = ((x_t - tt * v.float() - z).pow(2).mean(dim=(2, 3, 4)) * w).sum() / w.sum().clamp_min(1.0)
-    return loss, {"loss": float(loss.detach()), "x0_mse": float(x0_err.detach())}
+        null_text = null_text | (text_null if text_null.dim() == 2 else text_null[:, None].expand(B, T))
+    null_act = drop_act.to(dev)[:, None].expand(B, T)
+
+    def noised(x0: torch.Tensor, level: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        lv = level.to(dev)[:, :, None, None, None]
+        return (1 - lv) * x0 + lv * noise.to(dev)
+
+    def per_frame_err(
+        v: torch.Tensor, x_t: torch.Tensor, lv: torch.Tensor, x0: torch.Tensor, e: torch.Tensor
+    ):
+        v = v.float()
+        mse = (v - (e.to(dev) - x0)).pow(2).mean(dim=(2, 3, 4))  # (b, T)
+        x0_err = (x_t - lv.to(dev)[:, :, None, None, None] * v - x0).pow(2).mean(dim=(2, 3, 4))
+        return mse, x0_err
+
+    losses, x0_errs, counts = [], [], []
+    if n_play:
+        p = slice(0, n_play)
+        zp, tp = z[p], t[p]
+        ctx_level = s[p, None].expand(n_play, T)
+        x = torch.cat([noised(zp, ctx_level, ctx_eps[p]), noised(zp, tp, eps[p])], 1)  # (b, 2T, C, h, w)
+        a = torch.cat([act[p], act[p]], 1) if act is not None else None
+        tx = None
+        if text is not None:
+            tx = torch.cat([text[p], text[p]], 1) if text.dim() == 3 else text[p]
+        v = model(
+            x,
+            torch.cat([ctx_level, tp], 1).to(dev),
+            a,
+            tx,
+            act_null=null_act[p].repeat(1, 2),
+            text_null=null_text[p].repeat(1, 2),
+            layout="play",
+        )[:, T:]  # the targets' velocities (b, T, C, h, w)
+        mse, x0e = per_frame_err(v, noised(zp, tp, eps[p]), tp, zp, eps[p])
+        losses.append(mse.sum())
+        x0_errs.append(x0e.sum())
+        counts.append(mse.numel())
+    if n_play < B:
+        f = slice(n_play, B)
+        zf, tf = z[f], t[f]
+        x_t = noised(zf, tf, eps[f])
+        v = model(
+            x_t,
+            tf.to(dev),
+            act[f] if act is not None else None,
+            text[f] if text is not None else None,
+            act_null=null_act[f],
+            text_null=null_text[f],
+        )
+        mse, x0e = per_frame_err(v, x_t, tf, zf, eps[f])
+        losses.append(mse.sum())
+        x0_errs.append(x0e.sum())
+        counts.append(mse.numel())
+    n = float(sum(counts))
+    loss = torch.stack(losses).sum() / n
+    x0_err = float(torch.stack(x0_errs).sum().detach()) / n
+    return loss, {"loss": float(loss.detach()), "x0_mse": x0_err}

@@ -1,7 +1,9 @@
 """The training configuration: one typed dataclass, the only source of truth for training settings.
 
 Settings come from the defaults here, then a YAML file (`--config cfg.yaml`), then `--set key=value`
-pairs. Only fields that exist are accepted; `model.KEY=VALUE` overrides a field of the model preset.
+pairs. Only fields that exist are accepted; `model.KEY=VALUE` overrides a field of the model preset,
+`flow.KEY=VALUE` the dynamics objective (reverie.models.flow.FlowConfig) and `sampler.KEY=VALUE` the
+play settings saved with a dynamics run (reverie.models.sampler.SamplerConfig).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class TrainConfig:
     val_fraction: float = 0.05  # the last episodes (by index) held out for validation
 
 
+SECTIONS = ("model", "flow", "sampler")  # `--set SECTION.KEY=VALUE` goes to that section's typed config
 PRECISIONS = ("bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -104,11 +107,11 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ReverieError(f"config file {path} is not valid YAML: {e}") from e
     if not isinstance(data, dict):
         raise ReverieError(f"config file {path} must hold a mapping of key: value, got {type(data).__name__}")
-    # a nested `model:` mapping is the same as model.KEY entries
+    # a nested `model:` (or `flow:`) mapping is the same as model.KEY entries
     flat: dict[str, Any] = {}
     for k, v in data.items():
-        if k == "model" and isinstance(v, dict):
-            flat.update({f"model.{mk}": mv for mk, mv in v.items()})
+        if k in SECTIONS and isinstance(v, dict):
+            flat.update({f"{k}.{mk}": mv for mk, mv in v.items()})
         else:
             flat[str(k)] = v
     return flat
@@ -117,14 +120,27 @@ def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
 def resolve(
     config_file: str | None, sets: list[str], base: TrainConfig | None = None
 ) -> tuple[TrainConfig, dict[str, Any]]:
-    """(train config, model overrides) from defaults, an optional YAML file and `--set` pairs."""
+    """(train config, model overrides) from defaults, an optional YAML file and `--set` pairs.
+
+    Section keys other than model.* (flow.*, sampler.*) come back in the overrides under their prefix; see
+    `split_section`.
+    """
     merged: dict[str, Any] = load_yaml(config_file) if config_file else {}
     merged.update(parse_sets(sets))
+    sectioned = {k for k in merged if k.partition(".")[0] in SECTIONS and "." in k}
     model = {k[len("model.") :]: v for k, v in merged.items() if k.startswith("model.")}
-    train = {k: v for k, v in merged.items() if not k.startswith("model.")}
+    model |= {k: v for k, v in merged.items() if k in sectioned and not k.startswith("model.")}
+    train = {k: v for k, v in merged.items() if k not in sectioned}
     cfg = apply_overrides(base or TrainConfig(), train, "train config")
     check(cfg)
     return cfg, model
+
+
+def split_section(overrides: dict[str, Any], section: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the `section.` keys without their prefix, the rest) of the overrides `resolve` returned."""
+    prefix = section + "."
+    mine = {k[len(prefix) :]: v for k, v in overrides.items() if k.startswith(prefix)}
+    return mine, {k: v for k, v in overrides.items() if not k.startswith(prefix)}
 
 
 def check(cfg: TrainConfig) -> None:

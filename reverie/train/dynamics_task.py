@@ -76,6 +76,8 @@ class DynamicsTask:
         model_overrides: dict[str, Any] | None = None,
         val_fraction: float = 0.05,
         flow: FlowConfig | None = None,
+        play: SamplerConfig | None = None,
+        init: str | None = None,
         device: str = "cpu",
     ) -> None:
         from reverie.data.store import EpisodeStore
@@ -129,6 +131,15 @@ class DynamicsTask:
             info,
             ae,
         )
+        self.play = play or self.default_play(self.flow)
+        self.init = init
+        if init:
+            self.data_info["init"] = init if init == "default" else os.path.abspath(init)
+
+    @staticmethod
+    def default_play(flow: FlowConfig) -> SamplerConfig:
+        """The play settings saved with a run: 2 Euler steps, context noise inside the trained range."""
+        return SamplerConfig(steps=2, context_noise=min(0.1, flow.context_noise_max))
 
     @classmethod
     def from_latents(
@@ -163,6 +174,7 @@ class DynamicsTask:
             info,
             autoencoder,
         )
+        self.play, self.init = cls.default_play(self.flow), None
         return self
 
     def _setup(
@@ -219,7 +231,19 @@ class DynamicsTask:
 
     # -- the Task contract -------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
-        return DiT(self.model_cfg)
+        model = DiT(self.model_cfg)
+        if self.init:  # a fine-tune: start from another run's shipped (EMA) weights
+            cfg, state = load_init(self.init)
+            if cfg != self.model_cfg:
+                raise ReverieError(
+                    f"--init {self.init}: its model config {cfg} differs from {self.model_cfg}"
+                )
+            model.load_state_dict(state)
+        return model
+
+    def extra_config(self) -> dict[str, Any]:
+        """Saved in the run's config.json beside model/train/data: the objective and the play settings."""
+        return {"flow": asdict(self.flow), "sampler": asdict(self.play)}
 
     def _windows(self, clips: LatentClips, starts: np.ndarray) -> dict[str, torch.Tensor]:
         idx = torch.from_numpy(starts[:, None] + np.arange(self.window))  # (B, T) frame rows
@@ -331,8 +355,12 @@ class DynamicsTask:
                 f"{n / 1e6:.2f} M parameters) over {w}x{h}x{C} autoencoder latents, patch {c.patch} "
                 f"({tokens} tokens per frame), block-causal attention over up to {c.max_context} context frames.",
                 f"Conditioning per frame: noise level, action ({c.action_type}), text ({c.text_encoder} encoder, "
-                f"{c.text_dim}-d, adaLN). Objective: rectified flow (v-prediction) with diffusion forcing, "
-                f"windows of {self.window} frames, context noise augmentation up to {self.flow.context_noise_max}.",
+                f"{c.text_dim}-d, adaLN). Objective: rectified flow (v-prediction), windows of {self.window} frames, "
+                f"{self.flow.p_play:.0%} in the play layout (every frame a target against lightly noised "
+                f"context) and the rest diffusion forcing; context noise up to {self.flow.context_noise_max}; "
+                f"t: {self.flow.p_uniform_t:.0%} uniform, {self.flow.p_one_t:.0%} at 1, the rest logit-normal. "
+                f"Played with {self.play.steps} Euler steps at context noise {self.play.context_noise}."
+                + (f" Fine-tuned from {self.data_info['init']}." if self.data_info.get("init") else ""),
                 "Load with `reverie.models.dit.load_dynamics(RUN)`; sample with `reverie.models.sampler.Rollout`.",
                 "",
                 f"Data: {json.dumps({k: v for k, v in self.data_info.items() if k != 'val_episodes'})}",
@@ -341,6 +369,17 @@ class DynamicsTask:
 
     def frames_per_batch(self) -> int:
         return self.batch_size * self.window
+
+
+def load_init(run: str) -> tuple[DiTConfig, dict[str, torch.Tensor]]:
+    """(model config, EMA weights) of a dynamics run, model package or "default" to fine-tune from."""
+    from reverie.models.shipped import resolve_model
+    from reverie.train.checkpoint import check_kind, load_run
+
+    path = resolve_model(run)
+    config, state = load_run(path)
+    check_kind(config, "dynamics", path)
+    return DiTConfig.from_dict(config["model"]), {k: v.float() for k, v in state.items()}
 
 
 @torch.no_grad()

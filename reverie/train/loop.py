@@ -189,6 +189,9 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
                 "metrics": metrics_eval,
                 "reverie_version": __version__,
             }
+            extra = getattr(task, "extra_config", None)
+            if extra is not None:  # e.g. the dynamics objective and play settings
+                config |= extra()
             opt_tensors, opt_json = ckpt.flatten_optimizer(opt)
             tensors = {f"model/{k}": v for k, v in model.state_dict().items()} | opt_tensors
             state_json = {
