@@ -180,3 +180,79 @@ def test_autoencoder_size_mismatch_names_both_sides(tmp_path: Path) -> None:
     save_run(run, config=config, ema_state=ae.state_dict(), card="", train_tensors={}, train_json={})
     with pytest.raises(ReverieError, match=r"64x64.*32x32"):
         DynamicsTask(str(tmp_path / "data"), str(run), "tiny", window=4)
+
+
+def test_cli_objective_is_typed_saved_and_guarded_on_resume(tmp_path: Path) -> None:
+    """flow.* / sampler.* are checked, saved in config.json, and a resume may not silently change them."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from reverie.cli import app
+    from reverie.models.autoencoder import preset_config
+    from reverie.train.autoencoder_task import AutoencoderTask
+    from reverie.train.config import TrainConfig
+    from reverie.train.loop import train
+
+    _store(tmp_path / "data", n_eps=2, length=8)
+    cfg = TrainConfig(steps=1, batch_size=2, device="cpu", threads=1, val_fraction=0.0)
+    train(
+        AutoencoderTask.from_store(str(tmp_path / "data"), preset_config("tiny"), cfg), cfg, tmp_path / "ae"
+    )
+    runner = CliRunner()
+    base = ["train", "dynamics", "--data", str(tmp_path / "data"), "--autoencoder", str(tmp_path / "ae")]
+    small = ["--set", "batch_size=2", "--set", "threads=1", "--set", "val_fraction=0"]
+
+    bad = runner.invoke(
+        app,
+        [*base, "--out", str(tmp_path / "x"), "--preset", "tiny", "--window", "4", "--set", "flow.unknown=1"],
+    )
+    assert bad.exit_code != 0 and "p_play" in str(bad.exception) and not (tmp_path / "x").exists()
+
+    run = str(tmp_path / "dit")
+    ok = runner.invoke(
+        app,
+        [*base, "--out", run, "--preset", "tiny", "--window", "4", "--steps", "1", *small]
+        + ["--set", "flow.p_play=0.5", "--set", "sampler.context_noise=0.2"],
+    )
+    assert ok.exit_code == 0, ok.output
+    saved = json.loads((tmp_path / "dit" / "config.json").read_text())
+    assert saved["flow"]["p_play"] == 0.5 and saved["flow"]["context_noise_max"] == 0.5
+    assert saved["sampler"]["context_noise"] == 0.2
+    from reverie.models.world_model import load_world_model
+
+    assert load_world_model(run).sampler.context_noise == 0.2  # play uses the run's own settings
+
+    changed = runner.invoke(
+        app, [*base, "--out", run, "--resume", "--steps", "2", "--set", "flow.p_play=0.9"]
+    )
+    assert (
+        changed.exit_code != 0
+        and "p_play" in str(changed.exception)
+        and "--allow-config-change" in str(changed.exception)
+    )
+    assert json.loads((tmp_path / "dit" / "config.json").read_text())["step"] == 1  # nothing trained
+    allowed = runner.invoke(
+        app,
+        [
+            *base,
+            "--out",
+            run,
+            "--resume",
+            "--steps",
+            "2",
+            "--set",
+            "flow.p_play=0.9",
+            "--allow-config-change",
+        ],
+    )
+    assert allowed.exit_code == 0, allowed.output
+    assert json.loads((tmp_path / "dit" / "config.json").read_text())["flow"]["p_play"] == 0.9
+
+    ft = str(tmp_path / "ft")
+    tuned = runner.invoke(app, [*base, "--out", ft, "--init", run, "--steps", "1", *small, "--set", "lr=0"])
+    assert tuned.exit_code == 0, tuned.output
+    from reverie.models.dit import load_dynamics
+
+    a, b = load_dynamics(run).state_dict(), load_dynamics(ft).state_dict()
+    assert all(torch.allclose(a[k], b[k]) for k in a)  # lr 0: the fine-tune starts from the init weights
