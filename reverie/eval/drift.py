@@ -1,22 +1,36 @@
-"""Drift: does a long rollout stay in the world? Frechet distance per minute between features of
-generated and real frames (DESIGN.md "Measures": 9,000 frames, one value per 1,800-frame minute), and
-the action response of the drifted model per minute (dtPSNR@16 from the rollout's own state)."""
+"""Start from nothing, and drift (docs/measures.md): the player's own start (no image, no prompt), then
+minutes of frames under the explore policy's actions, judged per minute against the real world.
+
+`generate_drift` runs the long rollout (in its own process when a second core is free) and keeps
+only what the scores need: pooled features, brightness and saturation of every frame, the inverse-
+dynamics hits of every pair and the contact-sheet frames. `score_drift` compares them per minute with
+the real episode and with the real world's own floor: the Frechet distance between two independent
+real sets of the same size, so a model that collapses early and stays collapsed cannot look stable.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from reverie.eval.frechet import frechet_from_features
-from reverie.eval.metrics import psnr
-from reverie.eval.rollout import Predictor, RealEpisodes
+from reverie.eval.image_stats import brightness, saturation
+from reverie.eval.rollout import Predictor
 
-__all__ = ["Drift", "FeatureFn", "PairScore", "drift_fd", "latent_features", "pixel_features"]
+__all__ = [
+    "Drift",
+    "DriftRun",
+    "FeatureFn",
+    "generate_drift",
+    "latent_features",
+    "pixel_features",
+    "score_drift",
+]
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]  # frames uint8 (N, H, W, 3) -> features (N, D)
+PairScore = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (prev, nxt, act) -> hits (N,)
 
 
 def latent_features(encode: Callable[[np.ndarray], object]) -> FeatureFn:
@@ -40,86 +54,107 @@ def pixel_features(frames: np.ndarray) -> np.ndarray:
     return x.mean((2, 4)).reshape(N, -1)
 
 
-PairScore = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (prev, nxt, act) -> hits (N,) bool
+@dataclass
+class DriftRun:
+    """What the long rollout leaves behind, per session b and frame t (frame 0 is the start)."""
+
+    features: np.ndarray  # (B, T, D)
+    brightness: np.ndarray  # (B, T)
+    saturation: np.ndarray  # (B, T)
+    hits: np.ndarray | None  # (B, T - 1) inverse-dynamics hit of pair (t, t + 1), or None
+    sheet: dict[int, np.ndarray] = field(default_factory=dict)  # frame index -> frames (B, H, W, 3)
+
+
+def generate_drift(
+    predictor: Predictor,
+    start: np.ndarray,
+    act: np.ndarray,
+    seeds: list[int],
+    features: FeatureFn,
+    sheet_at: list[int],
+    pair_score: PairScore | None = None,
+    tick: Callable[[int], None] = lambda n: None,
+    chunk: int = 300,
+) -> DriftRun:
+    """Start B sessions (start: the real first frames (B, H, W, 3), which a model player may ignore for
+    its own start) and step them through act (B, T[, D]) (act[:, 0] is the null action of the start).
+
+    Features are computed in chunks as frames arrive, so a 9,000-frame rollout never holds its frames.
+    """
+    B, T = act.shape[:2]
+    predictor.reset(start[:, None], act[:, :1], seeds)
+    first = getattr(predictor, "start_frames", None)
+    prev = np.asarray(first) if first is not None else start  # the engine's own start, when it has one
+    hits = np.zeros((B, T - 1), dtype=bool) if pair_score is not None else None
+    feats, light, sat, buf = [], [], [], [prev]
+    sheet = {0: prev.copy()} if 0 in sheet_at else {}
+    for t in range(1, T):
+        frame = predictor.step(act[:, t])
+        if hits is not None and pair_score is not None:
+            hits[:, t - 1] = pair_score(prev, frame, act[:, t])
+        if t in sheet_at:
+            sheet[t] = frame.copy()
+        prev = frame
+        buf.append(frame)
+        tick(B)
+        if len(buf) == chunk or t == T - 1:
+            x = np.stack(buf, 1)  # (B, n, H, W, 3)
+            flat = x.reshape(-1, *x.shape[2:])
+            feats.append(features(flat).reshape(B, x.shape[1], -1))
+            light.append(brightness(x))
+            sat.append(saturation(x))
+            buf = []
+    close = getattr(predictor, "close", None)
+    if close is not None:
+        close()
+    return DriftRun(np.concatenate(feats, 1), np.concatenate(light, 1), np.concatenate(sat, 1), hits, sheet)
 
 
 @dataclass
 class Drift:
-    fd: list[float]  # Frechet distance per segment
-    action_acc: list[float] | None  # inverse-dynamics accuracy on generated pairs per segment
-    dtpsnr: list[float] | None = None  # PSNR@k true minus random actions, branched at each segment start
+    fd: list[float]  # Frechet distance to the real frames of the same minute
+    fd_floor: list[float]  # the real world's own: two independent real sets of the same minute
+    fd_over_floor: list[float | None]
+    fd_ratio_last_first: float | None  # the old drift ratio: last minute over the first
+    action_acc: list[float] | None  # inverse-dynamics accuracy on generated pairs
+    brightness: list[float]
+    brightness_real: list[float]
+    saturation: list[float]
+    saturation_real: list[float]
 
 
-def drift_fd(
-    predictor: Predictor,
-    real: RealEpisodes,
-    context: int,
-    segment: int,
-    features: FeatureFn,
-    progress: bool = False,
-    chunk: int = 300,
-    pair_score: PairScore | None = None,
-    random_act: np.ndarray | None = None,
-    probe: int = 16,
+def _chunked(frames: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], chunk: int = 512) -> np.ndarray:
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    out = np.concatenate([fn(flat[i : i + chunk]) for i in range(0, len(flat), chunk)])
+    return out.reshape(*frames.shape[:-3], *out.shape[1:])
+
+
+def score_drift(
+    run: DriftRun, real: np.ndarray, floor: np.ndarray, segment: int, features: FeatureFn
 ) -> Drift:
-    """Roll out to the end of the real episodes with their actions; FD per `segment` frames.
-
-    Features are computed in chunks as frames arrive, so a 9,000-frame rollout never holds all
-    generated frames. A trailing partial segment is dropped (a short set gives a noisy FD).
-    pair_score (an inverse-dynamics model) also scores, per segment, whether each generated pair
-    (frame_t, frame_t+1) shows the action that was fed: the action response after m minutes.
-
-    random_act (aligned with real.act, (B, T[, D])) turns on the per-segment dtPSNR@`probe`: at the
-    start of each segment the predictor is forked twice, in the state the long rollout drifted into;
-    one branch rolls `probe` frames with the true actions, the other with random_act at the same
-    positions, and both are scored against the real frames the true actions led to, as
-    measures.dtpsnr does from a real context. Segments shorter than `probe` leave it None.
-    """
-    T = real.obs.shape[1]
-    total = (T - context) // segment * segment
+    """Per `segment`-frame minute: FD of generated vs real (B, T, H, W, 3), the floor FD of real vs
+    `floor` (independent real episodes, same shape), brightness and saturation beside the real ones."""
+    T = run.features.shape[1]
+    total = T // segment * segment
     if total == 0:
-        raise ValueError(
-            f"episodes of {T} frames hold no full {segment}-frame segment after {context} context"
-        )
-    predictor.reset(real.obs[:, :context], real.act[:, :context], real.seeds)
-    gen_feats: list[np.ndarray] = []
-    hits = np.zeros((real.obs.shape[0], total), dtype=bool)
-    prev = real.obs[:, context - 1]  # (B, H, W, 3)
-    buf: list[np.ndarray] = []
-    dt: list[float] | None = [] if random_act is not None and segment >= probe else None
-    for k in tqdm(range(total), desc="drift rollout", unit="frame", disable=not progress):
-        if dt is not None and random_act is not None and k % segment == 0:
-            dt.append(_branch_dtpsnr(predictor, real, random_act, context + k, probe))
-        act = real.act[:, context + k]
-        frame = predictor.step(act)
-        if pair_score is not None:
-            hits[:, k] = pair_score(prev, frame, act)
-        prev = frame
-        buf.append(frame)
-        if len(buf) == chunk or k == total - 1:
-            frames = np.stack(buf, 1)  # (B, n, H, W, 3)
-            gen_feats.append(features(frames.reshape(-1, *frames.shape[2:])).reshape(*frames.shape[:2], -1))
-            buf = []
-    gen = np.concatenate(gen_feats, 1)  # (B, total, D)
-    fd = []
+        raise ValueError(f"a drift of {T} frames holds no full {segment}-frame segment")
+    f_real = _chunked(real[:, :total], features)
+    f_floor = _chunked(floor[:, :total], features)
+    b_real = brightness(real[:, :total])
+    s_real = saturation(real[:, :total])
+    fd, fl, light, light_r, sat, sat_r = [], [], [], [], [], []
+    acc: list[float] | None = [] if run.hits is not None else None
     for s in range(0, total, segment):
-        real_frames = real.obs[:, context + s : context + s + segment]
-        real_f = features(real_frames.reshape(-1, *real_frames.shape[2:]))
-        fd.append(frechet_from_features(gen[:, s : s + segment].reshape(-1, gen.shape[-1]), real_f))
-    acc = [float(hits[:, s : s + segment].mean()) for s in range(0, total, segment)] if pair_score else None
-    return Drift(fd, acc, dt)
-
-
-def _branch_dtpsnr(predictor: Predictor, real: RealEpisodes, random_act: np.ndarray, i: int, k: int) -> float:
-    """PSNR@k of a true-action branch minus a random-action branch, both forked at frame index i."""
-    target = real.obs[:, i + k - 1]  # the real world's k-th frame under the true actions
-    scores = []
-    for act in (real.act, random_act):
-        branch = predictor.fork()
-        for j in range(i, i + k):
-            frame = branch.step(act[:, j])
-        scores.append(float(psnr(frame, target).mean()))
-        close = getattr(branch, "close", None)
-        if close is not None:  # a simulator branch holds its own worlds (emulators hold native handles)
-            close()
-    return scores[0] - scores[1]
+        seg = slice(s, s + segment)
+        gen_f, real_f, floor_f = (f[:, seg].reshape(-1, f.shape[-1]) for f in (run.features, f_real, f_floor))
+        fd.append(frechet_from_features(gen_f, real_f))
+        fl.append(frechet_from_features(floor_f, real_f))
+        light += [float(run.brightness[:, seg].mean())]
+        light_r += [float(b_real[:, seg].mean())]
+        sat += [float(run.saturation[:, seg].mean())]
+        sat_r += [float(s_real[:, seg].mean())]
+        if acc is not None and run.hits is not None:
+            acc.append(float(run.hits[:, s : min(s + segment, total - 1)].mean()))
+    over = [d / f if f > 0 else None for d, f in zip(fd, fl, strict=True)]
+    ratio = fd[-1] / fd[0] if fd[0] > 0 else None
+    return Drift(fd, fl, over, ratio, acc, light, light_r, sat, sat_r)

@@ -3,10 +3,10 @@
 A `Predictor` is anything that, given the real frames of an episode so far, predicts the next frames
 from actions. Three implementations share one protocol, so the same scoring code runs them all:
 
-- `ModelPredictor`: the world model (autoencoder + DiT + Rollout sampler);
+- `ModelPredictor`: the world model (autoencoder + DiT + Rollout sampler) at play settings;
 - `SimulatorPredictor`: the real world replayed from the same seed and actions (a perfect model,
   a check of the harness itself: it must score the PSNR cap everywhere);
-- `CopyLastPredictor`: repeats the last context frame (the baseline of DESIGN.md "Measures").
+- `CopyLastPredictor`: repeats the last context frame (the baseline of docs/measures.md).
 
 Each also has `fork()`: an independent copy of its current state, so a rollout can branch (the
 drift measure probes the action response of the model's own drifted state that way).
@@ -211,21 +211,40 @@ def _native(a: np.ndarray) -> Any:
 
 
 class ModelPredictor:
-    """The world model: encode the real context, roll the DiT forward, decode each new latent."""
+    """The world model as the player gets it: encode the real context, roll the DiT forward, decode.
 
-    def __init__(self, run_dir: str | os.PathLike[str], steps: int = 2, seed: int = 0) -> None:
-        import torch
+    Loaded and sampled exactly as `reverie play` does (docs/measures.md, "Play settings"): the
+    precision `load_world_model` picks ("auto"), the model's own sampler settings (`wm.sampler`) unless
+    `sampler` overrides them, and one noise generator per row seeded from the row's episode seed, fed
+    through `Rollout.rebuild` as the engine's `ModelBackend` does. So a row's frames do not depend on
+    which other rows share its batch, and eval and the engine give the same frames for the same seed,
+    context and actions.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        steps: int | None = None,
+        seed: int = 0,
+        *,
+        precision: str = "auto",
+        context_noise: float | None = None,
+        wm: Any = None,
+    ) -> None:
+        from dataclasses import replace
 
         from reverie.models.sampler import Rollout, SamplerConfig
         from reverie.models.world_model import load_world_model
 
-        # fp32: the measures should not depend on whether this CPU has native bf16
-        self.wm = load_world_model(str(run_dir), precision="fp32")
+        self.wm = wm if wm is not None else load_world_model(str(run_dir), precision=precision)
         self.model = self.wm.dit
-        self.rollout = Rollout(self.model, SamplerConfig(steps=steps))
+        own = getattr(self.wm, "sampler", None) or SamplerConfig()
+        changes = {k: v for k, v in (("steps", steps), ("context_noise", context_noise)) if v is not None}
+        self.sampler: SamplerConfig = replace(own, **changes)
+        self.rollout = Rollout(self.model, self.sampler)
         self.has_act = self.wm.spec["type"] != "none"
-        self.seed = seed
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed  # added to every episode seed: 0 draws the engine's noise
+        self.generators: list[Any] = []
 
     def encode(self, frames: np.ndarray) -> Any:
         """frames uint8 (N, H, W, 3) -> normalised latents z (N, C, h, w)."""
@@ -234,25 +253,30 @@ class ModelPredictor:
     def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
         import torch
 
+        from reverie.models.sampler import SessionContext
+
         ctx = min(context_frames.shape[1], self.rollout.max_context)  # older frames leave the cache anyway
         frames, act = context_frames[:, -ctx:], context_act[:, -ctx:]
         B = frames.shape[0]
         z = self.encode(frames.reshape(-1, *frames.shape[2:]))  # (B * Tc, C, h, w)
         z = z.reshape(B, ctx, *z.shape[1:])  # (B, Tc, C, h, w)
-        self.generator = torch.Generator().manual_seed(self.seed + (int(seeds[0]) if seeds else 0))
+        self.generators = [torch.Generator().manual_seed(self.seed + int(s)) for s in seeds]
         a = self.wm.act_tensor(list(act.reshape(B * ctx, *act.shape[2:]))) if self.has_act else None
         a = a.reshape(B, ctx, *a.shape[1:]) if a is not None else None  # (B, Tc) or (B, Tc, D)
-        self.rollout.reset(z, a, generator=self.generator)
+        sessions = [SessionContext(z[b], a[b] if a is not None else None, None) for b in range(B)]
+        with torch.inference_mode():
+            self.rollout.rebuild(sessions, self.generators)
 
     def step(self, act: np.ndarray) -> np.ndarray:
         import torch
 
         with torch.inference_mode():
-            z = self.rollout.step(self.wm.act_tensor(list(act)) if self.has_act else None, self.generator)
+            a = self.wm.act_tensor(list(act)) if self.has_act else None
+            z = self.rollout.step(a, self.generators)
             return self.wm.decode(z)
 
     def fork(self) -> ModelPredictor:
-        """Shares the (read-only) weights; copies the KV cache, the pending frame and the generator."""
+        """Shares the (read-only) weights; copies the KV cache, the pending frame and the generators."""
         import torch
 
         other = copy.copy(self)
@@ -264,5 +288,5 @@ class ModelPredictor:
         rollout.cache = cache
         rollout._history = list(self.rollout._history)  # entries are never modified, only replaced
         other.rollout = rollout
-        other.generator = torch.Generator().set_state(self.generator.get_state())
+        other.generators = [torch.Generator().set_state(g.get_state()) for g in self.generators]
         return other

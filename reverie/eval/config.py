@@ -1,0 +1,172 @@
+"""What `reverie eval` runs (EvalConfig) and the checks before it runs: held-out seeds, and a model
+and a world that match (docs/measures.md)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from reverie.errors import ReverieError
+from reverie.eval.measures import DT_HORIZONS, HORIZONS
+
+__all__ = ["PREDICTORS", "EvalConfig", "Setup", "held_out_seeds", "setup"]
+
+PREDICTORS = ("model", "simulator", "copy-last")
+QUICK_IDM_STEPS, QUICK_IDM_WIDTH = 400, 16
+
+
+@dataclass
+class EvalConfig:
+    model: str | None = None  # dynamics run dir or "default"; required for predictor "model"
+    world: str | None = None  # default: the model's world
+    size: str | None = None  # default: the model's frame size, else 64x64
+    predictor: str = "model"
+    episodes: int = 16
+    seed: int = 1_000_000  # first held-out seed; episode i uses seed + i
+    context: int = 8  # real frames before generation starts
+    horizons: tuple[int, ...] = HORIZONS
+    dt_horizons: tuple[int, ...] = DT_HORIZONS
+    dt_draws: int = 4  # random-action draws averaged per episode
+    tf_positions: int = 8  # teacher-forced positions per episode
+    drift_seconds: float = 300.0  # start from nothing: 5 minutes (9,000 frames at 30 FPS)
+    drift_segment_seconds: float = 60.0  # one value per minute
+    drift_frames: int | None = None  # overrides drift_seconds (frames, the start included)
+    drift_segment: int | None = None  # overrides drift_segment_seconds
+    drift_sessions: int = 1  # engine sessions dreaming side by side
+    sheet_seconds: tuple[float, ...] = (0.0, 1.0, 10.0, 60.0, 300.0)
+    probe_contexts: int = 4  # episodes whose context starts every probe branch
+    probe_frames: int = 16
+    # 64x64 Dungeon, held-out real pairs: 0.91-0.92 (0.91 through the small autoencoder), ~100 CPU-s;
+    # was 0.78-0.81 with 400 steps, 32 episodes, a constant LR, no mirroring. Quick: 0.80-0.84, ~27 CPU-s.
+    idm_steps: int = 1000
+    idm_episodes: int = 128
+    idm_length: int = 128
+    idm_width: int = 32
+    idm_cache: str | None = "default"  # trained IDMs kept in: "default" (idm_cache_dir()), a dir, None: none
+    precision: str = "auto"  # as `reverie play` loads the model
+    steps: int | None = None  # sampler steps per frame; None: the model's play setting
+    context_noise: float | None = None  # None: the model's play setting
+    workers: int | None = None  # processes (the drift rollout takes one); None: up to 2 free cores
+    allow_overlap: bool = False
+    quick: bool = False
+    progress: bool = True
+    strips: int = 3  # episodes shown as real | generated strips in the report
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def quickened(self) -> EvalConfig:
+        """The short version: fewer episodes and draws, a 5-second drift, a brief IDM."""
+        return EvalConfig(**{
+            **asdict(self),
+            "episodes": min(self.episodes, 4), "tf_positions": min(self.tf_positions, 3),
+            "dt_draws": min(self.dt_draws, 2), "probe_contexts": min(self.probe_contexts, 2),
+            "drift_frames": min(self.drift_frames or 150, 150), "drift_segment": min(self.drift_segment or 50, 50),
+            "idm_steps": min(self.idm_steps, QUICK_IDM_STEPS), "idm_episodes": min(self.idm_episodes, 96),
+            "idm_length": min(self.idm_length, 64), "idm_width": min(self.idm_width, QUICK_IDM_WIDTH),
+            "quick": True,
+        })  # fmt: skip
+
+
+def held_out_seeds(model_config: dict[str, Any], seeds: list[int], allow_overlap: bool) -> list[int]:
+    """The training seeds among `seeds` (from the model's config or its dataset); refuses an overlap unless allowed."""
+    from reverie.data.seeds import expand_ranges
+    from reverie.data.store import EpisodeStore, is_store
+
+    data = model_config.get("data", {})
+    path = data.get("path")
+    if "seed_ranges" in data:  # recorded at training time: a shipped model has no store beside it
+        train = expand_ranges(data["seed_ranges"])
+    elif path and is_store(path):
+        train = {s for s in EpisodeStore.open(path).seeds if s is not None}
+    elif allow_overlap:
+        return []
+    else:
+        raise ReverieError(
+            f"cannot check the held-out seeds: the model's dataset {path!r} is not an episode store here "
+            "and its config records no seed_ranges; pass --allow-overlap to evaluate anyway"
+        )
+    overlap = sorted(train.intersection(seeds))
+    if overlap and not allow_overlap:
+        lo, hi = (min(train), max(train)) if train else (0, 0)
+        raise ReverieError(
+            f"seeds {overlap[:5]}{'...' if len(overlap) > 5 else ''} were used to train the model "
+            f"(its dataset holds seeds {lo}..{hi}); choose --seed outside them or pass --allow-overlap"
+        )
+    return overlap
+
+
+@dataclass
+class Setup:
+    cfg: EvalConfig  # with model resolved to a run directory
+    model_config: dict[str, Any]
+    world: str
+    size: str
+    continuous: bool
+    fps: float
+
+
+def setup(cfg: EvalConfig) -> Setup:
+    """Resolve the model and the world, and refuse a pair that does not match (naming both sides)."""
+    from dataclasses import replace
+
+    if cfg.predictor not in PREDICTORS:
+        raise ReverieError(f"unknown predictor {cfg.predictor!r}; accepted: {', '.join(PREDICTORS)}")
+    if cfg.episodes < 1:
+        raise ReverieError(f"bad --episodes {cfg.episodes}: accepted >= 1")
+    model_config: dict[str, Any] = {}
+    if cfg.predictor == "model":
+        from reverie.models.shipped import DEFAULT_MODEL, resolve_model
+        from reverie.train.checkpoint import check_kind, load_run
+
+        run = resolve_model(cfg.model or DEFAULT_MODEL)  # "default": the shipped model
+        cfg = replace(cfg, model=run)
+        model_config = load_run(run)[0]
+        check_kind(model_config, "dynamics", run)
+    data = model_config.get("data", {})
+    world = cfg.world or data.get("world")
+    if not world:
+        raise ReverieError("--world is required (the model's config names none)")
+    if data.get("world") and world != data["world"]:
+        raise ReverieError(
+            f"the model {cfg.model} was trained on {data['world']}, not the world {world}; "
+            f"pass --world {data['world']}"
+        )
+    model_size = f"{data['width']}x{data['height']}" if data.get("width") else None
+    size = cfg.size or model_size or "64x64"
+    if model_size and size != model_size:
+        raise ReverieError(
+            f"the model {cfg.model} makes {model_size} frames, not the --size {size} asked of {world}; "
+            f"pass --size {model_size}"
+        )
+    model_spec = data.get("action_spec") or {}
+    continuous = model_spec.get("type") == "box"
+    from reverie.worlds.make import action_spec, make_world
+
+    env = make_world(world, size, continuous=continuous)
+    try:
+        world_spec, fps = action_spec(env), float(env.metadata.get("render_fps") or 30)
+    finally:
+        env.close()
+    if model_spec and _spec_key(model_spec) != _spec_key(world_spec):
+        raise ReverieError(
+            f"the model {cfg.model} acts with {_spec_text(model_spec)} but the world {world} with "
+            f"{_spec_text(world_spec)}; evaluate it on the world it was trained on"
+        )
+    return Setup(cfg, model_config, world, size, continuous, fps)
+
+
+def _spec_key(spec: dict[str, Any]) -> tuple[Any, ...]:
+    kind = spec.get("type")
+    if kind == "discrete":
+        return kind, int(spec["n"])
+    if kind == "box":
+        return kind, tuple(spec.get("shape") or ())
+    return (kind,)
+
+
+def _spec_text(spec: dict[str, Any]) -> str:
+    kind = spec.get("type")
+    if kind == "discrete":
+        return f"{spec['n']} discrete actions ({', '.join(map(str, spec.get('names') or []))})"
+    if kind == "box":
+        return f"a continuous action of shape {spec.get('shape')}"
+    return "no actions"
