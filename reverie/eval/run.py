@@ -138,13 +138,14 @@ def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     f_seeds = [x + FLOOR_OFFSET for x in d_real.seeds]
     floor = collect_real(s.world, s.size, f_seeds, drift_frames, continuous=s.continuous,
                          spare_seeds=[x + 100_000 for x in f_seeds])  # fmt: skip
-    idm = train_or_load_idm(cfg, s.world, s.size, real.action_spec)
 
     n_probe = len(probe_branches(s.world, real.action_spec)) * min(cfg.probe_contexts, B) if has_act else 0
     total = B * min(cfg.tf_positions, K) + B * K
     total += (B * cfg.dt_draws * max(cfg.dt_horizons) if has_act else 0) + n_probe * cfg.probe_frames
     total += cfg.drift_sessions * (drift_frames - 1)
     progress = Progress(total, cfg.progress)
+    progress.stage("inverse-dynamics judge (trained once, then cached)")
+    idm = train_or_load_idm(cfg, s.world, s.size, real.action_spec)
     workers = cfg.workers or min(2, free_cores())
     sheet = _sheet_frames(cfg, s.fps, drift_frames)
     job = DriftJob(

@@ -1,0 +1,88 @@
+"""Eval runs the model as the player gets it (docs/measures.md, "Play settings"): the same frames as the
+engine for the same seed and actions, the model's own sampler settings unless overridden, and a
+model and a world that do not match are refused naming both sides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_eval_rollout import SIZE, WORLD, make_tiny_runs
+
+from reverie.errors import ReverieError
+from reverie.eval.rollout import ModelPredictor, collect_real
+
+
+def _lively(run: Path) -> None:
+    """Untrained output layers start at zero: give the weights values so frames depend on everything."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = run / "model.safetensors"
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()  # ties the weights to their config.json: kept as saved
+    state = load_file(str(path))
+    gen = torch.Generator().manual_seed(0)
+    lively = {k: v + 0.2 * torch.randn(v.shape, generator=gen) for k, v in state.items()}
+    save_file(lively, str(path), metadata=meta)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "auto"])
+def test_eval_and_the_engine_give_the_same_frames(tmp_path: Path, precision: str) -> None:
+    from reverie.engine.model_backend import ModelBackend, ModelConfig
+
+    real = collect_real(WORLD, SIZE, [4242, 4243], 8)
+    run = make_tiny_runs(tmp_path, int(real.action_spec["n"]), sampler={"steps": 2, "context_noise": 0.1})
+    _lively(run)
+    engine = ModelBackend(str(run), ModelConfig(precision=precision))
+    starts = [engine.reset(i, s).frame for i, s in enumerate(real.seeds)]
+    assert all(np.array_equal(a, b) for a, b in zip(starts, real.obs[:, 0], strict=True))  # the seed's frame
+    played = np.stack([np.stack([o.frame for o in engine.step([0, 1], list(real.act[:, t]))])
+                       for t in range(1, 8)], 1)  # fmt: skip
+    pred = ModelPredictor(str(run), precision=precision)
+    assert (pred.sampler.steps, pred.sampler.context_noise) == (2, 0.1)  # the model's own play settings
+    pred.reset(real.obs[:, :1], real.act[:, :1], real.seeds)
+    measured = np.stack([pred.step(real.act[:, t]) for t in range(1, 8)], 1)
+    assert np.array_equal(played, measured)
+
+
+def test_overrides_replace_only_what_they_name(tmp_path: Path) -> None:
+    run = make_tiny_runs(tmp_path, 9, sampler={"steps": 3, "context_noise": 0.1})
+    pred = ModelPredictor(str(run), steps=1, precision="fp32")
+    assert (pred.sampler.steps, pred.sampler.context_noise) == (1, 0.1)
+    assert pred.wm.dtype == torch.float32
+
+
+def test_a_model_and_a_world_that_do_not_match_are_refused(tmp_path: Path) -> None:
+    from reverie.eval.config import EvalConfig, setup
+
+    run = str(make_tiny_runs(tmp_path / "a", 5))  # Dungeon has 9 actions
+    with pytest.raises(ReverieError, match=r"5 discrete actions.*reverie/Dungeon-v0 with 9 discrete"):
+        setup(EvalConfig(model=run, allow_overlap=True))
+    ok = str(make_tiny_runs(tmp_path / "b", 9))
+    with pytest.raises(ReverieError, match=r"32x32 frames, not the --size 64x64"):
+        setup(EvalConfig(model=ok, size="64x64"))
+    with pytest.raises(ReverieError, match=r"trained on reverie/Dungeon-v0, not the world reverie/Drive-v0"):
+        setup(EvalConfig(model=ok, world="reverie/Drive-v0"))
+
+
+def test_report_and_probe_writes_are_atomic_and_make_their_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from reverie.eval.report import write_atomic
+
+    target = tmp_path / "new" / "deeper" / "probe.png"
+    write_atomic(str(target), b"png")
+    assert target.read_bytes() == b"png"
+
+    def interrupted(src: str, dst: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_atomic(str(tmp_path / "r.html"), b"<!doctype html>")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new"]  # nothing half-written left behind
