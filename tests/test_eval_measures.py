@@ -133,3 +133,44 @@ def test_start_from_nothing_simulator_on_the_floor_grey_far_off() -> None:
     assert grey.saturation[-1] == 0.0 and grey.brightness[-1] == pytest.approx(128 / 255)  # type: ignore[attr-defined]
     _, copy = run(CopyLastPredictor())
     assert copy.fd[-1] > 0.0  # type: ignore[attr-defined]
+
+
+def test_eval_help_says_what_it_measures_and_how_long_it_takes() -> None:
+    from typer.testing import CliRunner
+
+    import reverie.cli.eval  # noqa: F401  (attaches the command)
+    from reverie.cli.apps import app
+
+    text = " ".join(CliRunner().invoke(app, ["eval", "--help"], terminal_width=200).output.split())
+    assert "docs/measures.md" in text and "DESIGN" not in text
+    assert "2 cores" in text and "--probe" in text and "--precision" in text
+
+
+@pytest.mark.slow
+def test_cli_probe_writes_its_picture_alone(tmp_path: object) -> None:
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    import reverie.cli.eval  # noqa: F401
+    from reverie.cli.apps import app
+
+    out = Path(str(tmp_path)) / "pics" / "probe.png"
+    args = [
+        "eval",
+        "--predictor",
+        "copy-last",
+        "--world",
+        WORLD,
+        "--size",
+        SIZE,
+        "--probe",
+        "--out",
+        str(out),
+    ]
+    res = CliRunner().invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    fields = json.loads(res.stdout.strip().splitlines()[-1])
+    assert fields["picture"] == str(out) and out.read_bytes().startswith(b"\x89PNG")
+    assert fields["branches"]["noop"]["change"] == 0.0  # copy-last never moves

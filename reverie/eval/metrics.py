@@ -1,4 +1,4 @@
-"""Image metrics on uint8 RGB frames: PSNR and SSIM, as DESIGN.md "Measures" defines them.
+"""Image metrics on uint8 RGB frames: PSNR and SSIM, as docs/measures.md defines them.
 
 Both take frames (..., H, W, 3) uint8 (or any numeric array in [0, 255]) and return one value per
 frame, so callers can average "over positions" themselves.
