@@ -228,7 +228,12 @@ def test_flow_t_covers_the_levels_the_sampler_queries() -> None:
 def test_flow_config_refuses_bad_values() -> None:
     from reverie.models.flow import FlowConfig
 
-    for bad in ({"p_play": 1.5}, {"context_noise_max": 1.0}, {"p_uniform_t": 0.8, "p_one_t": 0.3}, {"t_std": 0}):
+    for bad in (
+        {"p_play": 1.5},
+        {"context_noise_max": 1.0},
+        {"p_uniform_t": 0.8, "p_one_t": 0.3},
+        {"t_std": 0},
+    ):
         with pytest.raises(ReverieError):
             FlowConfig(**bad)
     with pytest.raises(ReverieError, match="accepted"):
@@ -237,10 +242,10 @@ def test_flow_config_refuses_bad_values() -> None:
 
 def test_play_layout_mask() -> None:
     """Context frame i sees context <= i; target frame i sees context < i and itself, nothing else."""
-    from reverie.models.dit import play_layout_mask
+    from reverie.models.dit import key_plan, plan_mask
 
     T, N = 4, 3
-    m = play_layout_mask(T, N, torch.device("cpu"))
+    m = plan_mask(key_plan("play", 2 * T), N, torch.device("cpu"))
     frame = m[::N, ::N]  # (2T, 2T) frame-level view
     for q in range(2 * T):
         for k in range(2 * T):
@@ -251,6 +256,19 @@ def test_play_layout_mask() -> None:
                 want = (k < T and ki < qi) or k == q
             assert bool(frame[q, k]) == want, (q, k)
     assert m.shape == (2 * T * N, 2 * T * N)
+    causal = plan_mask(key_plan("causal", T), N, torch.device("cpu"))[::N, ::N]
+    assert torch.equal(causal, torch.ones(T, T, dtype=torch.bool).tril())
+
+
+@pytest.mark.parametrize("layout", ["causal", "play"])
+def test_planned_attention_equals_the_masked_kernel(layout: str) -> None:
+    from reverie.models.dit import key_plan, plan_mask, planned_attention
+
+    T, N = 6, 5
+    q, k, v = torch.randn(3, 2, 2, T * N, 8).unbind(0)
+    plan = key_plan(layout, T)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=plan_mask(plan, N, q.device))
+    assert torch.allclose(planned_attention(q, k, v, plan, N), ref, atol=1e-5)
 
 
 def test_play_layout_target_equals_the_causal_next_frame() -> None:
