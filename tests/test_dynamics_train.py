@@ -256,3 +256,38 @@ def test_cli_objective_is_typed_saved_and_guarded_on_resume(tmp_path: Path) -> N
 
     a, b = load_dynamics(run).state_dict(), load_dynamics(ft).state_dict()
     assert all(torch.allclose(a[k], b[k]) for k in a)  # lr 0: the fine-tune starts from the init weights
+
+
+def test_latents_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second run on the same store and autoencoder loads the latents instead of encoding again."""
+    from reverie.models.autoencoder import preset_config
+    from reverie.train import dynamics_task
+    from reverie.train.autoencoder_task import AutoencoderTask
+    from reverie.train.config import TrainConfig
+    from reverie.train.loop import train
+
+    monkeypatch.setenv("REVERIE_CACHE", str(tmp_path / "cache"))
+    _store(tmp_path / "data", n_eps=3, length=8)
+    cfg = TrainConfig(steps=1, batch_size=2, device="cpu", threads=1, val_fraction=0.0)
+    train(
+        AutoencoderTask.from_store(str(tmp_path / "data"), preset_config("tiny"), cfg), cfg, tmp_path / "ae"
+    )
+    first = DynamicsTask(str(tmp_path / "data"), str(tmp_path / "ae"), "tiny", window=4, val_fraction=0.34)
+    assert len(list((tmp_path / "cache" / "latents").glob("*.safetensors"))) == 2  # train and val
+
+    def no_encoding(*a, **k):
+        raise AssertionError("encoded again")
+
+    monkeypatch.setattr(dynamics_task, "encode_episodes", no_encoding)
+    again = DynamicsTask(str(tmp_path / "data"), str(tmp_path / "ae"), "tiny", window=4, val_fraction=0.34)
+    assert torch.equal(first.train_clips.z, again.train_clips.z)
+    assert torch.equal(first.train_clips.act, again.train_clips.act)
+    assert first.train_clips.captions == again.train_clips.captions
+    assert first.train_clips.lengths == again.train_clips.lengths
+    # another autoencoder gives other latents: not served from this cache
+    (tmp_path / "cache" / "latents").joinpath("junk.tmp1").write_text("")
+    train(
+        AutoencoderTask.from_store(str(tmp_path / "data"), preset_config("tiny"), cfg), cfg, tmp_path / "ae2"
+    )
+    with pytest.raises(AssertionError, match="encoded again"):
+        DynamicsTask(str(tmp_path / "data"), str(tmp_path / "ae2"), "tiny", window=4, val_fraction=0.34)
