@@ -145,6 +145,23 @@ def test_prompt_image_and_dreamed_start(tmp_path: Path) -> None:
     assert len(b.step([1, 2], [0, 1])) == 2
 
 
+def test_start_from_a_real_walk_beside_the_real_world(tiny_run: str) -> None:
+    """No image, no prompt: the dream starts from the real world's start walk, the frame the real pane shows."""
+    from reverie.engine.backends import START_WALK, SimulatorBackend
+
+    b = ModelBackend(tiny_run)
+    real = SimulatorBackend("reverie/Dungeon-v0", "64x64")
+    start = b.reset(1, 11).frame
+    assert np.array_equal(start, real.reset(1, 11).frame)
+    ctx = b._slots[1].ctx
+    assert ctx is not None and len(ctx.z) == START_WALK and ctx.act is not None and int(ctx.act[0]) == 0
+    assert not np.array_equal(start, real.reset(2, 12).frame)  # another seed, another start
+    prompted = b.reset(3, 11, prompt="a red room").frame  # a prompt alone dreams its own start
+    assert not np.array_equal(prompted, start)
+    assert len(b.step([1, 3], [1, 1])) == 2
+    real.close_all()
+
+
 def test_box_and_video_runs(tmp_path: Path) -> None:
     box = {"type": "box", "shape": [2], "low": [-1.0, -1.0], "high": [1.0, 1.0], "names": ["x", "y"]}
     for spec in (box, {"type": "none"}):

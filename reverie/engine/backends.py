@@ -23,6 +23,10 @@ from reverie.errors import ReverieError
 from reverie.sizes import Size, parse_size
 
 DEFAULT_WORLD = "reverie/Dungeon-v0"
+# A session starts this many frames into a seeded explore walk of the real world, so a world model
+# starts from a short real history (a full context window of the shipped model), not one still
+# frame, and the "real world" pane beside it shows the same frame.
+START_WALK = 8
 
 
 @dataclass
@@ -70,6 +74,32 @@ def env_action_spec(env: Any) -> dict[str, Any]:
     return dict(action_spec(env))
 
 
+def start_walk(
+    env: Any, seed: int, size: Size, frames: int = START_WALK
+) -> tuple[list[np.ndarray], list[Any], dict]:
+    """(frames, actions that led to them, last info) of a seeded explore walk: the start of a session.
+
+    The first action is the null action (nothing led to the reset frame); the walk restarts from
+    scratch if the episode ends inside it (never in the built-in worlds).
+    """
+    from reverie.worlds.actions import null_action
+    from reverie.worlds.explore import make_policy
+
+    obs, info = env.reset(seed=int(seed))
+    spec = env_action_spec(env)
+    policy = make_policy("explore", spec, seed=int(seed))
+    policy.reset(seed=int(seed))
+    out, acts = [_as_frame(env, obs, size)], [null_action(spec)]
+    while len(out) < frames:
+        act = policy(obs, info)
+        obs, _, terminated, truncated, info = env.step(act)
+        if terminated or truncated:
+            return out[-1:], acts[-1:], info
+        out.append(_as_frame(env, obs, size))
+        acts.append(act)
+    return out, acts, info
+
+
 def _as_frame(env: Any, obs: Any, size: Size) -> np.ndarray:
     """The env's frame as (H, W, 3) uint8, whatever its observation is."""
     frame = obs if isinstance(obs, np.ndarray) and obs.ndim == 3 and obs.shape[2] == 3 else env.render()
@@ -110,8 +140,8 @@ class SimulatorBackend:
         self, sid: int, seed: int, prompt: str | None = None, image: np.ndarray | None = None
     ) -> StepOut:
         env = self._env(sid)
-        obs, info = env.reset(seed=int(seed))
-        return StepOut(_as_frame(env, obs, self.size), info.get("caption"))
+        frames, _, info = start_walk(env, seed, self.size)
+        return StepOut(frames[-1], info.get("caption"))
 
     def step(self, sids: Sequence[int], actions: Sequence[Any]) -> list[StepOut]:
         outs = []

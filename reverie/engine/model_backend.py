@@ -117,11 +117,11 @@ class ModelBackend:
     def _decode(self, z: torch.Tensor) -> np.ndarray:
         return self.wm.decode(z)  # (B, H, W, 3) uint8
 
-    def _real_frame(self, seed: int) -> np.ndarray | None:
-        """The real world's first frame for `seed`, or None when the model's world has no simulator."""
+    def _real_start(self, seed: int) -> tuple[list[np.ndarray], list[Any]] | None:
+        """The real world's start walk for `seed` (frames, actions), or None without a simulator."""
         if not self._has_sim:
             return None
-        from reverie.engine.backends import _as_frame, make_env
+        from reverie.engine.backends import make_env, start_walk
 
         with self._sim_lock:
             try:
@@ -130,8 +130,8 @@ class ModelBackend:
             except Exception:  # a world that is not installed here (recorded elsewhere, or video)
                 self._has_sim = False
                 return None
-            obs, _ = self._sim.reset(seed=int(seed))
-            return _as_frame(self._sim, obs, self.size)
+            frames, acts, _ = start_walk(self._sim, seed, self.size)
+            return frames, acts
 
     # -- the Backend contract -------------------------------------------------------------------------
     @torch.inference_mode()
@@ -143,7 +143,16 @@ class ModelBackend:
         gen = torch.Generator().manual_seed(int(seed))
         text = torch.from_numpy(self.text_encoder.encode([prompt])[0]) if prompt else None
         act0 = self._actions([self._null_action()])
-        frame = fit_frame(image, self.size) if image is not None else self._real_frame(seed)
+        # An image starts from itself; no image and no prompt: from a short real walk of a fresh seed;
+        # a prompt alone (or a world with no simulator): the model dreams its own first frame.
+        real = self._real_start(seed) if image is None and not prompt else None
+        if real is not None:
+            frames, acts = real
+            ctx = SessionContext(self.wm.encode(np.stack(frames)), self._actions(acts), text)
+            with self._lock:
+                self._slots[sid] = _Slot(gen, ctx)
+            return StepOut(np.ascontiguousarray(frames[-1]), prompt)
+        frame = fit_frame(image, self.size) if image is not None else None
         if frame is not None:
             z0 = self._encode(frame)[0]
         else:  # dream the first frame from the prompt (or from nothing) on a private one-row rollout
