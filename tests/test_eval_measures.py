@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reverie.eval.drift import generate_drift, pixel_features, score_drift
+from reverie.eval.drift import generate_drift, pixel_features, real_drift, score_drift
 from reverie.eval.image_stats import brightness, gradient_magnitude, horizontal_shift, saturation
 from reverie.eval.measures import copy_last_scores, honest, rollout_scores, sharpness, teacher_forced
 from reverie.eval.metrics import PSNR_CAP_DB, psnr
@@ -121,8 +121,8 @@ def test_start_from_nothing_simulator_on_the_floor_grey_far_off() -> None:
     sheet = [0, 30, 39]
 
     def run(pred: object) -> object:
-        out = generate_drift(pred, real.obs[:, 0], real.act, real.seeds, pixel_features, sheet)  # type: ignore[arg-type]
-        return out, score_drift(out, real.obs, floor.obs, 20, pixel_features)
+        out = generate_drift(pred, real.obs[:, :1], real.act, real.seeds, pixel_features, sheet)  # type: ignore[arg-type]
+        return out, score_drift(out, real_drift(real.obs, floor.obs, pixel_features), 20)
 
     sim_run, sim = run(SimulatorPredictor(WORLD, SIZE))
     assert sim.fd == [0.0, 0.0] and sim.fd_over_floor == [0.0, 0.0] and min(sim.fd_floor) > 0  # type: ignore[attr-defined]

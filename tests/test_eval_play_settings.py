@@ -31,20 +31,24 @@ def _lively(run: Path) -> None:
 
 @pytest.mark.parametrize("precision", ["fp32", "auto"])
 def test_eval_and_the_engine_give_the_same_frames(tmp_path: Path, precision: str) -> None:
+    from reverie.engine.backends import START_WALK
     from reverie.engine.model_backend import ModelBackend, ModelConfig
 
-    real = collect_real(WORLD, SIZE, [4242, 4243], 8)
+    real = collect_real(WORLD, SIZE, [4242, 4243], START_WALK + 7)
     run = make_tiny_runs(tmp_path, int(real.action_spec["n"]), sampler={"steps": 2, "context_noise": 0.1})
     _lively(run)
     engine = ModelBackend(str(run), ModelConfig(precision=precision))
     starts = [engine.reset(i, s).frame for i, s in enumerate(real.seeds)]
-    assert all(np.array_equal(a, b) for a, b in zip(starts, real.obs[:, 0], strict=True))  # the seed's frame
-    played = np.stack([np.stack([o.frame for o in engine.step([0, 1], list(real.act[:, t]))])
-                       for t in range(1, 8)], 1)  # fmt: skip
+    # the player's start is the seed's explore walk: eval's real episode of the same seed
+    assert all(np.array_equal(a, b) for a, b in zip(starts, real.obs[:, START_WALK - 1], strict=True))
+    later = range(START_WALK, START_WALK + 7)
+    played = np.stack(
+        [np.stack([o.frame for o in engine.step([0, 1], list(real.act[:, t]))]) for t in later], 1
+    )
     pred = ModelPredictor(str(run), precision=precision)
     assert (pred.sampler.steps, pred.sampler.context_noise) == (2, 0.1)  # the model's own play settings
-    pred.reset(real.obs[:, :1], real.act[:, :1], real.seeds)
-    measured = np.stack([pred.step(real.act[:, t]) for t in range(1, 8)], 1)
+    pred.reset(real.obs[:, :START_WALK], real.act[:, :START_WALK], real.seeds)
+    measured = np.stack([pred.step(real.act[:, t]) for t in later], 1)
     assert np.array_equal(played, measured)
 
 

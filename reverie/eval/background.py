@@ -43,8 +43,8 @@ class DriftJob:
     size: str
     continuous: bool
     seeds: list[int]
-    start: np.ndarray  # (B, H, W, 3) the real first frames
-    act: np.ndarray  # (B, T[, D])
+    context: np.ndarray  # (B, W, H, W, 3) the real frames up to the player's start
+    act: np.ndarray  # (B, W - 1 + T[, D]) aligned with them, then the dream's actions
     sheet_at: list[int]
     idm_state: dict[str, Any] | None = None  # InverseDynamics weights, to score each generated pair
     idm_actions: int = 0
@@ -80,7 +80,7 @@ def run_drift_job(job: DriftJob, tick: Any = None) -> DriftRun:
         idm = InverseDynamics(job.idm_actions, job.idm_width)
         idm.load_state_dict(job.idm_state)
         score = idm.eval().hits
-    return generate_drift(pred, job.start, job.act, job.seeds, features, job.sheet_at, score,
+    return generate_drift(pred, job.context, job.act, job.seeds, features, job.sheet_at, score,
                           tick=tick or (lambda n: None))  # fmt: skip
 
 

@@ -67,7 +67,7 @@ class DriftRun:
 
 def generate_drift(
     predictor: Predictor,
-    start: np.ndarray,
+    context: np.ndarray,
     act: np.ndarray,
     seeds: list[int],
     features: FeatureFn,
@@ -76,15 +76,20 @@ def generate_drift(
     tick: Callable[[int], None] = lambda n: None,
     chunk: int = 300,
 ) -> DriftRun:
-    """Start B sessions (start: the real first frames (B, H, W, 3), which a model player may ignore for
-    its own start) and step them through act (B, T[, D]) (act[:, 0] is the null action of the start).
+    """Start B sessions from the real frames context (B, W, H, W, 3) (a model player may ignore them for
+    its own start) and step them through act (B, W - 1 + T[, D]), aligned with the context's frames.
 
-    Features are computed in chunks as frames arrive, so a 9,000-frame rollout never holds its frames.
+    Frame 0 of the run is the start (the context's last frame, or the player's own); features are
+    computed in chunks as frames arrive, so a 9,000-frame rollout never holds its frames.
     """
-    B, T = act.shape[:2]
-    predictor.reset(start[:, None], act[:, :1], seeds)
+    B, W = context.shape[:2]
+    T = act.shape[1] - W + 1
+    predictor.reset(context, act[:, :W], seeds)
     first = getattr(predictor, "start_frames", None)
-    prev = np.asarray(first) if first is not None else start  # the engine's own start, when it has one
+    prev = (
+        np.asarray(first) if first is not None else context[:, -1]
+    )  # the engine's own start, when it has one
+    act = act[:, W - 1 :]  # act[:, t] led to frame t
     hits = np.zeros((B, T - 1), dtype=bool) if pair_score is not None else None
     feats, light, sat, buf = [], [], [], [prev]
     sheet = {0: prev.copy()} if 0 in sheet_at else {}
@@ -129,30 +134,41 @@ def _chunked(frames: np.ndarray, fn: Callable[[np.ndarray], np.ndarray], chunk: 
     return out.reshape(*frames.shape[:-3], *out.shape[1:])
 
 
-def score_drift(
-    run: DriftRun, real: np.ndarray, floor: np.ndarray, segment: int, features: FeatureFn
-) -> Drift:
-    """Per `segment`-frame minute: FD of generated vs real (B, T, H, W, 3), the floor FD of real vs
-    `floor` (independent real episodes, same shape), brightness and saturation beside the real ones."""
+@dataclass
+class RealDrift:
+    """The real side of the drift measure, computed while the dream is still running elsewhere."""
+
+    features: np.ndarray  # (B, T, D) of the real episodes under the dream's actions
+    floor: np.ndarray  # (B, T, D) of independent real episodes
+    brightness: np.ndarray  # (B, T)
+    saturation: np.ndarray  # (B, T)
+
+
+def real_drift(real: np.ndarray, floor: np.ndarray, features: FeatureFn) -> RealDrift:
+    """Features, brightness and saturation of real frames (B, T, H, W, 3) and of the floor set (same shape)."""
+    return RealDrift(_chunked(real, features), _chunked(floor, features), brightness(real), saturation(real))
+
+
+def score_drift(run: DriftRun, real: RealDrift, segment: int) -> Drift:
+    """Per `segment`-frame minute: FD of the dream vs the real episodes, the floor FD of independent
+    real episodes vs the same, brightness and saturation beside the real ones."""
     T = run.features.shape[1]
     total = T // segment * segment
     if total == 0:
         raise ValueError(f"a drift of {T} frames holds no full {segment}-frame segment")
-    f_real = _chunked(real[:, :total], features)
-    f_floor = _chunked(floor[:, :total], features)
-    b_real = brightness(real[:, :total])
-    s_real = saturation(real[:, :total])
     fd, fl, light, light_r, sat, sat_r = [], [], [], [], [], []
     acc: list[float] | None = [] if run.hits is not None else None
     for s in range(0, total, segment):
         seg = slice(s, s + segment)
-        gen_f, real_f, floor_f = (f[:, seg].reshape(-1, f.shape[-1]) for f in (run.features, f_real, f_floor))
+        gen_f, real_f, floor_f = (
+            f[:, seg].reshape(-1, f.shape[-1]) for f in (run.features, real.features, real.floor)
+        )
         fd.append(frechet_from_features(gen_f, real_f))
         fl.append(frechet_from_features(floor_f, real_f))
         light += [float(run.brightness[:, seg].mean())]
-        light_r += [float(b_real[:, seg].mean())]
+        light_r += [float(real.brightness[:, seg].mean())]
         sat += [float(run.saturation[:, seg].mean())]
-        sat_r += [float(s_real[:, seg].mean())]
+        sat_r += [float(real.saturation[:, seg].mean())]
         if acc is not None and run.hits is not None:
             acc.append(float(run.hits[:, s : min(s + segment, total - 1)].mean()))
     over = [d / f if f > 0 else None for d, f in zip(fd, fl, strict=True)]

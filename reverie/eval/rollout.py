@@ -258,10 +258,9 @@ class ModelPredictor:
         ctx = min(context_frames.shape[1], self.rollout.max_context)  # older frames leave the cache anyway
         frames, act = context_frames[:, -ctx:], context_act[:, -ctx:]
         B = frames.shape[0]
-        # One frame per encoder call, as the engine encodes a player's start: a batched convolution can
-        # differ in the last bit, which the rollout amplifies into different frames.
-        z = self.wm.encode(frames.reshape(-1, *frames.shape[2:]), batch=1)  # (B * Tc, C, h, w)
-        z = z.reshape(B, ctx, *z.shape[1:])  # (B, Tc, C, h, w)
+        # One encoder call per row, as the engine encodes a player's start walk: a convolution batched
+        # differently can differ in the last bit, which the rollout amplifies into different frames.
+        z = torch.stack([self.wm.encode(frames[b]) for b in range(B)])  # (B, Tc, C, h, w)
         self.generators = [torch.Generator().manual_seed(self.seed + int(s)) for s in seeds]
         a = self.wm.act_tensor(list(act.reshape(B * ctx, *act.shape[2:]))) if self.has_act else None
         a = a.reshape(B, ctx, *a.shape[1:]) if a is not None else None  # (B, Tc) or (B, Tc, D)

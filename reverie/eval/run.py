@@ -19,7 +19,7 @@ import numpy as np
 from reverie.eval.action_accuracy import idm_accuracy, train_or_load_idm
 from reverie.eval.background import BackgroundDrift, DriftJob, Progress, free_cores, run_drift_job
 from reverie.eval.config import PREDICTORS, EvalConfig, Setup, held_out_seeds, setup
-from reverie.eval.drift import DriftRun, latent_features, pixel_features, score_drift
+from reverie.eval.drift import DriftRun, latent_features, pixel_features, real_drift, score_drift
 from reverie.eval.measures import copy_last_scores, dtpsnr, rollout_scores, sharpness, teacher_forced
 from reverie.eval.metrics import PSNR_CAP_DB
 from reverie.eval.probe import ProbeResult, action_probe, probe_branches
@@ -71,6 +71,13 @@ def _sheet_frames(cfg: EvalConfig, fps: float, total: int) -> dict[int, str]:
         i = min(round(sec * fps), total - 1)
         out.setdefault(i, f"{i / fps:g} s" if i / fps < 60 else f"{i / fps / 60:g} min")
     return out
+
+
+def _start_walk() -> int:
+    """Frames of the engine's start walk (the player's first frame is its last)."""
+    from reverie.engine.backends import START_WALK
+
+    return int(START_WALK)
 
 
 def _drift_setup(s: Setup) -> tuple[int, int]:
@@ -133,10 +140,13 @@ def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     has_act = real.action_spec.get("type") != "none"
     drift_frames, segment = _drift_setup(s)
     d_seeds = list(range(cfg.seed, cfg.seed + cfg.drift_sessions))
-    d_real = collect_real(s.world, s.size, d_seeds, drift_frames, continuous=s.continuous,
+    # The player starts W - 1 steps into the seed's explore walk (the engine's start): every predictor
+    # starts there, so the dream and the real episode stay aligned frame for frame.
+    W = _start_walk()
+    d_real = collect_real(s.world, s.size, d_seeds, drift_frames + W - 1, continuous=s.continuous,
                           spare_seeds=[x + 100_000 for x in d_seeds])  # fmt: skip
     f_seeds = [x + FLOOR_OFFSET for x in d_real.seeds]
-    floor = collect_real(s.world, s.size, f_seeds, drift_frames, continuous=s.continuous,
+    floor = collect_real(s.world, s.size, f_seeds, drift_frames + W - 1, continuous=s.continuous,
                          spare_seeds=[x + 100_000 for x in f_seeds])  # fmt: skip
 
     n_probe = len(probe_branches(s.world, real.action_spec)) * min(cfg.probe_contexts, B) if has_act else 0
@@ -150,7 +160,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     sheet = _sheet_frames(cfg, s.fps, drift_frames)
     job = DriftJob(
         cfg.predictor, cfg.model, cfg.precision, cfg.steps, cfg.context_noise, s.world, s.size, s.continuous,
-        d_real.seeds, d_real.obs[:, 0], d_real.act, sorted(sheet),
+        d_real.seeds, d_real.obs[:, :W], d_real.act, sorted(sheet),
         idm_state=idm.state_dict() if idm is not None else None,
         idm_actions=int(real.action_spec.get("n", 0)), idm_width=cfg.idm_width,
         threads=1 if workers > 1 else None,
@@ -162,15 +172,19 @@ def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
             torch.set_num_threads(1)  # the other core is the drift's
         result, art = _measure(s, real, progress, idm)
+        predictor: Predictor = art.pop("predictor")
+        features = (
+            latent_features(predictor.encode) if isinstance(predictor, ModelPredictor) else pixel_features
+        )
+        progress.stage("start from nothing: the real side")  # while the dream may still run elsewhere
+        real_side = real_drift(d_real.obs[:, W - 1 :], floor.obs[:, W - 1 :], features)
         progress.stage("start from nothing")
         run: DriftRun = background.result() if background else run_drift_job(job, progress.tick)
     finally:
         if background is not None:
             background.stop()
         progress.close()
-    predictor: Predictor = art.pop("predictor")
-    features = latent_features(predictor.encode) if isinstance(predictor, ModelPredictor) else pixel_features
-    drift = score_drift(run, d_real.obs, floor.obs, segment, features)
+    drift = score_drift(run, real_side, segment)
     result.update({
         "seed_overlap": overlap,
         "start_from_nothing": {
@@ -188,7 +202,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "fps": cfg.extra.get("fps"),
         "quick": cfg.quick,
     })  # fmt: skip
-    art["sheet"] = [(label, run.sheet[i][0], d_real.obs[0, i]) for i, label in sorted(sheet.items())]
+    art["sheet"] = [(label, run.sheet[i][0], d_real.obs[0, W - 1 + i]) for i, label in sorted(sheet.items())]
     return result, art
 
 
