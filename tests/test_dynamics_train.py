@@ -38,9 +38,11 @@ def blob_clips(n_eps: int, length: int, C: int = 4, size: int = 6, seed: int = 0
     )
 
 
-def tiny_task(**kw) -> DynamicsTask:
+def tiny_task(preset_name: str = "tiny", **kw) -> DynamicsTask:
     args = {"window": 5, "batch_size": 8, "model_overrides": {"dim": 64, "depth": 2, "heads": 2}} | kw
-    return DynamicsTask.from_latents(blob_clips(8, 10), None, {"type": "discrete", "n": 5}, "tiny", **args)
+    return DynamicsTask.from_latents(
+        blob_clips(8, 10), None, {"type": "discrete", "n": 5}, preset_name, **args
+    )
 
 
 def test_batches_are_deterministic_in_seed_step_rank() -> None:
@@ -210,10 +212,10 @@ def test_cli_objective_is_typed_saved_and_guarded_on_resume(tmp_path: Path) -> N
     assert bad.exit_code != 0 and "p_play" in str(bad.exception) and not (tmp_path / "x").exists()
 
     run = str(tmp_path / "dit")
+    play_sets = ["--set", "flow.p_play=0.5", "--set", "sampler.context_noise=0.2"]
     ok = runner.invoke(
         app,
-        [*base, "--out", run, "--preset", "tiny", "--window", "4", "--steps", "1", *small]
-        + ["--set", "flow.p_play=0.5", "--set", "sampler.context_noise=0.2"],
+        [*base, "--out", run, "--preset", "tiny", "--window", "4", "--steps", "1", *small, *play_sets],
     )
     assert ok.exit_code == 0, ok.output
     saved = json.loads((tmp_path / "dit" / "config.json").read_text())

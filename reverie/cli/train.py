@@ -98,7 +98,10 @@ def train_dynamics_cmd(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory for checkpoints and logs."),
     preset: str = typer.Option(
-        None, "--preset", help="Dynamics preset (default small; a resume keeps its own)."
+        None,
+        "--preset",
+        help="Dynamics preset: tiny | small | base | large (the DiT) or conv-tiny | conv-small (the "
+        "frame-stack candidate); default small, a resume keeps its own.",
     ),
     window: int = typer.Option(
         None, "--window", help="Frames per training window (default: preset context + 1)."
@@ -134,8 +137,7 @@ def train_dynamics_cmd(
     from dataclasses import asdict
 
     from reverie.errors import ReverieError
-    from reverie.models.dit import DiTConfig
-    from reverie.models.dit import preset as dit_preset
+    from reverie.models.dit import dynamics_config, dynamics_preset
     from reverie.models.flow import FlowConfig
     from reverie.models.sampler import SamplerConfig
     from reverie.train.config import apply_overrides, split_section
@@ -182,12 +184,12 @@ def train_dynamics_cmd(
         text_encoder = text_encoder or init_cfg.text_encoder
     if saved is not None and preset is None:
         # a resumed run rebuilds exactly its saved model config (plus any model.* overrides)
-        typed = apply_overrides(DiTConfig.from_dict(saved["model"]), model_overrides, "model")
+        typed = apply_overrides(dynamics_config(saved["model"]), model_overrides, "model")
         overrides = asdict(typed)
         window = window or typed.max_context + 1
         text_encoder = text_encoder or typed.text_encoder
     else:
-        typed = apply_overrides(dit_preset(preset or "small"), model_overrides, "model")
+        typed = apply_overrides(dynamics_preset(preset or "small"), model_overrides, "model")
         overrides = {k: getattr(typed, k) for k in model_overrides}
     task = DynamicsTask(
         data,

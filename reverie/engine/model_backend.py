@@ -36,7 +36,7 @@ import torch
 
 from reverie.engine.backends import StepOut
 from reverie.errors import ReverieError
-from reverie.models.sampler import Rollout, SamplerConfig, SessionContext
+from reverie.models.sampler import SamplerConfig, SessionContext, make_rollout
 from reverie.models.world_model import load_world_model
 from reverie.sizes import Size
 
@@ -98,7 +98,7 @@ class ModelBackend:
         self.dit, self.ae, self.text_encoder = wm.dit, wm.ae, wm.text_encoder
         self.latent_shape = wm.latent_shape
         self.sampler = cfg.sampler(wm.sampler)
-        self.rollout = Rollout(self.dit, self.sampler)
+        self.rollout = make_rollout(self.dit, self.sampler)
         self._lock = threading.Lock()  # slots + rollout: step (clock thread) vs reset (worker)
         self._slots: dict[int, _Slot] = {}
         self._rows: list[int] = []  # the sid of each rollout row
@@ -156,7 +156,7 @@ class ModelBackend:
         if frame is not None:
             z0 = self._encode(frame)[0]
         else:  # dream the first frame from the prompt (or from nothing) on a private one-row rollout
-            solo = Rollout(self.dit, self.sampler)
+            solo = make_rollout(self.dit, self.sampler)
             solo.reset(
                 None,
                 text=text[None] if text is not None else None,

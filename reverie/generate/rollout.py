@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from reverie.errors import ReverieError
-from reverie.models.sampler import Rollout, SamplerConfig
+from reverie.models.sampler import SamplerConfig, make_rollout
 
 
 @torch.inference_mode()
@@ -34,14 +34,11 @@ def fill_causal(
     """
     from tqdm import tqdm
 
-    from reverie.models.dit import DiT
-
     T = z.shape[0]
     if len(known) != T:
         raise ReverieError(f"known must mark each of the {T} frames, got {len(known)}")
-    assert isinstance(model, DiT)
     gen = torch.Generator().manual_seed(int(seed))
-    rollout = Rollout(model, cfg)
+    rollout = make_rollout(model, cfg)
     rollout.reset(None, text=text, batch_size=1, latent_shape=tuple(z.shape[1:]))  # type: ignore[arg-type]
     first = next((i for i, k in enumerate(known) if not k), T)
     start = max(0, first - rollout.max_context)  # context older than the window cannot matter

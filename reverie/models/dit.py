@@ -437,12 +437,43 @@ def config_dict(cfg: DiTConfig) -> dict[str, Any]:
     return asdict(cfg)
 
 
-def load_dynamics(path: str) -> DiT:
+def load_dynamics(path: str) -> nn.Module:
     """The trained dynamics model of run directory `path` (EMA weights), in eval mode."""
     from reverie.train.checkpoint import check_kind, load_run
 
     config, state = load_run(path)
     check_kind(config, "dynamics")
-    model = DiT(DiTConfig.from_dict(config["model"]))
+    model = build_dynamics(config["model"])
     model.load_state_dict(state)
     return model.eval()
+
+
+def build_dynamics(model_config: dict[str, Any]) -> nn.Module:
+    """A dynamics network (untrained) from a run's "model" config: the DiT, or the frame-stack candidate."""
+    if model_config.get("family") == "framestack":
+        from reverie.models.framestack import FrameStack, FrameStackConfig
+
+        return FrameStack(FrameStackConfig.from_dict(model_config))
+    return DiT(DiTConfig.from_dict(model_config))
+
+
+def dynamics_config(model_config: dict[str, Any]) -> Any:
+    """The typed config (DiTConfig or FrameStackConfig) of a run's "model" config."""
+    if model_config.get("family") == "framestack":
+        from reverie.models.framestack import FrameStackConfig
+
+        return FrameStackConfig.from_dict(model_config)
+    return DiTConfig.from_dict(model_config)
+
+
+def dynamics_preset(name: str, **overrides: Any) -> Any:
+    """A preset of either family by name: the DiT's (tiny, small, ...) or the frame-stack's (conv-...)."""
+    from reverie.models import framestack
+
+    if name in framestack.PRESETS:
+        return framestack.preset(name, **overrides)
+    if name not in PRESETS:
+        raise ReverieError(
+            f"unknown dynamics preset {name!r}; accepted: {', '.join([*PRESETS, *framestack.PRESETS])}"
+        )
+    return preset(name, **overrides)

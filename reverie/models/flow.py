@@ -160,3 +160,50 @@ def flow_loss(
     loss = torch.stack(losses).sum() / n
     x0_err = float(torch.stack(x0_errs).sum().detach()) / n
     return loss, {"loss": float(loss.detach()), "x0_mse": x0_err}
+
+
+def framestack_loss(
+    model: nn.Module,
+    z: torch.Tensor,
+    act: torch.Tensor | None,
+    text: torch.Tensor | None,
+    cfg: FlowConfig,
+    *,
+    text_null: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The same objective for the frame-stack model: windows z (B, K+1, C, h, w), the last frame the target.
+
+    Every sample is a play step: K context frames noised to one level in [0, context_noise_max], the
+    target at t. `p_play` of the samples see all K context frames; the rest see only the newest
+    0..K (a session's first frames, or video from nothing), the older slots marked invalid.
+    """
+    B, T = z.shape[:2]
+    K, dev = T - 1, z.device
+    t = sample_t((B,), cfg, generator)
+    s = torch.rand(B, generator=generator) * cfg.context_noise_max
+    n_valid = torch.where(
+        torch.rand(B, generator=generator) < cfg.p_play,
+        torch.full((B,), K),
+        torch.randint(0, K + 1, (B,), generator=generator),
+    )
+    eps = torch.randn(z[:, -1].shape, generator=generator).to(dev)
+    ctx_eps = torch.randn(z[:, :-1].shape, generator=generator).to(dev)
+    drop_text = (torch.rand(B, generator=generator) < cfg.p_drop_text).to(dev)
+    drop_act = (torch.rand(B, generator=generator) < cfg.p_drop_act).to(dev)
+    t, s = t.to(dev), s.to(dev)
+    valid = (torch.arange(K)[None, :] >= (K - n_valid)[:, None]).to(dev)  # (B, K): the newest n_valid
+    target = z[:, -1]
+    x_t = (1 - t[:, None, None, None]) * target + t[:, None, None, None] * eps
+    ctx = (1 - s[:, None, None, None, None]) * z[:, :-1] + s[:, None, None, None, None] * ctx_eps
+    tx, null_text = None, drop_text
+    if text is not None:
+        tx = text[:, -1] if text.dim() == 3 else text
+    if text_null is not None:
+        null_text = null_text | (text_null[:, -1] if text_null.dim() == 2 else text_null)
+    # actions of missing context slots are unknown at play time too: the null action
+    act_null = drop_act[:, None] | ~torch.cat([valid, torch.ones_like(valid[:, :1])], 1)  # (B, K+1)
+    v = model(x_t, t, ctx, s, valid, act, tx, act_null=act_null, text_null=null_text).float()
+    loss = (v - (eps - target)).pow(2).mean()
+    x0_err = (x_t - t[:, None, None, None] * v - target).pow(2).mean()
+    return loss, {"loss": float(loss.detach()), "x0_mse": float(x0_err.detach())}

@@ -207,28 +207,8 @@ class Rollout:
         Contexts of different lengths are left-padded by repeating their first frame with the null
         action (as if the player stood still before), so all rows share one frame clock.
         """
-        if not sessions:
-            raise ReverieError("rebuild needs at least one session")
-        T = min(self.max_context, max(len(s.z) for s in sessions))
-        zs, acts, texts, nulls = [], [], [], []
-        with_act = all(s.act is not None for s in sessions)
-        for s in sessions:
-            z = s.z[-T:]
-            pad = T - len(z)
-            zs.append(torch.cat([z[:1].expand(pad, *z.shape[1:]), z]))
-            if with_act:
-                assert s.act is not None
-                a = s.act[-T:]
-                acts.append(torch.cat([torch.zeros_like(a[:1]).expand(pad, *a.shape[1:]), a]))
-            texts.append(s.text if s.text is not None else torch.zeros(self.model.cfg.text_dim))
-            nulls.append(s.text is None)
-        self.reset(
-            torch.stack(zs),
-            torch.stack(acts) if with_act else None,
-            torch.stack(texts),
-            text_null=torch.tensor(nulls),
-            generator=generator,
-        )
+        z, act, text, null = pad_sessions(sessions, self.max_context, self.model.cfg.text_dim)
+        self.reset(z, act, text, text_null=null, generator=generator)
 
     @torch.no_grad()
     def step(self, act: torch.Tensor | None, generator: Generators = None) -> torch.Tensor:
@@ -260,6 +240,43 @@ class Rollout:
         return x
 
 
+def pad_sessions(
+    sessions: list[SessionContext], max_context: int, text_dim: int
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """(z (B, T, C, h, w), act (B, T[, D]) or None, text (B, E), text_null (B,)) for a batch rebuild.
+
+    Contexts of different lengths are left-padded by repeating their first frame with the null action
+    (as if the player stood still before), so all rows share one frame clock.
+    """
+    if not sessions:
+        raise ReverieError("rebuild needs at least one session")
+    T = min(max_context, max(len(s.z) for s in sessions))
+    zs, acts, texts, nulls = [], [], [], []
+    with_act = all(s.act is not None for s in sessions)
+    for s in sessions:
+        z = s.z[-T:]
+        pad = T - len(z)
+        zs.append(torch.cat([z[:1].expand(pad, *z.shape[1:]), z]))
+        if with_act:
+            assert s.act is not None
+            a = s.act[-T:]
+            acts.append(torch.cat([torch.zeros_like(a[:1]).expand(pad, *a.shape[1:]), a]))
+        texts.append(s.text if s.text is not None else torch.zeros(text_dim))
+        nulls.append(s.text is None)
+    return torch.stack(zs), torch.stack(acts) if with_act else None, torch.stack(texts), torch.tensor(nulls)
+
+
+def make_rollout(model: torch.nn.Module, cfg: SamplerConfig | None = None) -> Rollout:
+    """The batched sampler for a dynamics model of either family (DiT, or the frame-stack candidate)."""
+    from reverie.models.framestack import FrameStack
+
+    if isinstance(model, FrameStack):
+        from reverie.models.framestack_rollout import FrameStackRollout
+
+        return FrameStackRollout(model, cfg)  # type: ignore[return-value]  # same interface
+    return Rollout(model, cfg)  # type: ignore[arg-type]
+
+
 @torch.no_grad()
 def sample_video(
     model: DiT,
@@ -281,7 +298,7 @@ def sample_video(
     B, T = z.shape[:2]
     if known.shape != (T,):
         raise ReverieError(f"known must mark each of the {T} frames, got shape {tuple(known.shape)}")
-    rollout = Rollout(model, cfg)
+    rollout = make_rollout(model, cfg)
     rollout.reset(
         None, text=text, text_null=text_null, batch_size=B, latent_shape=(z.shape[2], z.shape[3], z.shape[4])
     )

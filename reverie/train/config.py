@@ -34,6 +34,7 @@ class TrainConfig:
     threads: int = 0  # torch threads per process; 0 = all cores divided among the local processes
     seed: int = 0
     minutes: float = 0.0  # wall-clock budget for this invocation; 0 = none
+    cpu_minutes: float = 0.0  # CPU-time budget for this invocation (fair under contention); 0 = none
     checkpoint_minutes: float = 5.0
     log_every: int = 25  # steps between TensorBoard scalars
     sample_every: int = 1000  # steps between TensorBoard sample images
@@ -153,5 +154,5 @@ def check(cfg: TrainConfig) -> None:
             raise ReverieError(f"{name} must be >= 1, got {getattr(cfg, name)}")
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise ReverieError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
-    if cfg.minutes < 0:
-        raise ReverieError(f"minutes must be >= 0, got {cfg.minutes}")
+    if cfg.minutes < 0 or cfg.cpu_minutes < 0:
+        raise ReverieError(f"minutes and cpu_minutes must be >= 0, got {cfg.minutes}, {cfg.cpu_minutes}")

@@ -21,9 +21,10 @@ from torch import nn
 
 from reverie.data.seeds import seed_ranges
 from reverie.errors import ReverieError
-from reverie.models.dit import DiT, DiTConfig, preset
-from reverie.models.flow import FlowConfig, flow_loss
-from reverie.models.sampler import Rollout, SamplerConfig
+from reverie.models.dit import DiT, build_dynamics, dynamics_config, dynamics_preset
+from reverie.models.flow import FlowConfig, flow_loss, framestack_loss
+from reverie.models.framestack import FrameStack
+from reverie.models.sampler import SamplerConfig, make_rollout
 from reverie.models.text import get_text_encoder
 from reverie.train.task import unwrap
 
@@ -194,21 +195,22 @@ class DynamicsTask:
         ae: Autoencoder | None,
     ) -> None:
         C, h, w = train.z.shape[1:]
-        base = preset(preset_name)
+        base = dynamics_preset(preset_name)
         window = window or base.max_context + 1
         if window < 2:
             raise ReverieError(f"bad window {window}: the dynamics model needs at least 2 frames per window")
         kind = spec["type"]
         auto = {
             "latent_channels": C,
-            "patch": choose_patch(h, w),
             "action_type": kind,
             "num_actions": int(spec.get("n", 1)) if kind == "discrete" else 1,
             "action_dim": int(np.prod(spec["shape"])) if kind == "box" else 0,
             "text_encoder": text_encoder,
             "max_context": window - 1,  # the cache never holds more context than training showed
         }
-        self.model_cfg: DiTConfig = replace(base, **(auto | dict(overrides or {})))
+        if hasattr(base, "patch"):  # the DiT's token size follows the latent grid
+            auto["patch"] = choose_patch(h, w)
+        self.model_cfg: Any = replace(base, **(auto | dict(overrides or {})))
         if self.model_cfg.latent_channels != C:
             raise ReverieError(
                 f"the dynamics config wants {self.model_cfg.latent_channels} latent channels but the "
@@ -231,8 +233,12 @@ class DynamicsTask:
                 clips.text_null = torch.tensor([not c.strip() for c in clips.captions], dtype=torch.bool)
 
     # -- the Task contract -------------------------------------------------------------------------
+    @property
+    def framestack(self) -> bool:
+        return getattr(self.model_cfg, "family", "dit") == "framestack"
+
     def build_model(self) -> nn.Module:
-        model = DiT(self.model_cfg)
+        model = build_dynamics(self.model_config())
         if self.init:  # a fine-tune: start from another run's shipped (EMA) weights
             cfg, state = load_init(self.init)
             if cfg != self.model_cfg:
@@ -265,7 +271,8 @@ class DynamicsTask:
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         act = batch["act"] if self.model_cfg.action_type != "none" else None
-        return flow_loss(model, batch["z"], act, batch["text"], self.flow, text_null=batch["text_null"])
+        loss = framestack_loss if self.framestack else flow_loss
+        return loss(model, batch["z"], act, batch["text"], self.flow, text_null=batch["text_null"])
 
     def _eval_windows(self, n: int = 8) -> dict[str, torch.Tensor]:
         clips = self.val_clips or self.train_clips
@@ -276,12 +283,12 @@ class DynamicsTask:
 
     @torch.no_grad()
     def rollout(
-        self, model: DiT, batch: dict[str, torch.Tensor], context: int, steps: int = 2
+        self, model: nn.Module, batch: dict[str, torch.Tensor], context: int, steps: int = 2
     ) -> torch.Tensor:
         """Generate frames context.. of each window from its real first `context` frames and real actions."""
         z, act = batch["z"], batch["act"]
         text = batch["text"][:, context - 1]
-        rollout = Rollout(model, SamplerConfig(steps=steps))
+        rollout = make_rollout(model, replace(self.play, steps=steps))
         gen = torch.Generator().manual_seed(self.seed)
         has_act = self.model_cfg.action_type != "none"
         rollout.reset(
@@ -297,7 +304,7 @@ class DynamicsTask:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Held-out latent MSE: one generated frame (teacher-forced) and a rollout, vs copy-last-frame."""
         net = unwrap(model)
-        assert isinstance(net, DiT)
+        assert isinstance(net, DiT | FrameStack)
         batch = self._eval_windows()
         ctx = max(1, self.window // 2)
         z = batch["z"]
@@ -312,7 +319,7 @@ class DynamicsTask:
 
     def log_samples(self, model: nn.Module, writer: SummaryWriter, step: int) -> None:
         net = unwrap(model)
-        assert isinstance(net, DiT)
+        assert isinstance(net, DiT | FrameStack)
         batch = self._eval_windows(4)
         ctx = max(1, self.window // 2)
         gen = self.rollout(net, batch, ctx)
@@ -346,23 +353,33 @@ class DynamicsTask:
     def card(self) -> str:
         c = self.model_cfg
         C, h, w = self.train_clips.z.shape[1:]
-        n = DiT(c).num_params()
-        tokens = ((h + c.patch - 1) // c.patch) * ((w + c.patch - 1) // c.patch)
+        n = sum(p.numel() for p in build_dynamics(self.model_config()).parameters())
+        if self.framestack:
+            arch = (
+                f"Frame-stack convolutional denoiser (preset {self.preset_name}: width {c.width}, levels "
+                f"{list(c.mults)}, {c.blocks} blocks per level, {n / 1e6:.2f} M parameters) over {w}x{h}x{C} "
+                f"autoencoder latents with {c.max_context} context frames stacked as channels."
+            )
+        else:
+            tokens = ((h + c.patch - 1) // c.patch) * ((w + c.patch - 1) // c.patch)
+            arch = (
+                f"Diffusion transformer (preset {self.preset_name}: d={c.dim}, {c.depth} layers, {c.heads} heads, "
+                f"{n / 1e6:.2f} M parameters) over {w}x{h}x{C} autoencoder latents, patch {c.patch} "
+                f"({tokens} tokens per frame), block-causal attention over up to {c.max_context} context frames."
+            )
         return "\n".join(
             [
                 "# reverie dynamics model",
                 "",
-                f"Diffusion transformer (preset {self.preset_name}: d={c.dim}, {c.depth} layers, {c.heads} heads, "
-                f"{n / 1e6:.2f} M parameters) over {w}x{h}x{C} autoencoder latents, patch {c.patch} "
-                f"({tokens} tokens per frame), block-causal attention over up to {c.max_context} context frames.",
-                f"Conditioning per frame: noise level, action ({c.action_type}), text ({c.text_encoder} encoder, "
-                f"{c.text_dim}-d, adaLN). Objective: rectified flow (v-prediction), windows of {self.window} frames, "
+                arch,
+                f"Conditioning: noise level, action ({c.action_type}), text ({c.text_encoder} encoder, "
+                f"{c.text_dim}-d, adaptive normalisation). Objective: rectified flow (v-prediction), windows of {self.window} frames, "
                 f"{self.flow.p_play:.0%} in the play layout (every frame a target against lightly noised "
                 f"context) and the rest diffusion forcing; context noise up to {self.flow.context_noise_max}; "
                 f"t: {self.flow.p_uniform_t:.0%} uniform, {self.flow.p_one_t:.0%} at 1, the rest logit-normal. "
                 f"Played with {self.play.steps} Euler steps at context noise {self.play.context_noise}."
                 + (f" Fine-tuned from {self.data_info['init']}." if self.data_info.get("init") else ""),
-                "Load with `reverie.models.dit.load_dynamics(RUN)`; sample with `reverie.models.sampler.Rollout`.",
+                "Load with `reverie.models.dit.load_dynamics(RUN)`; sample with `reverie.models.sampler.make_rollout`.",
                 "",
                 f"Data: {json.dumps({k: v for k, v in self.data_info.items() if k != 'val_episodes'})}",
             ]
@@ -372,7 +389,7 @@ class DynamicsTask:
         return self.batch_size * self.window
 
 
-def load_init(run: str) -> tuple[DiTConfig, dict[str, torch.Tensor]]:
+def load_init(run: str) -> tuple[Any, dict[str, torch.Tensor]]:
     """(model config, EMA weights) of a dynamics run, model package or "default" to fine-tune from."""
     from reverie.models.shipped import resolve_model
     from reverie.train.checkpoint import check_kind, load_run
@@ -380,7 +397,7 @@ def load_init(run: str) -> tuple[DiTConfig, dict[str, torch.Tensor]]:
     path = resolve_model(run)
     config, state = load_run(path)
     check_kind(config, "dynamics", path)
-    return DiTConfig.from_dict(config["model"]), {k: v.float() for k, v in state.items()}
+    return dynamics_config(config["model"]), {k: v.float() for k, v in state.items()}
 
 
 def _latent_key(store: Any, episodes: list[int], autoencoder_run: str) -> str:

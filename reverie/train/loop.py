@@ -138,6 +138,7 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
     if resume:
         step, prev = _resume(out, task, model, ema, opt)
     elapsed0, frames0 = float(prev.get("elapsed_s", 0.0)), int(prev.get("frames", 0))
+    cpu0 = float(prev.get("cpu_s", 0.0))
     net: nn.Module = model
     if d.world_size > 1:
         net = nn.parallel.DistributedDataParallel(
@@ -171,6 +172,7 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
             info = {
                 "steps": step,
                 "wall_time_s": round(elapsed, 1),
+                "cpu_core_hours": round((cpu0 + time.process_time() - cpu_start) / 3600, 3),
                 "frames_seen": frames0 + (step - step0) * frames_per_step,
                 "processes": d.world_size,
                 "device": d.device.type,
@@ -198,6 +200,7 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
                 **opt_json,
                 "step": step,
                 "elapsed_s": info["wall_time_s"],
+                "cpu_s": cpu0 + time.process_time() - cpu_start,
                 "frames": info["frames_seen"],
                 "world_size": d.world_size,
                 "metrics": metrics_eval,
@@ -216,6 +219,7 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
 
     bar = tqdm(total=cfg.steps, initial=step, disable=not d.is_main, unit="step", dynamic_ncols=True)
     t_start = last_save = time.monotonic()
+    cpu_start = time.process_time()  # CPU seconds of this process: the compute a run really had
     step0, rate = step, 0.0
     with _StopSignal() as sig:
         while step < cfg.steps:
@@ -251,7 +255,9 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
             dt = time.perf_counter() - t0
             rate = frames_per_step / dt if rate == 0 else 0.9 * rate + 0.1 * frames_per_step / dt
             now = time.monotonic()
-            over_budget = cfg.minutes > 0 and now - t_start >= cfg.minutes * 60
+            over_budget = (cfg.minutes > 0 and now - t_start >= cfg.minutes * 60) or (
+                cfg.cpu_minutes > 0 and time.process_time() - cpu_start >= cfg.cpu_minutes * 60
+            )
             due = now - last_save >= cfg.checkpoint_minutes * 60
             stop, save_now = distributed.any_flag([sig.flag or over_budget, due], d)
 
