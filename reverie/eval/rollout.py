@@ -233,7 +233,7 @@ class ModelPredictor:
     ) -> None:
         from dataclasses import replace
 
-        from reverie.models.sampler import Rollout, SamplerConfig
+        from reverie.models.sampler import SamplerConfig, make_rollout
         from reverie.models.world_model import load_world_model
 
         self.wm = wm if wm is not None else load_world_model(str(run_dir), precision=precision)
@@ -241,7 +241,7 @@ class ModelPredictor:
         own = getattr(self.wm, "sampler", None) or SamplerConfig()
         changes = {k: v for k, v in (("steps", steps), ("context_noise", context_noise)) if v is not None}
         self.sampler: SamplerConfig = replace(own, **changes)
-        self.rollout = Rollout(self.model, self.sampler)
+        self.rollout = make_rollout(self.model, self.sampler)
         self.has_act = self.wm.spec["type"] != "none"
         self.seed = seed  # added to every episode seed: 0 draws the engine's noise
         self.generators: list[Any] = []
@@ -281,13 +281,6 @@ class ModelPredictor:
         import torch
 
         other = copy.copy(self)
-        rollout = copy.copy(self.rollout)
-        cache = copy.copy(self.rollout.cache)
-        # The cache buffers are written in place as frames arrive, so the copy needs its own.
-        cache.k = [None if t is None else t.clone() for t in cache.k]
-        cache.v = [None if t is None else t.clone() for t in cache.v]
-        rollout.cache = cache
-        rollout._history = list(self.rollout._history)  # entries are never modified, only replaced
-        other.rollout = rollout
+        other.rollout = self.rollout.fork()
         other.generators = [torch.Generator().set_state(g.get_state()) for g in self.generators]
         return other

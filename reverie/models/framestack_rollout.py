@@ -81,6 +81,14 @@ class FrameStackRollout:
         self._history = [*self._history, (z, noised, act)][-self.max_context :]
         self.count += 1
 
+    def fork(self) -> FrameStackRollout:
+        """An independent copy (same model) that continues from here."""
+        import copy
+
+        other = copy.copy(self)
+        other._history = list(self._history)  # entries are never modified, only replaced
+        return other
+
     def session_context(self, row: int) -> SessionContext:
         if not self._history:
             raise ReverieError("this rollout holds no frames yet; call reset() first")

@@ -189,6 +189,19 @@ class Rollout:
             z = (1 - s) * z + s * _randn(tuple(z.shape), generator, z.device)
         self.pending = (z, act)
 
+    def fork(self) -> Rollout:
+        """An independent copy (same model) that continues from here: the KV cache buffers are cloned."""
+        import copy
+
+        other = copy.copy(self)
+        cache = copy.copy(self.cache)
+        # The cache buffers are written in place as frames arrive, so the copy needs its own.
+        cache.k = [None if t is None else t.clone() for t in cache.k]
+        cache.v = [None if t is None else t.clone() for t in cache.v]
+        other.cache = cache
+        other._history = list(self._history)  # entries are never modified, only replaced
+        return other
+
     def session_context(self, row: int) -> SessionContext:
         """Row `row`'s recent clean frames, actions and text, for `rebuild`."""
         if not self._history:
