@@ -232,3 +232,22 @@ def test_server_plays_the_model(tiny_run: str) -> None:
             views.add(h.view)
             assert decode(jpeg).shape == (64, 64, 3)
         assert views == {0, 1}  # the dream and the real world side by side
+
+
+def test_a_join_or_leave_does_not_disturb_the_running_session(tiny_run: str) -> None:
+    """Players joining and leaving cost the others no rebuild: their frames go on as if alone."""
+    busy = ModelBackend(tiny_run, ModelConfig(precision="fp32"))
+    alone = ModelBackend(tiny_run, ModelConfig(precision="fp32"))
+    for b in (busy, alone):
+        b.reset(1, 21)
+    for t in range(3):
+        for b in (busy, alone):
+            b.step([1], [t % 9])
+    busy.reset(2, 22)  # a second player joins
+    for t in range(3, 9):
+        if t == 6:
+            busy.close(2)  # and leaves again
+        sids = [1, 2] if t < 6 else [1]
+        got = busy.step(sids, [t % 9] * len(sids))[0].frame
+        want = alone.step([1], [t % 9])[0].frame
+        assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, t

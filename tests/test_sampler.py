@@ -220,3 +220,51 @@ def test_rebuild_restarts_rows_from_their_recent_frames() -> None:
     assert new2.act is not None and new2.act.tolist() == [0, 0, 0, 0]
     z = r.step(torch.tensor([3, 4]), g)
     assert z.shape == (2, C, H, W) and torch.isfinite(z).all()
+
+
+@pytest.mark.parametrize("guidance", [1.0, 2.0])
+@pytest.mark.parametrize("frames_before", [2, 11])  # inside the window, and after it slides
+def test_add_rows_equals_a_rebuild_for_the_new_row_and_keeps_the_others(
+    guidance: float, frames_before: int
+) -> None:
+    """A join runs only the new row: its frames match a full rebuild's, the running row's do not change."""
+    model = make(max_context=4)
+    cfg = SamplerConfig(steps=2, context_noise=0.1, guidance=guidance)
+    g = torch.Generator().manual_seed(0)
+    text = torch.randn(1, 384, generator=g)
+    a = Rollout(model, cfg)
+    a.reset(
+        torch.randn(1, 3, 16, 8, 8, generator=g),
+        torch.tensor([[0, 1, 2]]),
+        text,
+        generator=[torch.Generator().manual_seed(1)],
+    )
+    gen_a = torch.Generator().manual_seed(2)
+    for i in range(frames_before):
+        a.step(torch.tensor([i % 9]), [gen_a])
+    alone = a.fork()
+    state_a = gen_a.get_state()
+    joiner = SessionContext(torch.randn(2, 16, 8, 8, generator=g), torch.tensor([3, 4]), None)
+    rebuilt = a.fork()
+    a.add_rows([joiner], [torch.Generator().manual_seed(7)])
+    rebuilt.rebuild(
+        [rebuilt.session_context(0), joiner],
+        [torch.Generator().manual_seed(9), torch.Generator().manual_seed(7)],
+    )
+    assert a.B == rebuilt.B == 2
+    gens_a = [torch.Generator().set_state(state_a), torch.Generator().manual_seed(8)]
+    gens_r = [torch.Generator().manual_seed(9), torch.Generator().manual_seed(8)]
+    gen_alone = torch.Generator().set_state(state_a)
+    for i in range(6):
+        act = torch.tensor([i % 9, (i + 3) % 9])
+        za, zr = a.step(act, gens_a), rebuilt.step(act, gens_r)
+        z1 = alone.step(act[:1], [gen_alone])
+        # the new row: as if the batch were rebuilt (its keys sit at other absolute positions: RoPE's
+        # rotations are relative, equal up to float rounding)
+        assert torch.allclose(za[1], zr[1], atol=2e-2), i
+        assert torch.allclose(za[0], z1[0], atol=1e-4), i  # the running row: as if nobody joined
+    both = a.fork()  # the first player leaves: the other goes on exactly as it would have
+    g_both = [torch.Generator().set_state(g.get_state()) for g in gens_a]
+    a.keep_rows([1])
+    za, zb = a.step(torch.tensor([1]), gens_a[1:]), both.step(torch.tensor([0, 1]), g_both)
+    assert a.B == 1 and torch.allclose(za[0], zb[1], atol=1e-4)

@@ -7,9 +7,10 @@ Reproducibility: each session owns a `torch.Generator` seeded from its seed, and
 (the new frame's x_1 and the context re-noising) is taken row by row from the row's own generator, so
 a session's frames do not depend on who else is in the batch (batched == unbatched for sessions that
 start together; bf16 matmuls may differ in the last bit between batch sizes). When a player joins,
-leaves, pauses or restarts, the batch is rebuilt from every row's recent frames (`Rollout.rebuild`,
-~max_context passes) at the start of the next tick, on the clock thread, under the backend's lock;
-the rebuild re-noises the context, so a session replays exactly only with the same join history.
+leaves, pauses or restarts, only that row changes, at the start of the next tick, on the clock thread,
+under the backend's lock: a leaving row is dropped from the cache, a joining one is built from its own
+recent frames alone (`add_rows`, ~max_context one-row passes) at the batch's frame clock, so the other
+players neither wait for a rebuild of every row nor see their context re-noised.
 
 Speed on a CPU: weights are cast to bf16 once where the CPU has native bf16 (AVX512-BF16 / AMX),
 fp32 otherwise; everything runs under `torch.inference_mode`. torch.compile, measured on the
@@ -176,20 +177,33 @@ class ModelBackend:
 
         return null_action(self.spec)
 
-    def _rebuild(self, sids: list[int]) -> None:
-        """Make the rollout's rows exactly `sids` (between ticks, lock held)."""
-        for row, sid in enumerate(self._rows):  # keep leaving rows' recent frames, so they can rejoin
+    def _regroup(self, sids: list[int]) -> None:
+        """Make the rollout's rows the sessions `sids` (between ticks, lock held).
+
+        Rows that keep playing are untouched; leaving rows are dropped (their recent frames kept, so a
+        paused session can rejoin) and joining or restarted sessions are appended with `add_rows`,
+        which runs only their own frames through the network. So a join costs the other players about
+        one window of one-row passes, not a rebuild of every row.
+        """
+        want = set(sids)
+        keep = [r for r, sid in enumerate(self._rows) if sid in want and self._slots[sid].ctx is None]
+        for row, sid in enumerate(self._rows):
             slot = self._slots.get(sid)
-            if slot is not None and slot.ctx is None:
+            if row not in keep and slot is not None and slot.ctx is None:
                 slot.ctx = self.rollout.session_context(row)
-        contexts = []
-        for sid in sids:
-            slot = self._slots[sid]
-            assert slot.ctx is not None
-            contexts.append(slot.ctx)
-            slot.ctx = None
-        self.rollout.rebuild(contexts, [self._slots[s].gen for s in sids])
-        self._rows = list(sids)
+        rows = [self._rows[r] for r in keep]
+        if len(keep) != len(self._rows):
+            self.rollout.keep_rows(keep)
+        joining = [sid for sid in sids if sid not in rows]
+        if joining:
+            contexts = []
+            for sid in joining:
+                slot = self._slots[sid]
+                assert slot.ctx is not None
+                contexts.append(slot.ctx)
+                slot.ctx = None
+            self.rollout.add_rows(contexts, [self._slots[s].gen for s in joining])
+        self._rows = rows + joining
 
     @torch.inference_mode()
     def step(self, sids: Sequence[int], actions: Sequence[Any]) -> list[StepOut]:
@@ -200,12 +214,14 @@ class ModelBackend:
             unknown = [s for s in sids if s not in self._slots]
             if unknown:
                 raise ReverieError(f"step for session(s) {unknown} that were never reset")
-            if sids != self._rows or any(self._slots[s].ctx is not None for s in sids):
-                self._rebuild(sids)
-            gens = [self._slots[s].gen for s in sids]  # per-row noise: see sampler.Generators
-            z = self.rollout.step(self._actions(actions), gens)  # (B, C, h, w)
+            if set(sids) != set(self._rows) or any(self._slots[s].ctx is not None for s in sids):
+                self._regroup(sids)
+            by_sid = dict(zip(sids, actions, strict=True))
+            gens = [self._slots[s].gen for s in self._rows]  # per-row noise: see sampler.Generators
+            z = self.rollout.step(self._actions([by_sid[s] for s in self._rows]), gens)  # (B, C, h, w)
+            row_of = {sid: r for r, sid in enumerate(self._rows)}
         frames = self._decode(z)
-        return [StepOut(frames[i]) for i in range(len(sids))]
+        return [StepOut(frames[row_of[s]]) for s in sids]
 
     def close(self, sid: int) -> None:
         with self._lock:

@@ -86,6 +86,7 @@ class KVCache:
         self.v: list[torch.Tensor | None] = [None] * depth
         self.count = 0  # committed frames since reset (also the next frame's absolute index)
         self.base = 0  # absolute index of the frame in slot 0
+        self.start = 0  # absolute index of the first frame (a cache built to join a running batch)
 
     @property
     def context_frames(self) -> int:
@@ -104,7 +105,7 @@ class KVCache:
             or buf_k.shape != (B, H, self.slots * N, hd)
             or buf_k.dtype != k.dtype
         ):
-            if self.count:
+            if self.count > self.start:
                 raise RuntimeError("KV cache batch, frame size or dtype changed mid-rollout; call reset()")
             buf_k = k.new_zeros(B, H, self.slots * N, hd)
             buf_v = v.new_zeros(B, H, self.slots * N, hd)
@@ -124,7 +125,7 @@ class KVCache:
         views = []
         for j in range(T):
             frame = self.count + j
-            lo = (max(0, frame - self.max_frames) - base) * N
+            lo = (max(base, frame - self.max_frames) - base) * N  # a cache may start mid-clock
             hi = (frame + 1 - base) * N
             views.append((buf_k[:, :, lo:hi], buf_v[:, :, lo:hi]))
         return views

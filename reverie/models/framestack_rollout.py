@@ -81,6 +81,51 @@ class FrameStackRollout:
         self._history = [*self._history, (z, noised, act)][-self.max_context :]
         self.count += 1
 
+    @torch.no_grad()
+    def keep_rows(self, rows: list[int]) -> None:
+        """Keep only batch rows `rows`, in that order."""
+        if not rows:
+            self.B, self._history = 0, []
+            return
+        idx = torch.tensor(rows, device=self._device())
+        self._history = [(z[idx], n[idx], a[idx] if a is not None else None) for z, n, a in self._history]
+        self.text = self.text[idx] if self.text is not None else None
+        self.text_null = self.text_null[idx] if self.text_null is not None else None
+        self.B = len(rows)
+
+    @torch.no_grad()
+    def add_rows(self, sessions: list[SessionContext], generator: Generators = None) -> None:
+        """Append rows for new sessions, padded to the batch's window; the running rows are untouched."""
+        from reverie.models.sampler import pad_sessions
+
+        if self.B == 0 or not self._history:
+            self.rebuild(sessions, generator)
+            return
+        W = len(self._history)
+        z, act, text, null = pad_sessions(sessions, W, self.model.cfg.text_dim, length=W)
+        new = FrameStackRollout(self.model, self.cfg)
+        new.reset(z, act, text, text_null=null, generator=generator)
+        dev = self._device()
+
+        def cat(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
+            return torch.cat([x, y]) if x is not None and y is not None else None
+
+        self._history = [
+            (torch.cat([a[0], c[0]]), torch.cat([a[1], c[1]]), cat(a[2], c[2]))
+            for a, c in zip(self._history, new._history)
+        ]
+        mine_text = (
+            self.text if self.text is not None else torch.zeros(self.B, self.model.cfg.text_dim, device=dev)
+        )
+        mine_null = (
+            self.text_null
+            if self.text_null is not None
+            else torch.full((self.B,), self.text is None, device=dev)
+        )
+        self.text = torch.cat([mine_text, text.to(dev)])
+        self.text_null = torch.cat([mine_null, null.to(dev)])
+        self.B += len(sessions)
+
     def fork(self) -> FrameStackRollout:
         """An independent copy (same model) that continues from here."""
         import copy

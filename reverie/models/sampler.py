@@ -114,12 +114,14 @@ class Rollout:
         batch_size: int | None = None,
         latent_shape: tuple[int, int, int] | None = None,
         generator: Generators = None,
+        start: int = 0,
     ) -> None:
         """Start B sessions from clean context latents z_context (B, Tc, C, h, w) (Tc may be 0 or None).
 
         act_context: (B, Tc) or (B, Tc, D), the actions that led to the context frames. text: (B, E)
         sentence embeddings (None = no text); text_null (B,) marks sessions without text.
-        Without context, give batch_size and latent_shape (C, h, w).
+        Without context, give batch_size and latent_shape (C, h, w). `start`: the absolute frame index
+        of the first context frame (a row built to join a running batch takes the batch's clock).
         """
         if z_context is not None:
             self.B, Tc = z_context.shape[:2]
@@ -134,6 +136,7 @@ class Rollout:
         self.text = text.to(dev) if text is not None else None
         self.text_null = text_null.to(dev) if text_null is not None else None
         self.cache = self.model.new_cache(self.max_context)
+        self.cache.count = self.cache.base = self.cache.start = start
         self.pending = None
         self._history = []
         first = max(0, Tc - self.max_context)  # older frames would fall out of the window anyway
@@ -188,6 +191,86 @@ class Rollout:
         if s > 0:
             z = (1 - s) * z + s * _randn(tuple(z.shape), generator, z.device)
         self.pending = (z, act)
+
+    def _rows(self, rows: torch.Tensor) -> torch.Tensor:
+        """Cache rows of batch rows `rows`: guided rollouts keep a null-text copy of every row after them."""
+        return torch.cat([rows, rows + self.B]) if self.guided else rows
+
+    @torch.no_grad()
+    def keep_rows(self, rows: list[int]) -> None:
+        """Keep only batch rows `rows`, in that order: players leave without a pass of the network."""
+        if not rows:
+            self.B, self.pending, self._history = 0, None, []
+            return
+        idx = torch.tensor(rows, device=self._device())
+        cache_idx = self._rows(idx)
+        for i in range(self.cache.depth):
+            for buf in (self.cache.k, self.cache.v):
+                if buf[i] is not None:
+                    buf[i] = buf[i][cache_idx]  # type: ignore[index]
+
+        def pick(x: torch.Tensor | None) -> torch.Tensor | None:
+            return x[idx] if x is not None else None
+
+        if self.pending is not None:
+            self.pending = (self.pending[0][idx], pick(self.pending[1]))
+        self._history = [(z[idx], pick(a)) for z, a in self._history]
+        self.text, self.text_null = pick(self.text), pick(self.text_null)
+        self.B = len(rows)
+
+    @torch.no_grad()
+    def add_rows(self, sessions: list[SessionContext], generator: Generators = None) -> None:
+        """Append rows for new sessions without touching the running ones (no rebuild, no hitch for them).
+
+        Each new session's recent frames are padded or cut to the batch's window (as `rebuild` pads)
+        and run through the network on their own, at the batch's absolute frame positions, in
+        ~window one-row passes; their keys and values then join the batch's cache. `generator`: one
+        per new session.
+        """
+        if self.B == 0 or not self._history or self.pending is None:
+            self.rebuild(sessions, generator)
+            return
+        W = len(self._history)  # the pending frame and the W - 1 committed frames the next one sees
+        z, act, text, null = pad_sessions(sessions, W, self.model.cfg.text_dim, length=W)
+        new = Rollout(self.model, self.cfg)
+        new.reset(z, act, text, text_null=null, generator=generator, start=self.cache.count - (W - 1))
+        assert new.pending is not None and new.cache.count == self.cache.count
+        b, dev = len(sessions), self._device()
+        for i in range(self.cache.depth):
+            for mine, theirs in ((self.cache.k, new.cache.k), (self.cache.v, new.cache.v)):
+                buf, add = mine[i], theirs[i]
+                if buf is None:
+                    continue
+                rows = buf.new_zeros(b * (2 if self.guided else 1), *buf.shape[1:])  # (b, H, slots * N, hd)
+                if add is not None:  # its committed frames, at the same slots as the batch's
+                    N = buf.shape[2] // self.cache.slots
+                    lo, hi = (new.cache.base - self.cache.base) * N, (self.cache.count - self.cache.base) * N
+                    rows[:, :, lo:hi] = add[:, :, : hi - lo]
+                if self.guided:  # [text rows | null rows] in both
+                    B = self.B
+                    buf = torch.cat([buf[:B], rows[:b], buf[B:], rows[b:]])
+                else:
+                    buf = torch.cat([buf, rows])
+                mine[i] = buf
+
+        def cat(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
+            return torch.cat([x, y]) if x is not None and y is not None else None
+
+        self.pending = (torch.cat([self.pending[0], new.pending[0]]), cat(self.pending[1], new.pending[1]))
+        self._history = [
+            (torch.cat([a[0], c[0]]), cat(a[1], c[1])) for a, c in zip(self._history, new._history)
+        ]
+        mine_text = (
+            self.text if self.text is not None else torch.zeros(self.B, self.model.cfg.text_dim, device=dev)
+        )
+        mine_null = (
+            self.text_null
+            if self.text_null is not None
+            else torch.full((self.B,), self.text is None, device=dev)
+        )
+        self.text = torch.cat([mine_text, text.to(dev)])
+        self.text_null = torch.cat([mine_null, null.to(dev)])
+        self.B += b
 
     def fork(self) -> Rollout:
         """An independent copy (same model) that continues from here: the KV cache buffers are cloned."""
@@ -254,16 +337,17 @@ class Rollout:
 
 
 def pad_sessions(
-    sessions: list[SessionContext], max_context: int, text_dim: int
+    sessions: list[SessionContext], max_context: int, text_dim: int, length: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """(z (B, T, C, h, w), act (B, T[, D]) or None, text (B, E), text_null (B,)) for a batch rebuild.
 
     Contexts of different lengths are left-padded by repeating their first frame with the null action
-    (as if the player stood still before), so all rows share one frame clock.
+    (as if the player stood still before), so all rows share one frame clock. T is the longest
+    context up to max_context, or `length` when given.
     """
     if not sessions:
         raise ReverieError("rebuild needs at least one session")
-    T = min(max_context, max(len(s.z) for s in sessions))
+    T = length or min(max_context, max(len(s.z) for s in sessions))
     zs, acts, texts, nulls = [], [], [], []
     with_act = all(s.act is not None for s in sessions)
     for s in sessions:
