@@ -174,3 +174,37 @@ def test_trains_from_the_cli_and_plays_in_the_engine(tmp_path) -> None:
     assert b.reset(2, 1, prompt="a red square").frame.shape == (32, 32, 3)
     outs = b.step([1, 2], [1, 2])
     assert len(outs) == 2 and all(o.frame.dtype == np.uint8 for o in outs)
+
+
+def test_add_and_keep_rows_leave_the_running_rows_alone() -> None:
+    m = make()
+    cfg = SamplerConfig(steps=2, context_noise=0.1)
+    a = FrameStackRollout(m, cfg)
+    first = SessionContext(
+        torch.randn(3, 4, 6, 6, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1, 2])
+    )
+    a.rebuild([first], [torch.Generator().manual_seed(2)])
+    g = torch.Generator().manual_seed(3)
+    for i in range(5):
+        a.step(torch.tensor([i % 9]), [g])
+    alone, rebuilt = a.fork(), a.fork()
+    joiner = SessionContext(
+        torch.randn(2, 4, 6, 6, generator=torch.Generator().manual_seed(4)), torch.tensor([3, 4])
+    )
+    a.add_rows([joiner], [torch.Generator().manual_seed(5)])
+    rebuilt.rebuild(
+        [rebuilt.session_context(0), joiner],
+        [torch.Generator().manual_seed(6), torch.Generator().manual_seed(5)],
+    )
+    state = g.get_state()
+    ga, gr = (
+        [g, torch.Generator().manual_seed(7)],
+        [torch.Generator().manual_seed(6), torch.Generator().manual_seed(7)],
+    )
+    g1 = torch.Generator().set_state(state)
+    for i in range(4):
+        act = torch.tensor([i % 9, 3])
+        za, zr, z1 = a.step(act, ga), rebuilt.step(act, gr), alone.step(act[:1], [g1])
+        assert torch.allclose(za[1], zr[1], atol=1e-5) and torch.allclose(za[0], z1[0], atol=1e-5)
+    a.keep_rows([1])
+    assert a.B == 1 and a.step(torch.tensor([2]), ga[1:]).shape == (1, 4, 6, 6)
