@@ -148,3 +148,13 @@ def test_export_takes_a_decoder_fine_tune_but_not_another_encoder(run: str, tmp_
     export_model(run, str(tmp_path / "pkg"), autoencoder=str(tmp_path / "ft"), precision="fp32")
     shipped_ae = load_file(tmp_path / "pkg" / "autoencoder" / "model.safetensors")
     assert all(torch.equal(shipped_ae[k], sharper[k]) for k in sharper)
+
+
+def test_export_ships_chosen_play_settings(run: str, tmp_path: Path) -> None:
+    out = tmp_path / "pkg"
+    export_model(run, str(out), play={"context_noise": 0.2, "steps": 1})
+    wm = load_world_model(str(out))
+    assert wm.sampler.context_noise == 0.2 and wm.sampler.steps == 1
+    with pytest.raises(ReverieError, match="steps"):
+        export_model(run, str(tmp_path / "bad"), play={"steps": 0})
+    assert not (tmp_path / "bad").exists()

@@ -306,6 +306,12 @@ def export_cmd(
         None, "--measured", help="JSON lines from `reverie eval/bench --json`, written into the model card."
     ),
     force: bool = typer.Option(False, "--force", help="Replace --out if it exists."),
+    steps: int | None = typer.Option(
+        None, "--steps", min=1, max=8, help="Play setting shipped with the model: sampler steps per frame."
+    ),
+    context_noise: float | None = typer.Option(
+        None, "--context-noise", min=0.0, max=0.99, help="Play setting shipped with the model: context noise."
+    ),
 ) -> None:
     """Package a world model to share or ship: dynamics + autoencoder weights, configs, model card.
 
@@ -315,8 +321,10 @@ def export_cmd(
     """
     from reverie.train.export import export_model
 
+    play = {k: v for k, v in (("steps", steps), ("context_noise", context_noise)) if v is not None}
     sizes = export_model(
-        run, out, autoencoder=autoencoder, precision=precision, notes=notes, measured=measured, force=force
-    )
+        run, out, autoencoder=autoencoder, precision=precision, notes=notes, measured=measured, force=force,
+        play=play,
+    )  # fmt: skip
     mb = {k: round(v / 2**20, 2) for k, v in sizes.items()}
     typer.echo(f"exported {run} to {out}: weights {mb} MB ({precision})")

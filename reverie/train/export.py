@@ -81,13 +81,14 @@ def _check_same_encoding(
 
 def export_model(
     run: str, out: str, *, autoencoder: str | None = None, precision: str = "bf16", notes: str | None = None,
-    measured: str | None = None, force: bool = False,
+    measured: str | None = None, force: bool = False, play: dict[str, Any] | None = None,
 ) -> dict[str, int]:  # fmt: skip
     """Write the shipped form of dynamics run `run` (and its autoencoder) to `out`, atomically.
 
     `autoencoder` replaces the run's own by a decoder fine-tune of it (same encoder, checked).
     Returns the bytes of weights written per part. `notes` (markdown) and `measured` (JSON lines)
-    are appended to the dynamics model card.
+    are appended to the dynamics model card. `play` overrides the run's play settings (its config's
+    "sampler": steps, context_noise, ...), e.g. a context noise level chosen by measurement.
     """
     from reverie.data.seeds import seed_ranges
     from reverie.data.store import EpisodeStore, is_store
@@ -119,6 +120,12 @@ def export_model(
         data["seed_ranges"] = seed_ranges(EpisodeStore.open(data["path"]).seeds)
     data["autoencoder"] = AE_DIR
     config = {**config, "data": data}
+    if play:
+        from dataclasses import asdict
+
+        from reverie.models.world_model import play_settings
+
+        config["sampler"] = asdict(play_settings({"sampler": {**(config.get("sampler") or {}), **play}}))
     extra = ""
     if notes:
         extra += "\n" + Path(notes).read_text(encoding="utf-8").strip() + "\n"
