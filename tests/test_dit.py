@@ -301,3 +301,21 @@ def test_flow_loss_is_zero_for_the_exact_velocity() -> None:
     for p_play in (0.0, 0.5, 1.0):  # forcing, both, play layout
         loss, metrics = flow_loss(Oracle(), z, None, None, FlowConfig(p_play=p_play))
         assert float(loss) < 1e-8 and metrics["x0_mse"] < 1e-8
+
+
+def test_self_forcing_context_is_the_models_own_rollout() -> None:
+    """own_rollout keeps the real prefix and replaces the rest; the loss trains on it and stays finite."""
+    from reverie.models.flow import FlowConfig, flow_loss, own_rollout
+
+    m = make()
+    z, _, act, text = inputs(3, 5)
+    cfg = FlowConfig(p_self=1.0, self_steps=1)
+    torch.manual_seed(0)
+    own = own_rollout(m, z, act, text, None, 2, cfg)
+    assert torch.equal(own[:, :2], z[:, :2]) and not torch.allclose(own[:, 2:], z[:, 2:])
+    m.train()
+    loss, metrics = flow_loss(m, z, act, text, cfg, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in m.blocks.parameters())
+    with pytest.raises(ReverieError):
+        FlowConfig(p_self=2.0)

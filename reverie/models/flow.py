@@ -46,9 +46,18 @@ class FlowConfig:
     context_noise_max: float = 0.5  # context frames are noised to a level in [0, this]
     p_drop_text: float = 0.1
     p_drop_act: float = 0.1
+    # Self-forcing: this share of the play-layout windows keeps a real prefix of random length and
+    # replaces the rest of its context by the model's own rollout (no gradient, the sampler at
+    # self_steps / self_context_noise); the targets stay the real frames, so the model learns to
+    # pull its own drifting frames back to the world instead of compounding them.
+    p_self: float = 0.0
+    self_steps: int = 2
+    self_context_noise: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("p_uniform_t", "p_one_t", "p_play", "p_drop_text", "p_drop_act"):
+        if not 1 <= self.self_steps <= 8:
+            raise ReverieError(f"flow.self_steps must be in 1..8, got {self.self_steps}")
+        for name in ("p_uniform_t", "p_one_t", "p_play", "p_drop_text", "p_drop_act", "p_self"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ReverieError(f"flow.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.p_uniform_t + self.p_one_t > 1.0:
@@ -75,6 +84,31 @@ def sample_t(
     u = torch.rand(shape, generator=generator)
     t = torch.where(u < cfg.p_uniform_t, torch.rand(shape, generator=generator), t)
     return torch.where(u >= 1.0 - cfg.p_one_t, torch.ones_like(t), t)
+
+
+@torch.no_grad()
+def own_rollout(
+    model: nn.Module,
+    z: torch.Tensor,
+    act: torch.Tensor | None,
+    text: torch.Tensor | None,
+    text_null: torch.Tensor | None,
+    prefix: int,
+    cfg: FlowConfig,
+) -> torch.Tensor:
+    """z (B, T, ...) with frames prefix.. replaced by the model's own samples from the real prefix."""
+    from reverie.models.sampler import Rollout, SamplerConfig
+
+    net: Any = getattr(model, "module", model)  # under DDP, sample with the wrapped network itself
+    T = z.shape[1]
+    r = Rollout(net, SamplerConfig(steps=cfg.self_steps, context_noise=cfg.self_context_noise))
+    tx = (text[:, prefix - 1] if text.dim() == 3 else text) if text is not None else None
+    null = None
+    if text_null is not None:
+        null = text_null[:, prefix - 1] if text_null.dim() == 2 else text_null
+    r.reset(z[:, :prefix], act[:, :prefix] if act is not None else None, tx, text_null=null)
+    own = [r.step(act[:, i] if act is not None else None) for i in range(prefix, T)]
+    return torch.cat([z[:, :prefix], torch.stack(own, 1).to(z.dtype)], 1)
 
 
 def flow_loss(
@@ -122,7 +156,22 @@ def flow_loss(
         p = slice(0, n_play)
         zp, tp = z[p], t[p]
         ctx_level = s[p, None].expand(n_play, T)
-        x = torch.cat([noised(zp, ctx_level, ctx_eps[p]), noised(zp, tp, eps[p])], 1)  # (b, 2T, C, h, w)
+        ctx_src = zp
+        n_self = round(cfg.p_self * n_play)
+        if n_self:  # the first n_self windows see the model's own frames after a real prefix
+            prefix = int(torch.randint(1, T, (1,), generator=generator))
+            sl = slice(0, n_self)
+            own = own_rollout(
+                model,
+                zp[sl],
+                act[sl] if act is not None else None,
+                text[sl] if text is not None else None,
+                text_null[sl] if text_null is not None else None,
+                prefix,
+                cfg,
+            )
+            ctx_src = torch.cat([own, zp[n_self:]])
+        x = torch.cat([noised(ctx_src, ctx_level, ctx_eps[p]), noised(zp, tp, eps[p])], 1)  # (b, 2T, C, h, w)
         a = torch.cat([act[p], act[p]], 1) if act is not None else None
         tx = None
         if text is not None:
