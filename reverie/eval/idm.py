@@ -191,10 +191,9 @@ def train_idm(
 
 def idm_cache_dir() -> Path:
     """Where trained IDMs are kept: $REVERIE_CACHE/idm, else $XDG_CACHE_HOME (or ~/.cache)/reverie/idm."""
-    root = os.environ.get("REVERIE_CACHE")
-    if root:
-        return Path(root) / "idm"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reverie" / "idm"
+    from reverie.cache import cache_dir
+
+    return cache_dir("idm")
 
 
 def _cache_key(
