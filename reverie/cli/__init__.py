@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 
+# Each module attaches its commands to the apps when imported; a broken one fails loudly here.
+from reverie.cli import data, eval, generate, play, train, worlds  # noqa: F401
 from reverie.cli.apps import app
 from reverie.errors import ReverieError
-
-# Modules that attach commands to the apps; a missing one (an area not built yet) is skipped.
-_COMMAND_MODULES = ("worlds", "data", "train", "play", "eval", "generate")
-
-for _name in _COMMAND_MODULES:
-    try:
-        importlib.import_module(f"reverie.cli.{_name}")
-    except ModuleNotFoundError as e:
-        if e.name != f"reverie.cli.{_name}":
-            raise
 
 
 def main() -> None:
