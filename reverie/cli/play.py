@@ -51,6 +51,15 @@ def play_cmd(
     threads: int = typer.Option(
         0, "--threads", min=0, help="With --model: torch threads (0: the default, 1)."
     ),
+    allow_origin: list[str] = typer.Option(
+        [],
+        "--allow-origin",
+        help="Also let pages of this origin (scheme://host[:port], or * for any) play; repeatable. "
+        "By default only the server's own page may, under an IP address or localhost.",
+    ),
+    max_per_address: int = typer.Option(
+        32, "--max-per-address", min=1, help="Open connections allowed from one address."
+    ),
 ) -> None:
     """Play a world live in the browser: keyboard, gamepad or phone.
 
@@ -67,13 +76,17 @@ def play_cmd(
 
     from reverie.engine.backends import make_backends
     from reverie.models.shipped import DEFAULT_MODEL, default_model_available
-    from reverie.serve.app import ServeConfig, create_app
+    from reverie.serve.app import ServeConfig, create_app, uvicorn_options
     from reverie.serve.metrics import setup_logging
-    from reverie.serve.protocol import MAX_MESSAGE_BYTES
+    from reverie.serve.origin import normalize_origin
     from reverie.sizes import parse_size
 
     if model is not None and world is not None:
         raise ReverieError("pass --model (a world model) or --world (a simulator), not both")
+    try:
+        origins = tuple(normalize_origin(o) for o in allow_origin)
+    except ValueError as e:
+        raise ReverieError(f"--allow-origin: {e}") from None
     if model is None and world is None:
         if default_model_available():
             model = DEFAULT_MODEL
@@ -92,7 +105,8 @@ def play_cmd(
     cfg = ServeConfig(
         world=world, model=model, size=str(parse_size(size)), continuous=continuous, fps=fps,
         quality=quality, codec=codec, max_sessions=max_sessions, idle_timeout_s=idle_timeout,
-        time_limit_s=time_limit or None,
+        time_limit_s=time_limit or None, allow_origins=origins, max_per_address=max_per_address,
+        hosts=(host,) if host not in ("0.0.0.0", "::") else (),
     )  # fmt: skip
     asgi = create_app(cfg, backends)  # the world is built first: a bad --world fails before serving
     setup_logging()
@@ -101,9 +115,7 @@ def play_cmd(
     typer.echo(f"reverie: playing {what} at {url}  (Ctrl-C to stop)")
     if open_browser:  # after a moment, so the server is listening when the page asks
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(
-        asgi, host=host, port=port, ws_max_size=MAX_MESSAGE_BYTES, log_level="warning", access_log=False
-    )
+    uvicorn.run(asgi, host=host, port=port, **uvicorn_options(asgi))
 
 
 @bench_app.command("engine")

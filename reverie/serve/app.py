@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -32,8 +33,19 @@ from reverie.engine.clock import ClockConfig, EngineClock
 from reverie.engine.encode import EncoderConfig
 from reverie.serve import protocol as P
 from reverie.serve.connection import Connection
+from reverie.serve.guard import (
+    MAX_CONNECTIONS_PER_ADDRESS,
+    REQUEST_TIMEOUT_S,
+    WS_PING_INTERVAL_S,
+    WS_PING_TIMEOUT_S,
+    ConnectionTable,
+    guarded_protocols,
+)
+from reverie.serve.limits import BYTE_BURST, BYTES_PER_S, ByteBudgets
 from reverie.serve.metrics import Metrics
+from reverie.serve.origin import OriginGuard
 from reverie.serve.queue import AdmissionQueue
+from reverie.serve.ratelog import RateLimitedLog
 
 log = logging.getLogger("reverie.serve")
 STATIC = Path(__file__).parent / "static"
@@ -52,6 +64,11 @@ class ServeConfig:
     idle_timeout_s: float = 180.0  # no input for this long ends a session
     time_limit_s: float | None = None  # a session plays at most this long (None: no limit)
     rate_per_s: float = 120.0  # client messages per second, bursts of twice that
+    bytes_per_s: float = BYTES_PER_S  # client bytes per second per address, bursts of BYTE_BURST
+    max_per_address: int = MAX_CONNECTIONS_PER_ADDRESS  # open connections from one address
+    request_timeout_s: float = REQUEST_TIMEOUT_S  # an HTTP connection starts a request this often
+    allow_origins: tuple[str, ...] = ()  # page origins allowed besides the server's own ("*": any)
+    hosts: tuple[str, ...] = ()  # host names served besides IP addresses and localhost
 
 
 class Server:
@@ -62,15 +79,19 @@ class Server:
         self.backends = backends
         self.main = backends["dream"]
         self.metrics = Metrics()
+        self.ratelog = RateLimitedLog(log)
+        self.byte_budgets = ByteBudgets(cfg.bytes_per_s, max(BYTE_BURST, 2 * cfg.bytes_per_s))
         self.clock = EngineClock(
             ClockConfig(fps=cfg.fps, encoder=EncoderConfig(cfg.codec, cfg.quality)),
             on_tick=self.metrics.on_tick,
         )
         self.queue = AdmissionQueue(cfg.max_sessions, cfg.time_limit_s)
+        self.connections = ConnectionTable(cfg.max_per_address)
         self.loop_lag_s = 0.0
         m = self.metrics
         m.gauge("reverie_active_sessions", lambda: len(self.queue.active), "Sessions playing now.")
         m.gauge("reverie_queue_length", lambda: len(self.queue), "Connections waiting for a slot.")
+        m.gauge("reverie_open_connections", self.connections.count, "Open TCP connections.")
         m.gauge(
             "reverie_event_loop_lag_seconds", lambda: self.loop_lag_s, "Worst event-loop delay, last second."
         )
@@ -152,9 +173,23 @@ def create_app(cfg: ServeConfig | None = None, backends: dict[str, Backend] | No
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         lifespan=lifespan,
+        middleware=[
+            Middleware(OriginGuard, allow_origins=cfg.allow_origins, hosts=cfg.hosts, ratelog=srv.ratelog)
+        ],
     )
     app.state.reverie = srv
     return app
+
+
+def uvicorn_options(app: Starlette) -> dict[str, Any]:
+    """uvicorn.Config/run keyword arguments every reverie server runs with: message size cap,
+    keep-alive pings, and the guarded protocols (connection cap per address, request deadline)."""
+    srv = app.state.reverie
+    http, ws = guarded_protocols(srv.connections, srv.cfg.request_timeout_s)
+    return {
+        "http": http, "ws": ws, "ws_max_size": P.MAX_MESSAGE_BYTES, "ws_ping_interval": WS_PING_INTERVAL_S,
+        "ws_ping_timeout": WS_PING_TIMEOUT_S, "log_level": "warning", "access_log": False,
+    }  # fmt: skip
 
 
 class BackgroundServer:
@@ -163,9 +198,7 @@ class BackgroundServer:
     def __init__(self, app: Starlette, host: str = "127.0.0.1", port: int = 0) -> None:
         import uvicorn
 
-        self.config = uvicorn.Config(
-            app, host=host, port=port, ws_max_size=P.MAX_MESSAGE_BYTES, log_level="warning", lifespan="on"
-        )
+        self.config = uvicorn.Config(app, host=host, port=port, lifespan="on", **uvicorn_options(app))
         self.server = uvicorn.Server(self.config)
         self.thread = threading.Thread(target=self.server.run, name="reverie-uvicorn", daemon=True)
 

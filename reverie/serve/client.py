@@ -18,12 +18,15 @@ from reverie.serve.protocol import MAX_MESSAGE_BYTES, FrameHeader, unpack_frame
 
 
 class PlayClient:
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, origin: str | None = None) -> None:
         self.url = url.replace("http://", "ws://").rstrip("/") + "/ws"
         self.timeout = timeout
         # Unbounded receive queue: a test that reads nothing for a while must still be able to
         # close (a full queue stops reading, and the close frame would never be seen).
-        self._connect = connect(self.url, max_size=MAX_MESSAGE_BYTES, open_timeout=timeout, max_queue=None)
+        self._connect = connect(
+            self.url, max_size=MAX_MESSAGE_BYTES, open_timeout=timeout, max_queue=None,
+            origin=origin,  # type: ignore[arg-type]  # a browser's Origin header (None: none sent)
+        )  # fmt: skip
         self.ws: ClientConnection = self._connect.__enter__()
         self.seq = 0
         self.texts: list[dict[str, Any]] = []  # every control message received, in order

@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 import reverie
 from reverie.engine.clock import PlaySession, ResetRequest
 from reverie.serve import protocol as P
+from reverie.serve.limits import TokenBucket
 from reverie.serve.queue import Ticket
 
 if TYPE_CHECKING:
@@ -30,26 +31,12 @@ MAX_PENDING_TEXTS = 64
 FLOOD_LIMIT, FLOOD_WINDOW_S = 2000, 10.0
 
 
-class TokenBucket:
-    def __init__(self, rate: float, burst: float | None = None) -> None:
-        self.rate, self.burst = rate, 2 * rate if burst is None else burst
-        self.tokens, self.t = self.burst, time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
-        self.t = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
 class Connection:
     """One player's WebSocket: queue, then play; a reader task and this sender loop."""
 
     def __init__(self, srv: Server, ws: WebSocket) -> None:
         self.srv, self.ws = srv, ws
+        self.address = ws.client.host if ws.client else "unknown"
         self.wake = asyncio.Event()
         # Replies wait here for the sender; bounded, so a client that never reads cannot grow it.
         self.texts: deque[str] = deque(maxlen=MAX_PENDING_TEXTS)
@@ -166,6 +153,8 @@ class Connection:
 
     def _reject(self, code: str, message: str) -> None:
         self.srv.metrics.inc("reverie_messages_rejected_total", reason=code)
+        self.srv.ratelog.log(logging.INFO, f"refused:{code}", "refused a client message",
+                             code=code, reason=message, client=self.address)  # fmt: skip
         now = time.monotonic()
         if now - self.last_reject >= 0.2:  # answer, but never let a flood turn into a reply flood
             self.last_reject = now
@@ -179,6 +168,15 @@ class Connection:
                 self.wake.set()
                 return
             await asyncio.sleep(0)  # a buffered flood must not starve other connections
+            text, data = msg.get("text"), msg.get("bytes")
+            # Bytes are counted before anything else looks at the message: an address that sends
+            # more than its budget is cut off instead of being read (and refused) forever.
+            size = len(text) if text is not None else len(data or b"")
+            if not self.srv.byte_budgets.take(self.address, size):
+                self._close_flood(
+                    f"more than {self.srv.cfg.bytes_per_s:g} bytes per second from {self.address}"
+                )
+                return
             if not self.bucket.take():
                 self._reject("rate_limited", f"more than {self.srv.cfg.rate_per_s:g} messages per second")
                 now = time.monotonic()
@@ -186,11 +184,9 @@ class Connection:
                     self.flood_since, self.flooded = now, 0
                 self.flooded += 1
                 if self.flooded > FLOOD_LIMIT:  # reading a flood costs the loop even when refused
-                    self.end = ("flood", f"more than {FLOOD_LIMIT} refused messages in {FLOOD_WINDOW_S:g} s")
-                    self.wake.set()
+                    self._close_flood(f"more than {FLOOD_LIMIT} refused messages in {FLOOD_WINDOW_S:g} s")
                     return
                 continue
-            text = msg.get("text")
             if text is None:
                 self._reject("binary", "binary messages are not accepted: send JSON text")
                 continue
@@ -199,8 +195,16 @@ class Connection:
             except P.ProtocolError as e:
                 self._reject(e.code, str(e))
             except Exception:  # a bug of ours must cost one message, not the connection
-                log.exception("message handling failed")
+                self.srv.ratelog.log(logging.ERROR, "internal", "message handling failed", exc_info=True,
+                                     client=self.address)  # fmt: skip
                 self._reject("internal", "the server could not handle that message")
+
+    def _close_flood(self, why: str) -> None:
+        self.srv.metrics.inc("reverie_connections_closed_total", reason="flood")
+        self.srv.ratelog.log(logging.WARNING, "flood", "closed a flooding connection", reason=why,
+                             client=self.address)  # fmt: skip
+        self.end = ("flood", why)
+        self.wake.set()
 
     async def _handle(self, m: P.Message) -> None:
         s = self.session

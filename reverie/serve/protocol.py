@@ -21,6 +21,7 @@ import binascii
 import io
 import json
 import math
+import re
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,11 @@ HEADER = struct.Struct("<2sBBBxIIIHH")  # 22 bytes, little-endian
 # the server itself (uvicorn ws_max_size, close code 1009) before any of it reaches Python.
 MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 MAX_TEXT_BYTES = 4096  # every message except a reset carrying an image
+# A message longer than MAX_TEXT_BYTES is never handed to json.loads whole: it must be a reset whose
+# "image" is one plain base64 (or data: URL) string, cut out with this linear-time pattern; the rest
+# must fit MAX_TEXT_BYTES and is parsed as usual. A hostile 2 MB structure costs one regex scan.
+_IMAGE_FIELD = re.compile(r'"image"\s*:\s*"([A-Za-z0-9+/=:;,._-]*)"')
+_IMAGE_SLOT = '"image":null'
 MAX_IMAGE_BYTES = 1024 * 1024  # decoded upload
 MAX_IMAGE_PIXELS = 4096 * 4096
 IMAGE_TYPES = ("PNG", "JPEG", "WEBP", "GIF")
@@ -111,11 +117,23 @@ def _seq(d: dict[str, Any]) -> int:
     return v
 
 
+def _finite(v: Any) -> float | None:
+    """`v` as a finite float, or None. JSON integers are unbounded (10**400 is valid JSON) and
+    float() of one raises OverflowError, so a huge integer is refused here, not in a handler."""
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
+
+
 def _axis(axes: dict[str, Any], name: str) -> float:
-    v = axes.get(name, 0.0)
-    if not isinstance(v, int | float) or isinstance(v, bool) or not math.isfinite(v):
+    v = _finite(axes.get(name, 0.0))
+    if v is None:
         raise ProtocolError("bad_message", f"axis {name!r} must be a finite number in [-1, 1]")
-    return max(-1.0, min(1.0, float(v)))
+    return max(-1.0, min(1.0, v))
 
 
 def _names(d: dict[str, Any], field: str) -> frozenset[str]:
@@ -134,19 +152,51 @@ def _views(d: dict[str, Any]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v))
 
 
-def parse(text: str, action_names: list[str] | None = None) -> Message:
-    """Validate one client text message. Raises ProtocolError with a code the client understands."""
+def _split_image(text: str) -> tuple[str, str]:
+    """A long message -> (the message with its image replaced by null, the image text), or refused.
+
+    Sizes are checked before any parsing: only the image may be long, and it is found by a scan
+    that never builds Python objects."""
+    too_large = ProtocolError(
+        "too_large",
+        f'messages are at most {MAX_TEXT_BYTES} bytes, except a reset whose "image" is base64 text '
+        f"(at most {MAX_MESSAGE_BYTES} bytes in all)",
+    )
     if len(text) > MAX_MESSAGE_BYTES:
-        raise ProtocolError("too_large", f"message longer than {MAX_MESSAGE_BYTES} bytes")
+        raise too_large
+    m = _IMAGE_FIELD.search(text)
+    if m is None:
+        raise too_large
+    rest = text[: m.start()] + _IMAGE_SLOT + text[m.end() :]
+    if len(rest) > MAX_TEXT_BYTES:
+        raise too_large
+    return rest, m.group(1)
+
+
+def _load(text: str) -> dict[str, Any]:
     try:
         d = json.loads(text)
     except (ValueError, RecursionError):
         raise ProtocolError("bad_message", "not JSON: messages are JSON objects with a 'type'") from None
     if not isinstance(d, dict) or not isinstance(d.get("type"), str):
         raise ProtocolError("bad_message", "messages are JSON objects with a 'type'")
+    return d
+
+
+def parse(text: str, action_names: list[str] | None = None) -> Message:
+    """Validate one client text message. Raises ProtocolError with a code the client understands."""
+    if len(text) <= MAX_TEXT_BYTES:
+        d = _load(text)
+    else:
+        rest, image_text = _split_image(text)
+        d = _load(rest)
+        # The cut-out string must be this reset's own top-level "image", not one nested deeper.
+        if d["type"] != "reset" or "image" not in d or d["image"] is not None:
+            raise ProtocolError(
+                "too_large", f"only a reset carrying an image may be longer than {MAX_TEXT_BYTES} bytes"
+            )
+        d["image"] = image_text
     kind = d["type"]
-    if kind != "reset" and len(text) > MAX_TEXT_BYTES:
-        raise ProtocolError("too_large", f"{kind[:20]!r} message longer than {MAX_TEXT_BYTES} bytes")
     if kind == "input":
         axes = d.get("axes", {})
         if not isinstance(axes, dict):
@@ -192,8 +242,10 @@ def parse(text: str, action_names: list[str] | None = None) -> Message:
             raise ProtocolError("bad_message", "seed must be a non-negative integer")
         return Message("hello", seed=seed, views=_views(d))
     if kind == "ping":
-        t = d.get("t", 0)
-        return Message("ping", t=float(t) if isinstance(t, int | float) and math.isfinite(t) else 0.0)
+        t = _finite(d.get("t", 0))
+        if t is None:
+            raise ProtocolError("bad_message", "ping t must be a finite number")
+        return Message("ping", t=t)
     raise ProtocolError(
         "unknown_type",
         f"unknown message type {kind[:20]!r}: accepted input, reset, pause, views, hello, ping",

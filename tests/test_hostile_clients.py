@@ -1,0 +1,184 @@
+"""One hostile client never slows the others: sizes are checked before parsing, bytes are budgeted
+per address, huge numbers are refused with an error (not a traceback), and refusals are logged at
+most once per interval. Behaviour only: the machine is shared, so nothing here asserts a timing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from reverie.serve import protocol as P
+from reverie.serve.app import BackgroundServer, ServeConfig, create_app
+from reverie.serve.client import PlayClient
+from reverie.serve.ratelog import RateLimitedLog
+
+WORLD = "reverie/Dungeon-v0"
+BIG = 2 * 1024 * 1024 - 64  # just under the WebSocket message cap: what an abuser would send
+
+
+def _big_json(n: int = BIG) -> str:
+    """A valid ~2 MB JSON message that would cost json.loads a million objects."""
+    head = '{"type":"input","seq":1,"keys":['
+    return head + "1," * ((n - len(head) - 3) // 2) + "1]}"
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def records() -> Iterator[_Records]:
+    h = _Records()
+    lg = logging.getLogger("reverie")
+    old = lg.level
+    lg.addHandler(h)
+    lg.setLevel(logging.DEBUG)
+    yield h
+    lg.removeHandler(h)
+    lg.setLevel(old)
+
+
+def test_a_long_message_is_refused_before_any_json_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[int] = []
+    real = json.loads
+    monkeypatch.setattr(P.json, "loads", lambda s, *a, **k: (parsed.append(len(s)), real(s, *a, **k))[1])
+    for text in (_big_json(), "[" * 100000, json.dumps({"type": "reset", "x": {"image": "QUFB" * 5000}})):
+        with pytest.raises(P.ProtocolError) as e:
+            P.parse(text)
+        assert e.value.code == "too_large" and "reset" in str(e.value)
+    assert all(n <= P.MAX_TEXT_BYTES for n in parsed), parsed  # only small remainders were parsed
+
+
+def test_a_long_reset_carries_its_image_without_parsing_it() -> None:
+    image = "data:image/png;base64," + "QUJD" * 100_000
+    m = P.parse(json.dumps({"seq": 3, "image": image, "type": "reset", "prompt": 'say "image": "x"'}))
+    assert (m.type, m.seq, m.image_b64, m.prompt) == ("reset", 3, image, 'say "image": "x"')
+    too_much_else = json.dumps({"type": "reset", "image": "QUFB" * 5000, "prompt": "p" * 5000})
+    with pytest.raises(P.ProtocolError, match="at most"):
+        P.parse(too_much_else)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"type": "ping", "t": 1' + "0" * 400 + "}",
+        '{"type": "input", "seq": 1, "axes": {"forward": 1' + "0" * 400 + "}}",
+        '{"type": "input", "seq": 1, "axes": {"turn": -1' + "0" * 400 + "}}",
+    ],
+)
+def test_huge_integers_are_bad_messages(text: str) -> None:
+    with pytest.raises(P.ProtocolError) as e:
+        P.parse(text)
+    assert e.value.code == "bad_message" and "finite number" in str(e.value)
+
+
+def test_rate_limited_log_holds_back_a_flood(records: _Records) -> None:
+    rl = RateLimitedLog(logging.getLogger("reverie.test"), interval_s=3600)
+    logged = [rl.log(logging.INFO, "k", "refused") for _ in range(1000)]
+    assert logged.count(True) == 1 and len(records.records) == 1
+    rl.interval_s = 0.0
+    rl.log(logging.INFO, "k", "refused")
+    assert records.records[-1].held_back == 999  # type: ignore[attr-defined]
+
+
+def test_huge_numbers_over_the_wire_answer_errors_and_log_one_line(records: _Records) -> None:
+    app = create_app(ServeConfig(world=WORLD, size="32x32", rate_per_s=1000))
+    with BackgroundServer(app) as url, PlayClient(url) as c:
+        c.start(seed=1)
+        for i in range(300):
+            c.send('{"type": "ping", "t": 1' + "0" * 400 + "}")
+            c.send(f'{{"type": "input", "seq": {i + 1}, "axes": {{"turn": 1{"0" * 400}}}}}')
+        err = c.wait_for("error")
+        assert err["code"] == "bad_message" and "finite number" in err["message"]
+        c.send({"type": "ping", "t": 7})
+        assert c.wait_for("pong")["t"] == 7  # every bad message was read, and the session lives
+        h1, _ = c.next_frame()
+        h2, _ = c.next_frame()
+        assert h2.index > h1.index
+    refused = [r for r in records.records if r.getMessage() == "refused a client message"]
+    assert len(refused) == 1, [r.__dict__ for r in refused]  # 600 refusals, one line
+    assert not any(r.exc_info for r in records.records)
+    assert app.state.reverie.metrics.get("reverie_messages_rejected_total", reason="bad_message") == 600
+
+
+def test_an_address_past_its_byte_budget_is_closed_and_others_keep_playing() -> None:
+    # A generous message rate: the byte budget, not the message count, must stop this client.
+    app = create_app(ServeConfig(world=WORLD, size="32x32", rate_per_s=1000, bytes_per_s=256 * 1024))
+    srv = app.state.reverie
+    with BackgroundServer(app) as url, PlayClient(url) as player:
+        player.start(seed=1)
+        player.next_frame()
+        indices: list[int] = []
+        stop = threading.Event()
+
+        def watch() -> None:
+            while not stop.is_set():
+                m = player.recv(timeout=10)
+                if isinstance(m, tuple):
+                    indices.append(m[0].index)
+
+        reader = threading.Thread(target=watch, daemon=True)
+        reader.start()
+        (session,) = srv.clock._sessions.values()
+        # The abuser is another process, as an attacker's would be: in this one its Python would
+        # compete with the server for the GIL, which is not what is under test.
+        abuser = subprocess.Popen([sys.executable, __file__, url], stdout=subprocess.PIPE, text=True)
+        while len(srv.clock._sessions) < 2 and abuser.poll() is None:
+            time.sleep(0.01)
+        index0 = session.index
+        out, _ = abuser.communicate(timeout=120)
+        index1 = session.index
+        report = json.loads(out.strip().splitlines()[-1])
+        assert report["close_code"] == 1008 and report["end"]["code"] == "flood"
+        assert "bytes per second" in report["end"]["message"] and "too_large" in report["errors"]
+        assert report["sent"] < 40  # cut off long before it sent all it wanted
+        while len(indices) < 5 or indices[-1] < index1 + 5:  # the player plays on after the abuser
+            assert reader.is_alive()
+            stop.wait(0.05)
+        stop.set()
+        reader.join(timeout=15)
+        made = index1 - index0
+        received = sum(index0 < i <= index1 for i in indices)
+        # Every tick made a frame for the player while the abuser sent, and the player got it.
+        assert made >= 1 and received >= 0.9 * made, (received, made)
+        assert srv.metrics.get("reverie_connections_closed_total", reason="flood") == 1
+
+
+def _abuse(url: str) -> None:
+    """Run as a script: start a session, send ~2 MB messages until cut off, print a JSON report."""
+    sent, texts, code = 0, [], None
+    with PlayClient(url) as c:
+        c.start(seed=2)
+        try:
+            for _ in range(40):  # 80 MB: far past a 4 MiB burst
+                c.send(_big_json())
+                sent += 1
+            while True:
+                c.recv(timeout=30)
+        except ConnectionClosed as e:
+            code = e.rcvd.code if e.rcvd is not None else None
+        with contextlib.suppress(ConnectionClosed, TimeoutError):
+            while True:  # what the server said before closing is still queued here
+                c.recv(timeout=5)
+        texts = c.texts
+    end = next((m for m in texts if m["type"] == "end"), None)
+    errors = sorted({m["code"] for m in texts if m["type"] == "error"})
+    print(json.dumps({"sent": sent, "close_code": code, "end": end, "errors": errors}))
+
+
+if __name__ == "__main__":
+    _abuse(sys.argv[1])
