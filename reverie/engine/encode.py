@@ -12,7 +12,6 @@ from reverie.errors import ReverieError
 
 CODECS = ("jpeg", "webp")
 CODEC_IDS = {"jpeg": 0, "webp": 1}
-MIME = {"jpeg": "image/jpeg", "webp": "image/webp"}
 
 
 @dataclass(frozen=True)

@@ -196,15 +196,6 @@ class ActionMapper:
         return out
 
     @property
-    def is_identity(self) -> bool:
-        leaf = self.leaves[0][1]
-        if len(self.leaves) != 1:
-            return False
-        if isinstance(leaf.space, spaces.Discrete):
-            return int(leaf.space.start) == 0
-        return isinstance(leaf.space, spaces.Box) and bool(np.all(leaf.scale == 1.0))
-
-    @property
     def spec(self) -> ActionSpec:
         if self.discrete:
             return {"type": "discrete", "n": len(self._options), "names": [n for _, n in self._options]}
@@ -349,7 +340,6 @@ def decode_action(spec: ActionSpec, array: np.ndarray) -> Any:
     return None
 
 
-decode = decode_action
 
 
 def action_features(spec: ActionSpec, action: Any) -> np.ndarray:
