@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import pytest
 
+from reverie.serve import queue as Q
 from reverie.serve.app import BackgroundServer, ServeConfig, create_app
 from reverie.serve.client import PlayClient
 from reverie.serve.queue import AdmissionQueue, Ticket
@@ -16,14 +18,14 @@ def test_queue_positions_promotion_and_expected_wait() -> None:
     async def scenario() -> None:
         q = AdmissionQueue(max_active=2, time_limit_s=60)
         told: dict[str, list[tuple[int, float]]] = {n: [] for n in "abcde"}
-        tickets = {n: Ticket(on_position=lambda p, w, n=n: told[n].append((p, w))) for n in "abcde"}
+        tickets = {n: Ticket(on_position=lambda p, w, g, n=n: told[n].append((p, w))) for n in "abcde"}
         for n in "abcde":
             q.join(tickets[n])
         assert [t.position for t in tickets.values()] == [0, 0, 1, 2, 3]
         assert tickets["a"].admitted.is_set() and not tickets["c"].admitted.is_set()
         waits = [told[n][-1][1] for n in "cde"]
         assert 0 < waits[0] <= waits[1] <= waits[2]  # later in line, longer wait
-        assert waits[2] > 60 - 1  # position 3 with 2 slots waits for a whole second round
+        assert waits[2] >= waits[0] + Q.MIN_GUESS_S - 0.1  # position 3 of 2 slots: a whole round more
         q.leave(tickets["d"])  # a waiting client gives up: the line closes up
         assert tickets["e"].position == 2 and told["e"][-1][0] == 2
         q.leave(tickets["a"])  # a player leaves: the next in line plays at once
@@ -36,6 +38,56 @@ def test_queue_positions_promotion_and_expected_wait() -> None:
             AdmissionQueue(0)
 
     asyncio.run(scenario())
+
+
+def _crowd(
+    monkeypatch: pytest.MonkeyPatch, arrival_gap_s: float, play_s: tuple[float, float]
+) -> list[tuple[float, float, bool]]:
+    """50 players on 2 slots on a simulated clock: (first expected wait, real wait, is_guess) each."""
+    rng, now = random.Random(0), [0.0]
+    monkeypatch.setattr(Q.time, "monotonic", lambda: now[0])
+    events = [(i * arrival_gap_s, "join", i) for i in range(50)]
+    first: dict[int, tuple[float, bool]] = {}
+    joined: dict[int, float] = {}
+    admitted: dict[int, float] = {}
+
+    async def scenario() -> None:
+        q = AdmissionQueue(max_active=2)
+
+        def told(i: int, position: int, wait_s: float, guess: bool) -> None:
+            if position == 0:
+                admitted[i] = now[0]
+                events.append((now[0] + rng.uniform(*play_s), "leave", i))
+            else:
+                first.setdefault(i, (wait_s, guess))
+
+        tickets = {i: Ticket(on_position=lambda p, w, g, i=i: told(i, p, w, g)) for i in range(50)}
+        while events:
+            events.sort()
+            now[0], kind, i = events.pop(0)
+            if kind == "join":
+                joined[i] = now[0]
+                q.join(tickets[i])
+            else:
+                q.leave(tickets[i])
+
+    asyncio.run(scenario())
+    return [(first[i][0], admitted[i] - joined[i], first[i][1]) for i in sorted(first)]
+
+
+def test_expected_waits_are_measured_once_a_session_ended_and_say_when_they_guess(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits = _crowd(monkeypatch, arrival_gap_s=0.5, play_s=(2.0, 4.0))
+    guesses = [g for _, _, g in waits]
+    first_measured = guesses.index(False)
+    assert first_measured > 0 and not any(guesses[first_measured:])  # guesses only before any end
+    measured = [(w, real) for w, real, g in waits if not g]
+    within_2x = sum(real / 2 <= w <= 2 * real for w, real in measured)
+    assert within_2x >= 0.8 * len(measured), measured
+    # Before anything ended, a guess is a few rounds of a short session, not minutes per round.
+    for w, real, g in waits[:first_measured]:
+        assert g and w <= 4 * Q.MIN_GUESS_S and w <= 10 * real
 
 
 def test_more_clients_than_slots_over_the_wire() -> None:
@@ -52,6 +104,7 @@ def test_more_clients_than_slots_over_the_wire() -> None:
             c.send({"type": "hello"})
             pos = c.wait_for("queue")
             assert pos["position"] == 2 and pos["max_sessions"] == 1 and pos["expected_wait_s"] > 0
+            assert pos["wait_is_guess"] is True  # no session has ended yet
             b.send({"type": "input", "seq": 1, "keys": ["w"]})  # input while waiting is ignored
             assert len(srv.queue.active) == 1 and len(srv.queue) == 2
             a.close()  # a disconnect frees the slot at once

@@ -44,7 +44,7 @@ from reverie.serve.guard import (
 from reverie.serve.limits import BYTE_BURST, BYTES_PER_S, ByteBudgets
 from reverie.serve.metrics import Metrics
 from reverie.serve.origin import OriginGuard
-from reverie.serve.queue import AdmissionQueue
+from reverie.serve.queue import QUEUE_REFRESH_S, AdmissionQueue
 from reverie.serve.ratelog import RateLimitedLog
 
 log = logging.getLogger("reverie.serve")
@@ -112,6 +112,11 @@ class Server:
             "time_limit_s": self.cfg.time_limit_s,
         }
 
+    async def refresh_queue(self) -> None:
+        while True:
+            await asyncio.sleep(QUEUE_REFRESH_S)
+            self.queue.refresh()
+
     async def watch_loop_lag(self) -> None:
         """How late a 50 ms sleep wakes up: the latency every connection feels."""
         worst, since = 0.0, time.monotonic()
@@ -135,12 +140,14 @@ def create_app(cfg: ServeConfig | None = None, backends: dict[str, Backend] | No
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         srv.clock.start()
         lag = asyncio.create_task(srv.watch_loop_lag())
+        refresh = asyncio.create_task(srv.refresh_queue())
         log.info("serving", extra={"world": srv.main.world, "backend": srv.main.name, "fps": cfg.fps,
                                    "max_sessions": cfg.max_sessions})  # fmt: skip
         try:
             yield
         finally:
             lag.cancel()
+            refresh.cancel()
             srv.clock.stop()
             for b in srv.backends.values():
                 close_all = getattr(b, "close_all", None)

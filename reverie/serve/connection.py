@@ -61,13 +61,18 @@ class Connection:
         self.texts.append(text)
         self.wake.set()
 
-    def _on_position(self, position: int, wait_s: float) -> None:
+    def _on_position(self, position: int, wait_s: float, guess: bool) -> None:
         if position == 0:  # admitted: the sender loop starts the session
             self.wake.set()
             return
+        max_sessions = self.srv.queue.max_active
         self.say(
             P.control(
-                "queue", position=position, expected_wait_s=wait_s, max_sessions=self.srv.queue.max_active
+                "queue",
+                position=position,
+                expected_wait_s=wait_s,
+                wait_is_guess=guess,
+                max_sessions=max_sessions,
             )
         )
 

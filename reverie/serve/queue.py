@@ -1,25 +1,33 @@
 """Admission: at most `max_active` sessions play; the rest wait in order and are told their
 position and expected wait. Leaving (a disconnect, a timeout) frees the slot at once and promotes
-the next in line. Runs on the event loop only, so it needs no locks."""
+the next in line. Runs on the event loop only, so it needs no locks.
+
+The expected wait is built from what is known: how long ended sessions lasted (a mean that forgets,
+so the recent crowd predicts best) and how long the active ones have played. Until a session has
+ended it is a guess, and says so: each active session is assumed to be halfway through (a session
+seen e seconds in is as likely to be in its first half as in its second), never past the time limit.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# Until sessions have ended, the expected wait assumes a session lasts this long.
-DEFAULT_SESSION_S = 120.0
+# Until a session has ended, the guessed session length is at least this: sessions that started a
+# moment ago say nothing yet, and "0 s" would be a promise.
+MIN_GUESS_S = 10.0
+QUEUE_REFRESH_S = 2.0  # how often the waiting are told their (changing) expected wait
 
 
 @dataclass(eq=False)
 class Ticket:
-    """One connection's place: waiting (position >= 1) or admitted (position 0, told once)."""
+    """One connection's place: waiting (position >= 1) or admitted (position 0, told once).
+    `on_position(position, expected_wait_s, is_guess)`."""
 
-    on_position: Callable[[int, float], None] = lambda position, wait_s: None
+    on_position: Callable[[int, float, bool], None] = lambda position, wait_s, guess: None
     admitted: asyncio.Event = field(default_factory=asyncio.Event)
     started: float = 0.0
     position: int = -1
@@ -33,7 +41,7 @@ class AdmissionQueue:
         self.time_limit_s = time_limit_s
         self.active: set[Ticket] = set()
         self.waiting: deque[Ticket] = deque()
-        self._mean_s = min(DEFAULT_SESSION_S, time_limit_s or math.inf)
+        self._mean_s = 0.0  # mean length of ended sessions (meaningful once _ended > 0)
         self._ended = 0
 
     def __len__(self) -> int:
@@ -45,7 +53,7 @@ class AdmissionQueue:
             self._admit(ticket)
         else:
             self.waiting.append(ticket)
-            self._announce()
+            self.refresh()
 
     async def wait(self, ticket: Ticket) -> None:
         await ticket.admitted.wait()
@@ -64,28 +72,41 @@ class AdmissionQueue:
         ticket.position = -1
         while self.waiting and len(self.active) < self.max_active:
             self._admit(self.waiting.popleft())
-        self._announce()
+        self.refresh()
+
+    def expected_wait(self, position: int) -> tuple[float, bool]:
+        """(seconds until `position` (1 = next) plays, whether that is a guess): whole rounds of
+        slots freeing up, where the active sessions have used part of their time already."""
+        if position <= 0:
+            return 0.0, False
+        now = time.monotonic()
+        played = [now - t.started for t in self.active]
+        if not played:
+            return 0.0, False
+        guess = self._ended == 0
+        limit = self.time_limit_s or float("inf")
+        if guess:  # each active session halfway through: as long again to go
+            remaining = sorted(min(max(e, MIN_GUESS_S), limit - e) for e in played)
+            length = min(max(2 * sum(played) / len(played), MIN_GUESS_S), limit)
+        else:
+            length = min(self._mean_s, limit)
+            remaining = sorted(max(0.0, length - e) for e in played)
+        rounds, slot = divmod(position - 1, self.max_active)
+        return round(remaining[min(slot, len(remaining) - 1)] + rounds * length, 1), guess
 
     def expected_wait_s(self, position: int) -> float:
-        """Seconds until `position` (1 = next) plays: whole rounds of slots freeing up, where the
-        oldest active sessions have used part of their time already."""
-        if position <= 0:
-            return 0.0
-        now = time.monotonic()
-        remaining = sorted(max(0.0, self._mean_s - (now - t.started)) for t in self.active)
-        if not remaining:
-            return 0.0
-        rounds, slot = divmod(position - 1, self.max_active)
-        return round(remaining[min(slot, len(remaining) - 1)] + rounds * self._mean_s, 1)
+        return self.expected_wait(position)[0]
+
+    def refresh(self) -> None:
+        """Tell everyone waiting their position and expected wait (also called every QUEUE_REFRESH_S,
+        since the wait shrinks as the active sessions play on)."""
+        for i, t in enumerate(self.waiting, start=1):
+            t.position = i
+            t.on_position(i, *self.expected_wait(i))
 
     def _admit(self, ticket: Ticket) -> None:
         ticket.started = time.monotonic()
         ticket.position = 0
         self.active.add(ticket)
         ticket.admitted.set()
-        ticket.on_position(0, 0.0)
-
-    def _announce(self) -> None:
-        for i, t in enumerate(self.waiting, start=1):
-            t.position = i
-            t.on_position(i, self.expected_wait_s(i))
+        ticket.on_position(0, 0.0, False)
