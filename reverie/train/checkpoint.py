@@ -6,15 +6,19 @@
     RUN/train_state.safetensors  raw weights ("model/...") and optimizer tensors ("opt/<i>/<name>")
     RUN/train_state.json         step, optimizer param groups, elapsed time: what --resume needs
 
-Every file of one save carries the same `save_id`. All files are first written to temporary names and
-fsynced, then renamed one after another; a crash inside that short window leaves files of two saves,
-which loading detects (different save_id) and reports instead of silently mixing them.
+Every file of one save carries the same `save_id`. All files are first written to temporary names
+(`.NAME.SAVE_ID.tmp`) and fsynced, then renamed one after another. A process killed while writing
+them leaves temp files behind; `clean_stale_temps` (run when training starts) removes them, or, if
+the kill came inside the rename window (a final file already carries that save_id, so every temp of
+it is complete), renames the rest into place and finishes the save. A complete checkpoint is never
+touched. Loading detects files of two saves (different save_id) instead of silently mixing them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -42,8 +46,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_temp(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+CHECKPOINT_FILES = (STATE_FILE, STATE_JSON, MODEL_FILE, CONFIG_FILE, CARD_FILE)  # in rename order
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<tag>[0-9a-f]{8,32})\.tmp$")
+
+
+def _write_temp(path: Path, data: bytes, tag: str) -> Path:
+    tmp = path.with_name(f".{path.name}.{tag}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
@@ -51,12 +59,14 @@ def _write_temp(path: Path, data: bytes) -> Path:
     return tmp
 
 
-def write_atomic(files: dict[Path, bytes]) -> None:
-    """Write several files so each is either its old or its new version; no temp file is left."""
+def write_atomic(files: dict[Path, bytes], tag: str | None = None) -> None:
+    """Write several files so each is either its old or its new version; no temp file is left
+    (unless the process is killed: see clean_stale_temps). `tag` names the temps (hex)."""
+    tag = tag or uuid.uuid4().hex
     temps: list[tuple[Path, Path]] = []
     try:
         for path, data in files.items():
-            temps.append((_write_temp(path, data), path))
+            temps.append((_write_temp(path, data, tag), path))
         for tmp, path in temps:
             os.replace(tmp, path)
     finally:
@@ -92,8 +102,41 @@ def save_run(
             out / MODEL_FILE: _tensor_bytes(ema_state, meta),
             out / CONFIG_FILE: json.dumps(config, indent=1).encode(),
             out / CARD_FILE: card.encode(),
-        }
+        },
+        tag=save_id,
     )
+
+
+def _saved_id(path: Path) -> str | None:
+    """The save_id a checkpoint file carries (JSON field or safetensors metadata); None if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            if path.suffix == ".json":
+                return json.loads(f.read()).get("save_id")
+            n = int.from_bytes(f.read(8), "little")
+            if n > 100 * 1024 * 1024:  # safetensors' own header cap: anything larger is not one
+                return None
+            return (json.loads(f.read(n)).get("__metadata__") or {}).get("save_id")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def clean_stale_temps(out: Path) -> list[Path]:
+    """Remove the temp files a killed save left in run directory `out`, or finish that save when
+    the kill came after its renames began. Returns the temps removed or renamed into place."""
+    if not out.is_dir():
+        return []
+    temps = [(p, m) for p in out.iterdir() if (m := _TEMP.match(p.name)) and m["name"] in CHECKPOINT_FILES]
+    if not temps:
+        return []
+    finals = {_saved_id(out / name) for name in CHECKPOINT_FILES if (out / name).exists()}
+    for tmp, m in temps:
+        if m["tag"] in finals:  # the rename phase of this save began: every temp of it is complete
+            os.replace(tmp, out / m["name"])
+        else:
+            tmp.unlink(missing_ok=True)
+    _fsync_dir(out)
+    return [tmp for tmp, _ in temps]
 
 
 def has_run(path: str | os.PathLike[str]) -> bool:

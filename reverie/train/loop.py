@@ -102,10 +102,18 @@ def _resume(
 
 
 def _trim_log(path: Path, step: int) -> None:
-    """Drop log lines past the resumed step (written after the last checkpoint of a killed run)."""
+    """Drop log lines past the resumed step (written after the last checkpoint of a killed run),
+    and a last line the kill cut off mid-write."""
     if not path.exists():
         return
-    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
+    keep = []
+    for ln in path.read_text().splitlines():
+        try:
+            row = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            keep.append(ln)
     path.write_text("".join(ln + "\n" for ln in keep))
 
 
@@ -123,6 +131,9 @@ def train(task: Task, cfg: TrainConfig, out: Path, resume: bool = False) -> Path
 def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed.Dist) -> Path:
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // d.local_world_size)
     torch.set_num_threads(threads)
+    if d.is_main:  # before has_run: a kill inside a save's rename window is finished here
+        ckpt.clean_stale_temps(out)
+    distributed.barrier(d)
     if not resume and ckpt.has_run(out):
         raise ReverieError(
             f"{out} already holds a training run; pass --resume to continue it, or a new --out"
@@ -151,9 +162,13 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
         from torch.utils.tensorboard import SummaryWriter
 
         out.mkdir(parents=True, exist_ok=True)
+        # A fresh run starts a fresh log: one killed before its first checkpoint left lines that
+        # would otherwise read as this run's steps. TensorBoard hides the old events the same way.
         if resume:
             _trim_log(log_path, step)
-        writer = SummaryWriter(str(out / "tb"), purge_step=step + 1 if resume else None)
+        else:
+            log_path.write_text("")
+        writer = SummaryWriter(str(out / "tb"), purge_step=step + 1 if resume else 0)
     frames_per_step = task.frames_per_batch() * d.world_size
     amp = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     metrics_eval: dict[str, float] = dict(prev.get("metrics", {}))
