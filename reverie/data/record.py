@@ -8,10 +8,14 @@ or truncates earlier is stored shorter.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing as mp
 import os
 import shutil
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +33,8 @@ from reverie.sizes import Size
 
 # Below this many frames a pool costs more (process start, imports) than it saves.
 _MIN_FRAMES_FOR_POOL = 2000
+PARENT_POLL_S = 1.0  # how often a worker checks its parent is still alive (where the OS cannot tell it)
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass
@@ -115,6 +121,38 @@ def _record_one(args: tuple[RecordConfig, int]) -> Episode:
     policy = make_policy(cfg.policy, env, seed)
     meta = {"policy": cfg.policy, "world": cfg.world, "continuous": cfg.continuous}
     return record_episode(env, policy, action_spec(env), seed, cfg.steps, meta)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool initializer: a worker whose parent is gone (kill -9 runs no cleanup) exits instead of
+    recording on, or blocking forever on a result nobody reads.
+
+    On Linux the kernel sends SIGKILL the moment the parent dies (PR_SET_PDEATHSIG); everywhere, a
+    daemon thread also notices the worker was re-parented. The getppid() check after prctl covers a
+    parent that died before the signal was armed."""
+    if sys.platform == "linux":
+        with suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="reverie-parent-watch", daemon=True).start()
+
+
+def worker_pool(n_workers: int) -> ProcessPoolExecutor:
+    """A pool of `n_workers` spawned processes that die with this one.
+
+    spawn: workers start clean (no copied threads or locks from the parent). An executor, not
+    multiprocessing.Pool: when a worker dies (killed, out of memory) Pool.imap waits forever, the
+    executor raises BrokenProcessPool."""
+    return ProcessPoolExecutor(
+        n_workers, mp_context=mp.get_context("spawn"), initializer=_die_with_parent, initargs=(os.getpid(),)
+    )
 
 
 def _workers(cfg: RecordConfig) -> int:
