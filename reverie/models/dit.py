@@ -440,13 +440,16 @@ def config_dict(cfg: DiTConfig) -> dict[str, Any]:
 
 def load_dynamics(path: str) -> nn.Module:
     """The trained dynamics model of run directory `path` (EMA weights), in eval mode."""
+    from reverie.models.framestack import FrameStackConfig
     from reverie.train.checkpoint import check_kind, load_run
+    from reverie.train.load_check import build_for_weights, check_fields
 
     config, state = load_run(path)
     check_kind(config, "dynamics")
-    model = build_dynamics(config["model"])
-    model.load_state_dict(state)
-    return model.eval()
+    settings: Any = config.get("model")
+    family = settings.get("family") if isinstance(settings, dict) else None
+    check_fields(FrameStackConfig if family == "framestack" else DiTConfig, settings, path)
+    return build_for_weights(lambda: build_dynamics(settings), state, path).eval()
 
 
 def build_dynamics(model_config: dict[str, Any]) -> nn.Module:

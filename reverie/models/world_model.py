@@ -111,16 +111,23 @@ def load_world_model(run: str, precision: str = "auto", threads: int | None = No
     from reverie.models.dit import load_dynamics
     from reverie.models.text import get_text_encoder
     from reverie.train.checkpoint import check_kind, load_run
+    from reverie.train.load_check import check_data
 
     run = resolve_model(run)
     config, _ = load_run(run)
     check_kind(config, "dynamics", run)
     data = config.get("data", {})
-    if not data.get("autoencoder") or "action_spec" not in data or "width" not in data:
+    if (
+        not isinstance(data, dict)
+        or not data.get("autoencoder")
+        or "action_spec" not in data
+        or "width" not in data
+    ):
         raise ReverieError(
             f"{run}: the run does not record its autoencoder, frame size and action spec; "
             "accepted: a run made by `reverie train dynamics`"
         )
+    check_data(data, run)  # types and bounds, before anything is built from them
     if threads:
         torch.set_num_threads(threads)
     dtype = choose_dtype(precision)

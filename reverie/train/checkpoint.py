@@ -30,6 +30,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from reverie.errors import ReverieError
+from reverie.train.load_check import MAX_CONFIG_BYTES, MAX_MODEL_BYTES
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -143,7 +144,20 @@ def has_run(path: str | os.PathLike[str]) -> bool:
     return (Path(path) / CONFIG_FILE).exists() or (Path(path) / MODEL_FILE).exists()
 
 
+def _check_size(path: Path, limit: int) -> None:
+    """Refuse a file larger than `limit` before reading it: run directories may come from anyone."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return  # the read below names the missing file
+    if size > limit:
+        raise ReverieError(
+            f"{path} is {size / 2**20:,.0f} MiB; files of a run are at most {limit / 2**20:,.0f} MiB here"
+        )
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    _check_size(path, MAX_CONFIG_BYTES)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
@@ -155,7 +169,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _read_tensors(path: Path, limit: int | None = None) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    _check_size(path, MAX_MODEL_BYTES if limit is None else limit)
     try:
         data = path.read_bytes()
     except FileNotFoundError as e:
@@ -192,7 +207,8 @@ def load_run(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, to
 
 def load_train_state(path: Path, config: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(raw weights + optimizer tensors, train_state.json) for --resume, checked against config.json."""
-    tensors, meta = _read_tensors(path / STATE_FILE)
+    # raw weights and two optimizer moments per weight
+    tensors, meta = _read_tensors(path / STATE_FILE, limit=4 * MAX_MODEL_BYTES)
     _check_same_save(path, config, meta, STATE_FILE)
     info = _read_json(path / STATE_JSON)
     if info.get("save_id") != config.get("save_id"):
