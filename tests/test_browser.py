@@ -47,15 +47,21 @@ def _require_browser() -> Any:
 
 
 @pytest.fixture(scope="module")
-def browser_and_url() -> Iterator[tuple[Any, str]]:
+def chromium() -> Iterator[Any]:
     sync_playwright = _require_browser()
-    app = create_app(ServeConfig(world="reverie/Dungeon-v0", size="64x64", fps=30))
-    with BackgroundServer(app) as url, sync_playwright() as p:
+    with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         try:
-            yield browser, url
+            yield browser
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser_and_url(chromium: Any) -> Iterator[tuple[Any, str]]:
+    app = create_app(ServeConfig(world="reverie/Dungeon-v0", size="64x64", fps=30))
+    with BackgroundServer(app) as url:
+        yield chromium, url
 
 
 def _stats(page: Any) -> dict[str, Any]:
@@ -75,6 +81,9 @@ def test_play_with_keyboard_and_read_the_hud(browser_and_url: tuple[Any, str], t
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url + "/")
     page.wait_for_function("() => window.__reverie.framesDrawn > 5", timeout=30000)
+    help_line = page.inner_text("#help")  # the Dungeon's own keys, read from the server's bindings
+    assert all(k in help_line for k in ("W/↑ forward", "Q strafe_left", "W+A forward_left")), help_line
+    assert "fire" not in help_line
     before = page.evaluate("() => document.getElementById('view-dream').toDataURL()")
     page.keyboard.down("w")
     page.wait_for_function(
@@ -158,3 +167,57 @@ def test_touch_joystick_sends_an_action(browser_and_url: tuple[Any, str], tmp_pa
     _consumed(page, inputs[-1]["seq"])
     page.screenshot(path=str(tmp_path / "player_phone.png"))
     ctx.close()
+
+
+REAL = "() => document.getElementById('view-real').toDataURL()"
+
+
+def test_breakout_fires_from_keyboard_and_gamepad_and_each_pane_has_its_own_hud(
+    chromium: Any, tmp_path: Path
+) -> None:
+    """A game nobody here wrote: Breakout's FIRE serves the ball, which only FIRE does."""
+    pytest.importorskip("ale_py")
+    app = create_app(ServeConfig(world="ALE/Breakout-v5", size="64x64", fps=30))
+    with BackgroundServer(app) as url:
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        page.add_init_script(FAKE_GAMEPAD)
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url + "/")
+        page.wait_for_function("() => window.__reverie.framesDrawn > 2", timeout=60000)
+        help_line = page.inner_text("#help")
+        assert "Space fire" in help_line and "A/← left" in help_line and "D/→ right" in help_line, help_line
+        assert "strafe" not in help_line and "forward" not in help_line  # not the Dungeon's keys
+        touch = page.eval_on_selector_all(
+            "#touch-buttons .tb", "bs => bs.map(b => [b.textContent, b.dataset.key])"
+        )
+        assert touch == [["fire", "space"]]
+
+        page.click("#real-toggle")
+        page.wait_for_function("() => window.__reverie.headers[1] !== null", timeout=30000)
+        page.wait_for_timeout(500)
+        page.evaluate(f"() => {{ window.__served = ({REAL})(); }}")
+        page.wait_for_timeout(500)
+        assert page.evaluate(f"() => ({REAL})() === window.__served"), "the ball moved without FIRE"
+        page.keyboard.down("Space")
+        page.wait_for_function("() => window.__reverie.lastInput.keys.includes('space')")
+        _consumed(page, _stats(page)["lastInput"]["seq"])
+        page.keyboard.up("Space")
+        page.wait_for_function(f"() => ({REAL})() !== window.__served", timeout=10000)  # the ball is in play
+
+        # Each pane's HUD shows its own generation time, read in one tick with the headers.
+        hud, hud_real, headers = page.evaluate(
+            "() => { renderHud(); return [document.getElementById('hud').textContent, "
+            "document.getElementById('hud-real').textContent, window.__reverie.headers]; }"
+        )
+        assert f"gen {headers[0]['genUs'] / 1000:.1f} ms" in hud and f"#{headers[0]['index']}" in hud
+        assert hud_real == f"gen {headers[1]['genUs'] / 1000:.1f} ms · #{headers[1]['index']}"
+
+        # The gamepad's A button is this world's FIRE.
+        page.evaluate("() => { window.__pad.buttons[0] = { pressed: true, value: 1 }; }")
+        page.wait_for_function(
+            "() => window.__reverie.lastInput.source === 'gamepad' && window.__reverie.lastInput.keys.includes('space')"
+        )
+        page.screenshot(path=str(tmp_path / "breakout.png"))
+        assert not errors, errors
+        page.close()

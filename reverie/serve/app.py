@@ -44,6 +44,7 @@ from reverie.serve.guard import (
 from reverie.serve.limits import BYTE_BURST, BYTES_PER_S, ByteBudgets
 from reverie.serve.metrics import Metrics
 from reverie.serve.origin import OriginGuard
+from reverie.serve.page_controls import page_controls
 from reverie.serve.queue import QUEUE_REFRESH_S, AdmissionQueue
 from reverie.serve.ratelog import RateLimitedLog
 
@@ -104,6 +105,7 @@ class Server:
             "fps": self.cfg.fps,
             "codec": self.cfg.codec,
             "actions": self.main.spec,
+            "controls": page_controls(self.main.spec),  # this world's keys, pad and touch buttons
             "available_views": list(self.backends),
             "has_simulator": "real" in self.backends,
             "accepts_prompt": self.main.accepts_prompt,

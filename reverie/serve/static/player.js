@@ -1,13 +1,18 @@
 // reverie player: one WebSocket, frames in (binary: 22-byte header + JPEG), input state out (JSON).
-// The page sends what the player holds (keys, stick intents); the server maps it to the world's
-// actions. No build step: plain ES2020.
+// The page sends what the player holds (keys, stick intents, on-screen buttons); the server maps it
+// to the world's actions and tells the page, in the session message's `controls`, which keys,
+// gamepad buttons and touch buttons this world has (reverie/serve/page_controls.py). No build step:
+// plain ES2020.
 "use strict";
 
 const HEADER_BYTES = 22; // see reverie/serve/protocol.py HEADER
 const VIEWS = ["dream", "real"];
 const CODEC_MIME = ["image/jpeg", "image/webp"];
-const GAME_KEYS = new Set(["keyw", "keya", "keys", "keyd", "keyq", "keye",
-                           "arrowup", "arrowdown", "arrowleft", "arrowright"]);
+// Movement keys every world understands; a session adds its own (fire, numbered actions).
+const MOVE_KEYS = ["keyw", "keya", "keys", "keyd", "keyq", "keye", "arrowup", "arrowdown", "arrowleft", "arrowright"];
+let gameKeys = new Set(MOVE_KEYS);
+let padKeys = {}; // standard-gamepad button index -> key code, for this world
+const PAD_NAMES = { 0: "A", 1: "B", 2: "X", 3: "Y", 10: "L3", 11: "R3" };
 const DEADZONE = 0.15;
 const MAX_UPLOAD_SIDE = 256; // images are scaled down before upload; the world is small anyway
 
@@ -18,6 +23,7 @@ const ui = {
   overlayButton: $("overlay-button"), stage: $("stage"), paneReal: $("pane-real"),
   canvases: [$("view-dream"), $("view-real")], pause: $("pause"), realToggle: $("real-toggle"),
   record: $("record"), touch: $("touch"), touchToggle: $("touch-toggle"), knob: $("knob"), stick: $("stick"),
+  help: $("help"), touchButtons: $("touch-buttons"),
 };
 
 // Test hook and live numbers (read by tests/test_browser.py).
@@ -25,6 +31,7 @@ const stats = window.__reverie = {
   status: "connecting", session: null, framesReceived: 0, framesDrawn: 0, inputsSent: 0,
   touchInputs: 0, gamepadInputs: 0, lastInput: null, lastHeader: null, fps: 0, latencyMs: null,
   errors: [], recordingType: null, inputs: [], // the last 32 inputs sent
+  headers: [null, null], // the newest frame header per view (dream, real)
 };
 
 let ws = null;
@@ -38,6 +45,7 @@ const frameTimes = []; // arrival times of dream frames in the last second
 // ---- the player's input state ---------------------------------------------------------------
 const held = new Set(); // KeyboardEvent.code, lower-case
 const touchKeys = new Set();
+const touchActions = new Set(); // action names held on on-screen buttons that no key reaches
 const stick = { forward: 0, turn: 0 }; // touch joystick
 const pad = { forward: 0, side: 0, turn: 0, keys: new Set(), start: false, select: false };
 let lastSent = "";
@@ -48,7 +56,7 @@ function currentInput() {
   return {
     keys: [...keys].slice(0, 16),
     axes: { forward: clamp(stick.forward + pad.forward), side: clamp(pad.side), turn: clamp(stick.turn + pad.turn) },
-    buttons: [],
+    buttons: [...touchActions].slice(0, 16),
   };
 }
 
@@ -111,6 +119,7 @@ function onControl(m) {
       setStatus("live", "playing");
       ui.realToggle.classList.toggle("hidden", !m.available_views.includes("real"));
       setAspect(m.size[0], m.size[1]);
+      if (m.controls) showControls(m.controls);
       sentAt.clear();
       sendInput("keyboard", false); // keys already held; the world's first frame is not a reaction
       break;
@@ -141,6 +150,7 @@ function onFrame(buf) {
   };
   stats.framesReceived++;
   stats.lastHeader = h;
+  if (h.view < stats.headers.length) stats.headers[h.view] = h;
   const now = performance.now();
   if (h.view === 0) {
     frameTimes.push(now);
@@ -172,14 +182,19 @@ function draw(canvas, bmp) {
 }
 
 // ---- HUD ----------------------------------------------------------------------------------------
-function hudLoop() {
+function renderHud() {
   const now = performance.now();
   while (frameTimes.length && frameTimes[0] < now - 1000) frameTimes.shift();
   stats.fps = frameTimes.length;
   const lat = stats.latencyMs === null ? "–" : Math.round(stats.latencyMs);
-  const idx = stats.lastHeader ? stats.lastHeader.index : 0;
-  const gen = stats.lastHeader ? (stats.lastHeader.genUs / 1000).toFixed(1) : "–";
-  ui.hud.textContent = `${stats.fps} fps · ${lat} ms · gen ${gen} ms · #${idx}`;
+  // Each pane shows its own generation time: the simulator is not the model.
+  const [dream, real] = stats.headers;
+  const gen = (h) => (h ? (h.genUs / 1000).toFixed(1) : "–");
+  ui.hud.textContent = `${stats.fps} fps · ${lat} ms · gen ${gen(dream)} ms · #${dream ? dream.index : 0}`;
+  ui.hudReal.textContent = wantReal && real ? `gen ${gen(real)} ms · #${real.index}` : "";
+}
+function hudLoop() {
+  renderHud();
   pollGamepad();
   requestAnimationFrame(hudLoop);
 }
@@ -189,7 +204,7 @@ function typing(ev) { return ev.target instanceof HTMLInputElement && ev.target.
 addEventListener("keydown", (ev) => {
   if (typing(ev) || ev.metaKey || ev.ctrlKey) return;
   const code = ev.code.toLowerCase();
-  if (GAME_KEYS.has(code)) {
+  if (gameKeys.has(code)) {
     ev.preventDefault();
     if (!held.has(code)) { held.add(code); sendInput("keyboard"); }
   } else if (!ev.repeat && code === "keyp") togglePause();
@@ -219,8 +234,9 @@ function pollGamepad() {
   if (btn(15)) pad.keys.add("arrowright");
   if (btn(4)) pad.keys.add("keyq");
   if (btn(5)) pad.keys.add("keye");
-  if (btn(7) || btn(0)) pad.keys.add("keyw"); // right trigger / A: go (drive: accelerate)
+  if (btn(7) || (btn(0) && !padKeys["0"])) pad.keys.add("keyw"); // right trigger (A when free): go
   if (btn(6)) pad.keys.add("keys");
+  for (const [i, key] of Object.entries(padKeys)) if (btn(Number(i))) pad.keys.add(key); // this world's acts
   if (btn(9) && !pad.start) togglePause();
   if (btn(8) && !pad.select) restart();
   pad.start = btn(9);
@@ -256,13 +272,41 @@ const stickEnd = (ev) => {
 };
 ui.stick.addEventListener("pointerup", stickEnd);
 ui.stick.addEventListener("pointercancel", stickEnd);
-for (const b of document.querySelectorAll(".tb")) {
-  const key = "key" + b.dataset.key;
-  b.addEventListener("pointerdown", (ev) => { ev.preventDefault(); touchKeys.add(key); b.classList.add("on"); sendInput("touch"); });
-  const up = () => { touchKeys.delete(key); b.classList.remove("on"); sendInput("touch"); };
+// One on-screen button per entry of the world's touch row: it holds a key (combined with the
+// stick, like the keyboard) or, for actions no key reaches, the action itself.
+function touchButton(entry) {
+  const b = document.createElement("button");
+  b.className = "tb" + (entry.label.length > 2 ? " word" : "");
+  b.textContent = entry.label;
+  b.dataset.key = entry.key || "";
+  b.dataset.action = entry.action || "";
+  const held = entry.key ? touchKeys : touchActions;
+  const value = entry.key || entry.action;
+  b.addEventListener("pointerdown", (ev) => { ev.preventDefault(); held.add(value); b.classList.add("on"); sendInput("touch"); });
+  const up = () => { if (held.delete(value)) { b.classList.remove("on"); sendInput("touch"); } };
   b.addEventListener("pointerup", up);
   b.addEventListener("pointercancel", up);
   b.addEventListener("pointerleave", up);
+  return b;
+}
+
+// This world's controls: the keys the page captures, the help line, the touch row, the gamepad.
+function showControls(c) {
+  gameKeys = new Set([...MOVE_KEYS, ...c.keys]);
+  padKeys = c.pad || {};
+  touchKeys.clear();
+  touchActions.clear();
+  ui.touchButtons.replaceChildren(...c.touch.map(touchButton));
+  const parts = c.bindings.filter((b) => b.label).map((b) => `<kbd>${escapeHtml(b.label)}</kbd> ${escapeHtml(b.name)}`);
+  const touchOnly = c.bindings.filter((b) => !b.label && b.keys.length === 0).length > 1;
+  const named = Object.entries(padKeys).map(([i, key]) => {
+    const t = c.touch.find((e) => e.key === key);
+    return `${PAD_NAMES[i] || i} ${escapeHtml(t ? t.label : key)}`;
+  });
+  const pads = " · gamepad: stick, d-pad" + (named.length ? ", " + named.join(", ") : "");
+  ui.help.innerHTML = parts.join(" · ") + " · <kbd>P</kbd> pause · <kbd>R</kbd> restart · <kbd>N</kbd> new world" +
+    pads + (touchOnly ? " · more actions on the touch row" : "");
+  stats.controls = c;
 }
 function showTouch(on) {
   ui.touch.classList.toggle("hidden", !on);
