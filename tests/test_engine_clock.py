@@ -262,9 +262,8 @@ def test_bench_engine_and_play_cli() -> None:
     from reverie.cli import app
 
     runner = CliRunner()
-    res = runner.invoke(
-        app, ["bench", "engine", "--frames", "20", "--sessions", "2", "--size", "32x32", "--json"]
-    )
+    argv = "bench engine --world reverie/Dungeon-v0 --frames 20 --sessions 2 --size 32x32 --json"
+    res = runner.invoke(app, argv.split())
     assert res.exit_code == 0, res.output
     line = json.loads(res.output.strip().splitlines()[-1])
     assert line["sessions"] == 2 and line["backend"] == "simulator" and line["steps"] == 0

@@ -183,7 +183,7 @@ def test_world_session_with_model(tiny_run: str) -> None:
 def test_bad_run_is_a_clear_error(tmp_path: Path) -> None:
     from reverie.errors import ReverieError
 
-    with pytest.raises(ReverieError, match="no training run"):
+    with pytest.raises(ReverieError, match=r"no model at .*--model takes a run directory"):
         ModelBackend(str(tmp_path / "missing"))
 
 

@@ -14,7 +14,12 @@ if TYPE_CHECKING:
     from reverie.generate.modes import GenOptions
     from reverie.models.world_model import WorldModel
 
-_MODEL = typer.Option(..., "--model", help="Dynamics run directory (made by `reverie train dynamics`).")
+_MODEL = typer.Option(
+    "default",
+    "--model",
+    help="World model: a run directory (made by `reverie train dynamics`), a model package (made by "
+    "`reverie export`), or default (the shipped model; used when --model is left out).",
+)
 _STEPS = typer.Option(
     None, "--steps", min=1, max=8, help="Euler sampling steps per generated frame (default: the model's own)."
 )

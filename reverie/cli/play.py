@@ -10,6 +10,8 @@ import typer
 from reverie.cli.apps import app, bench_app
 from reverie.errors import ReverieError
 
+DEFAULT_WORLD = "reverie/Dungeon-v0"  # played when no model is installed and no --world is given
+
 
 @app.command("play")
 def play_cmd(
@@ -75,7 +77,7 @@ def play_cmd(
     import uvicorn
 
     from reverie.engine.backends import make_backends
-    from reverie.models.shipped import DEFAULT_MODEL, default_model_available
+    from reverie.models.shipped import DEFAULT_MODEL
     from reverie.serve.app import ServeConfig, create_app, uvicorn_options
     from reverie.serve.metrics import setup_logging
     from reverie.serve.origin import normalize_origin
@@ -87,13 +89,7 @@ def play_cmd(
         origins = tuple(normalize_origin(o) for o in allow_origin)
     except ValueError as e:
         raise ReverieError(f"--allow-origin: {e}") from None
-    if model is None and world is None:
-        if default_model_available():
-            model = DEFAULT_MODEL
-        else:
-            world = "reverie/Dungeon-v0"
-            typer.echo("reverie: no default model is installed; playing the Dungeon simulator")
-    world = world or "reverie/Dungeon-v0"
+    model, world = _model_or_world(model, world)
     model_cfg = None
     if model is not None:  # torch is imported only for a model
         from reverie.engine.model_backend import ModelConfig
@@ -118,16 +114,34 @@ def play_cmd(
     uvicorn.run(asgi, host=host, port=port, **uvicorn_options(asgi))
 
 
+def _model_or_world(model: str | None, world: str | None) -> tuple[str | None, str]:
+    """Neither given: the shipped model (the Dungeon simulator where no model is installed)."""
+    from reverie.models.shipped import DEFAULT_MODEL, default_model_available
+
+    if model is None and world is None:
+        if default_model_available():
+            return DEFAULT_MODEL, DEFAULT_WORLD
+        typer.echo("reverie: no default model is installed; using the Dungeon simulator", err=True)
+    return model, world or DEFAULT_WORLD
+
+
 @bench_app.command("engine")
 def bench_engine_cmd(
-    world: str = typer.Option("reverie/Dungeon-v0", "--world", help="World id."),
+    world: str | None = typer.Option(
+        None, "--world", help="Time this world's simulator instead of a model (see `reverie worlds`)."
+    ),
     frames: int = typer.Option(1000, "--frames", min=10, help="Frames per session to time (after warm-up)."),
     sessions: int = typer.Option(1, "--sessions", min=1, help="Sessions stepped together in each tick."),
     size: str = typer.Option("64x64", "--size", help="Frame size WIDTHxHEIGHT."),
     quality: int = typer.Option(85, "--quality", min=1, max=100, help="JPEG quality."),
     seed: int = typer.Option(0, "--seed", help="Seed of the first session (the others count up)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line."),
-    model: str | None = typer.Option(None, "--model", help="Time a trained world model (run dir) instead."),
+    model: str | None = typer.Option(
+        None,
+        "--model",
+        help="World model to time: a run dir, a model package or default (the shipped model; used "
+        "when neither --model nor --world is given).",
+    ),
     steps: int | None = typer.Option(
         None,
         "--steps",
@@ -141,7 +155,10 @@ def bench_engine_cmd(
 ) -> None:
     """Time the engine's tick (batched step of every session + JPEG encode), unpaced.
 
+    With no options this times the shipped default model, as `reverie play` plays it.
+
     Example:  reverie bench engine --model runs/out/dit --frames 1000 --sessions 2 --steps 1 --json
+    Example:  reverie bench engine --world reverie/Dungeon-v0 --json   (the simulator)
     """
     import time
 
@@ -153,10 +170,12 @@ def bench_engine_cmd(
     from reverie.engine.controls import InputState
     from reverie.engine.encode import EncoderConfig
 
+    if model is not None and world is not None:
+        raise ReverieError("pass --model (a world model) or --world (a simulator), not both")
+    model, world = _model_or_world(model, world)
     backend: Any
     if model is not None:
         from reverie.engine.model_backend import ModelBackend, ModelConfig
-        from reverie.errors import ReverieError
 
         try:
             backend = ModelBackend(model, ModelConfig(steps=steps, threads=threads or None))
@@ -173,8 +192,6 @@ def bench_engine_cmd(
     clock.wait_resets()
     failed = [s.error for s in live if s.error is not None]
     if failed:
-        from reverie.errors import ReverieError
-
         clock.stop()
         raise ReverieError(f"{world} could not start: {failed[0]}")
     rng = np.random.default_rng(seed)
@@ -193,8 +210,6 @@ def bench_engine_cmd(
             s.take_frames()
     clock.stop()
     if any(s.error is not None for s in live):
-        from reverie.errors import ReverieError
-
         raise ReverieError(f"{world} failed while stepping: {next(s.error for s in live if s.error)}")
     ms = np.asarray(times) * 1e3
     result = {
