@@ -139,7 +139,9 @@ def test_fuzz_flood_does_not_slow_another_session(server_errors: _Errors) -> Non
         assert report["sent"] == FLOOD_MESSAGES and report["errors"] > 0
         assert ticks >= 10  # the window spans real play, not an instant
         assert made >= ticks - 2, (made, ticks)
-        assert received >= 0.9 * made, (received, made)
+        # Half is the bar: a flood that stalls the event loop cut the other player to 1-4 of 30 fps
+        # (~10%), while a machine busy with other jobs costs the reader thread ~20% at most.
+        assert received >= 0.5 * made, (received, made)
         assert httpx.get(url + "/health").json()["status"] == "ok"
         # The player still plays after the flood.
         h1, _ = player.next_frame()
