@@ -14,7 +14,7 @@ from reverie.engine.controls import ActionMapper, InputState
 from reverie.engine.encode import decode
 from reverie.engine.session import WorldSession
 from reverie.errors import ReverieError
-from reverie.sizes import parse_size
+from reverie.sizes import Size
 
 DUNGEON = "reverie/Dungeon-v0"
 DRIVE = "reverie/Drive-v0"
@@ -203,7 +203,7 @@ class _Broken:
     """A backend whose step fails: the clock must end its sessions and keep ticking for others."""
 
     name, world, accepts_prompt, accepts_image = "broken", "none", False, False
-    size = parse_size("8x8")
+    size = Size(8, 8)  # a backend's own size, not a recording size
     spec: ClassVar[dict[str, Any]] = {"type": "discrete", "n": 1, "names": ["noop"]}
 
     def reset(

@@ -19,6 +19,7 @@ import numpy as np
 from gymnasium import spaces
 
 from reverie.errors import ReverieError
+from reverie.sizes import parse_size
 from reverie.worlds.captions import Phrasebook
 from reverie.worlds.dungeon_bake import bake
 from reverie.worlds.dungeon_map import DungeonMap, generate
@@ -97,8 +98,7 @@ class DungeonEnv(gym.Env[np.ndarray, Any]):
     ) -> None:
         if render_mode not in (None, "rgb_array"):
             raise ReverieError(f"render_mode {render_mode!r} is not supported; accepted: 'rgb_array'")
-        if not (16 <= width <= 1024 and 16 <= height <= 1024):
-            raise ReverieError(f"frame size {width}x{height} is outside 16..1024 pixels per side")
+        parse_size((width, height))  # the one frame-size rule (reverie.sizes)
         self.render_mode = render_mode
         self.width, self.height = int(width), int(height)
         self.continuous = continuous
