@@ -167,12 +167,13 @@ def open_for_recording(out: str, cfg: RecordConfig) -> EpisodeStore:
     """Create the store, or open an existing one of the same world/size/action spec for appending;
     refuses before recording anything if any new seed is already recorded there."""
     from reverie.worlds.explore import make_policy
+    from reverie.worlds.frame_rate import frame_rate
     from reverie.worlds.make import action_spec, make_world
 
     env = make_world(cfg.world, cfg.size, continuous=cfg.continuous, seed=cfg.seed)
     try:
         spec = action_spec(env)
-        fps = float(env.metadata.get("render_fps") or 30.0)
+        fps = frame_rate(env)  # game time per step, frame skips included: clips play at game speed
         make_policy(cfg.policy, spec, cfg.seed)  # an unknown name fails here, not in a worker
     finally:
         env.close()
