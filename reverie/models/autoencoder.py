@@ -217,6 +217,10 @@ class Autoencoder(nn.Module):
 
 def frames_to_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (..., H, W, 3) -> float32 (..., 3, H, W) in [-1, 1]."""
+    if isinstance(frames, np.ndarray) and not frames.flags.writeable:
+        # Store reads are read-only; torch warns on sharing them. A uint8 copy costs a quarter of the
+        # float conversion that follows anyway.
+        frames = frames.copy()
     t = torch.as_tensor(frames)
     if t.dtype != torch.uint8 or t.ndim < 3 or t.shape[-1] != 3:
         raise ReverieError(f"frames must be uint8 (..., H, W, 3), got {t.dtype} {tuple(t.shape)}")

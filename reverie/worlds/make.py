@@ -115,6 +115,9 @@ def _load_family(family: Family, world_id: str) -> None:
         ) from None
     if family.name == "atari":
         gymnasium.register_envs(mod)
+        # ALE prints its banner for every emulator it starts (once per recording worker, over the
+        # progress bar); errors still print.
+        mod.ALEInterface.setLoggerMode(mod.LoggerMode.Error)
 
 
 def list_worlds() -> list[WorldInfo]:
