@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from reverie.cli.apps import app, bench_app, data_app
+
+if TYPE_CHECKING:
+    from reverie.data.record import RecordConfig
 
 
 @app.command("record")
@@ -40,11 +44,33 @@ def record_cmd(
 
     cfg = RecordConfig(world, parse_size(size), episodes, steps, seed, policy, continuous, workers)
     before = _count(out)
-    store = record(cfg, str(out), progress=not quiet)
+    try:
+        store = record(cfg, str(out), progress=not quiet)
+    except KeyboardInterrupt:
+        # Episodes land whole and in seed order, so what was kept is a run of seeds to continue after.
+        typer.echo(_interrupted(cfg, out, _count(out) - before), err=True)
+        raise typer.Exit(130) from None
     added = store.lengths[before:]
     typer.echo(
         f"recorded {len(added)} episodes ({int(added.sum())} frames, seeds {seed}-{seed + episodes - 1}) "
         f"into {out}; it now holds {len(store)} episodes"
+    )
+
+
+def _interrupted(cfg: RecordConfig, out: Path, kept: int) -> str:
+    """What an interrupted recording kept, and the command that records the rest."""
+    import shlex
+
+    if kept == 0:
+        return f"interrupted before the first episode was written; {out} has no new episodes"
+    flags = [
+        "reverie", "record", "--world", cfg.world, "--size", str(cfg.size), "--episodes", str(cfg.episodes - kept),
+        "--steps", str(cfg.steps), "--seed", str(cfg.seed + kept), "--policy", cfg.policy, "--out", str(out),
+    ] + (["--continuous"] if cfg.continuous else [])  # fmt: skip
+    return (
+        f"interrupted: kept {kept} new episodes (seeds {cfg.seed}-{cfg.seed + kept - 1}) in {out}. "
+        f"To record the other {cfg.episodes - kept}, continue from seed {cfg.seed + kept}:\n  "
+        + " ".join(shlex.quote(f) for f in flags)
     )
 
 
