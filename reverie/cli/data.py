@@ -88,6 +88,12 @@ def import_video_cmd(
         "64x64", "--size", help="Frame size WIDTHxHEIGHT (scaled, then centre-cropped)."
     ),
     fps: float = typer.Option(0.0, "--fps", help="Resample to this frame rate (0: the first file's rate)."),
+    allow_truncated: bool = typer.Option(
+        False,
+        "--allow-truncated",
+        help="Import the frames that decode from a file cut off before the length its container "
+        "declares (refused by default), with a warning.",
+    ),
 ) -> None:
     """Import video files as episodes without actions (for pre-training or text-to-video).
 
@@ -97,7 +103,14 @@ def import_video_cmd(
     from reverie.sizes import parse_size
 
     before = _count(out)
-    store = import_videos([str(f) for f in files], parse_size(size), str(out), fps=fps or None, progress=True)
+    store = import_videos(
+        [str(f) for f in files],
+        parse_size(size),
+        str(out),
+        fps=fps or None,
+        progress=True,
+        allow_truncated=allow_truncated,
+    )
     added = store.lengths[before:]
     typer.echo(
         f"imported {len(added)} videos ({int(added.sum())} frames at {store.fps:g} fps) into {out}; "

@@ -7,8 +7,10 @@ scale keeping the aspect ratio until the target is covered, centre crop, Lanczos
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,15 +22,52 @@ from reverie.worlds.adapters import fit_frame
 
 VIDEO_WORLD = "video"
 NO_ACTIONS = {"type": "none"}
+log = logging.getLogger("reverie.data")
 
 
-def decode_video(path: str, size: Size, fps: float | None = None) -> tuple[np.ndarray, float]:
+class TruncatedVideo(ReverieError):
+    """Fewer frames decode than the container declares: the file was cut off (or is damaged)."""
+
+    def __init__(self, path: str, decoded: int, declared: int, fps: float) -> None:
+        self.decoded, self.declared = decoded, declared
+        super().__init__(
+            f"{path}: only {decoded} of the {declared} frames its container declares decode "
+            f"({decoded / fps:.1f} of {declared / fps:.1f} s at {fps:g} fps); the file looks cut off or "
+            "damaged: download or encode it again"
+        )
+
+
+def declared_frames(container: Any, stream: Any, fps: float) -> int | None:
+    """How many frames the container says the stream holds: its frame count, else its duration
+    times the frame rate (WebM and many MKVs only store a duration); None when it says neither."""
+    if stream.frames:
+        return int(stream.frames)
+    if stream.duration and stream.time_base:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration:
+        seconds = container.duration / 1_000_000  # FFmpeg's AV_TIME_BASE
+    else:
+        return None
+    return round(seconds * fps) if fps > 0 else None
+
+
+def _short_by(decoded: int, declared: int | None) -> bool:
+    """Decoded clearly fewer than declared: a rounding frame or two (or 2%) is not truncation."""
+    return declared is not None and decoded < declared - max(2, round(0.02 * declared))
+
+
+def decode_video(
+    path: str, size: Size, fps: float | None = None, *, allow_truncated: bool = False
+) -> tuple[np.ndarray, float]:
     """Frames of the first video stream of `path` resized to `size`, resampled to `fps` (default:
-    the file's own rate); returns (frames (T, H, W, 3) uint8, fps)."""
+    the file's own rate); returns (frames (T, H, W, 3) uint8, fps). A file that decodes clearly
+    fewer frames than its container declares raises TruncatedVideo, or with `allow_truncated`
+    logs a warning and gives the frames that decode."""
     import av
 
     frames: list[np.ndarray] = []
     times: list[float] = []
+    declared: int | None = None
     try:
         with av.open(path) as container:
             if not container.streams.video:
@@ -36,10 +75,16 @@ def decode_video(path: str, size: Size, fps: float | None = None) -> tuple[np.nd
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
             src_fps = float(rate) if rate else 0.0
-            for frame in container.decode(stream):
-                t = frame.time
-                times.append(float(t) if t is not None else len(times) / (src_fps or 30.0))
-                frames.append(fit_frame(frame.to_ndarray(format="rgb24"), size))
+            declared = declared_frames(container, stream, src_fps)
+            try:
+                for frame in container.decode(stream):
+                    t = frame.time
+                    times.append(float(t) if t is not None else len(times) / (src_fps or 30.0))
+                    frames.append(fit_frame(frame.to_ndarray(format="rgb24"), size))
+            except (av.FFmpegError, ValueError):
+                if not frames:  # damage after some frames is truncation, judged below
+                    raise
+                declared = max(declared or 0, len(frames) + 1 + max(2, round(0.02 * len(frames))))
     except ReverieError:
         raise
     except (av.FFmpegError, OSError, ValueError) as e:
@@ -48,6 +93,11 @@ def decode_video(path: str, size: Size, fps: float | None = None) -> tuple[np.nd
         ) from e
     if not frames:
         raise ReverieError(f"{path}: the video has no frames")
+    if declared is not None and _short_by(len(frames), declared):
+        truncated = TruncatedVideo(path, len(frames), declared, src_fps or 30.0)
+        if not allow_truncated:
+            raise truncated
+        log.warning("warning: %s; keeping the %d frames that decode", truncated, len(frames))
     if src_fps <= 0 or not np.isfinite(src_fps):
         span = times[-1] - times[0]
         src_fps = (len(times) - 1) / span if span > 0 else 30.0
@@ -63,10 +113,17 @@ def decode_video(path: str, size: Size, fps: float | None = None) -> tuple[np.nd
 
 
 def import_videos(
-    files: Sequence[str], size: Size, out: str, *, fps: float | None = None, progress: bool = False
+    files: Sequence[str],
+    size: Size,
+    out: str,
+    *,
+    fps: float | None = None,
+    progress: bool = False,
+    allow_truncated: bool = False,
 ) -> EpisodeStore:
     """Each file becomes one episode without actions. Every file is decoded before anything is
-    written, so an unreadable one leaves the store untouched."""
+    written, so an unreadable one (or a truncated one, unless `allow_truncated`) leaves the store
+    untouched."""
     from tqdm import tqdm
 
     if not files:
@@ -84,7 +141,13 @@ def import_videos(
     for f in tqdm(files, unit="file", desc="decode", disable=not progress):
         if not os.path.isfile(f):
             raise ReverieError(f"{f}: no such file")
-        obs, fps = decode_video(f, size, fps)
+        try:
+            obs, fps = decode_video(f, size, fps, allow_truncated=allow_truncated)
+        except TruncatedVideo as e:
+            raise ReverieError(
+                f"{e}; or pass --allow-truncated to import the {e.decoded} frames that decode. "
+                "Nothing was imported"
+            ) from None
         episodes.append(Episode.from_frames(obs, source=os.path.basename(f), actions="none", fps=fps))
     if store is None:
         store = EpisodeStore.create(
