@@ -14,7 +14,12 @@ import typer
 
 from reverie.cli.apps import app, bench_app, train_app
 
-_MINUTES = typer.Option(None, "--minutes", help="Stop cleanly (and save) after this many minutes.")
+_MINUTES = typer.Option(
+    None,
+    "--minutes",
+    help="Wall-clock budget for the whole command (reading and encoding the data, training, final "
+    "samples and evaluation): training stops early enough that all of it fits, then saves.",
+)
 _RESUME = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped.")
 _CONFIG = typer.Option(None, "--config", help="YAML file of train settings (and a `model:` mapping).")
 _SET = typer.Option(
@@ -40,6 +45,12 @@ def _train_config(out: Path, resume: bool, config: str | None, sets: list[str] |
         cli.append(f"steps={steps}")
     cfg, model_overrides = resolve(config, cli, base)
     return cfg, model_overrides, saved
+
+
+def _budget(cfg: Any, start: Any) -> Any:
+    from reverie.train.budget import Budget
+
+    return Budget(cfg.minutes, cfg.cpu_minutes, start)
 
 
 @train_app.command("autoencoder")
@@ -69,6 +80,9 @@ def train_autoencoder_cmd(
     Example:  reverie train autoencoder --data runs/out/dungeon --preset small --out runs/out/ae --minutes 10
     Example:  reverie train autoencoder --data runs/out/dungeon --init runs/out/ae --freeze-encoder --out runs/out/ae_sharp
     """
+    from reverie.train.budget import Start
+
+    start = Start.now()  # the budget counts from here: loading the frames is part of the command
     from reverie.errors import ReverieError
     from reverie.models.autoencoder import AutoencoderConfig, preset_config
     from reverie.train.autoencoder_task import AutoencoderTask, load_init
@@ -87,7 +101,7 @@ def train_autoencoder_cmd(
     else:
         model_cfg = preset_config(preset or "small", model_overrides)
     task = AutoencoderTask.from_store(data, model_cfg, cfg, init=init, freeze_encoder=freeze_encoder)
-    train(task, cfg, out, resume=resume)
+    train(task, cfg, out, resume=resume, budget=_budget(cfg, start))
 
 
 @train_app.command("dynamics")
@@ -134,6 +148,9 @@ def train_dynamics_cmd(
     Example:  reverie train dynamics --data runs/out/dungeon --autoencoder runs/out/ae --preset small --out runs/out/dit
     Example:  reverie train dynamics --data D --autoencoder A --init default --out runs/out/ft --set flow.context_noise_max=0.5
     """
+    from reverie.train.budget import Start
+
+    start = Start.now()  # the budget counts from here: encoding the data is part of the command
     from dataclasses import asdict
 
     from reverie.errors import ReverieError
@@ -205,7 +222,7 @@ def train_dynamics_cmd(
         play=play,
         init=init,
     )
-    train(task, cfg, out, resume=resume)
+    train(task, cfg, out, resume=resume, budget=_budget(cfg, start))
 
 
 @bench_app.command("train")

@@ -27,6 +27,7 @@ from torch import nn
 from reverie.errors import ReverieError
 from reverie.train import checkpoint as ckpt
 from reverie.train import distributed
+from reverie.train.budget import Budget, Start
 from reverie.train.config import TrainConfig, check
 from reverie.train.ema import EMA
 from reverie.train.schedule import lr_at
@@ -117,18 +118,27 @@ def _trim_log(path: Path, step: int) -> None:
     path.write_text("".join(ln + "\n" for ln in keep))
 
 
-def train(task: Task, cfg: TrainConfig, out: Path, resume: bool = False) -> Path:
-    """Train task's model into run directory `out` until cfg.steps, cfg.minutes or a signal; return out."""
+def train(
+    task: Task, cfg: TrainConfig, out: Path, resume: bool = False, budget: Budget | None = None
+) -> Path:
+    """Train task's model into run directory `out` until cfg.steps, the budget or a signal; return out.
+
+    `budget`: cfg.minutes / cfg.cpu_minutes counted from the command's start (the CLI makes it
+    before reading the data); by default from this call. The final samples and evaluation fit in it.
+    """
     check(cfg)
     out = Path(out)
+    budget = budget or Budget(cfg.minutes, cfg.cpu_minutes, Start.now())
     d = distributed.setup(cfg.device)
     try:
-        return _train(task, cfg, out, resume, d)
+        return _train(task, cfg, out, resume, d, budget)
     finally:
         distributed.teardown(d)
 
 
-def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed.Dist) -> Path:
+def _train(
+    task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed.Dist, budget: Budget
+) -> Path:
     threads = cfg.threads or max(1, (os.cpu_count() or 1) // d.local_world_size)
     torch.set_num_threads(threads)
     if d.is_main:  # before has_run: a kill inside a save's rename window is finished here
@@ -173,7 +183,13 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
     amp = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     metrics_eval: dict[str, float] = dict(prev.get("metrics", {}))
 
-    def save() -> None:
+    def log_samples() -> None:
+        if writer is not None:
+            with torch.no_grad(), amp:
+                task.log_samples(ema.model, writer, step)
+            writer.flush()
+
+    def evaluate_now() -> None:
         nonlocal metrics_eval
         evaluate = getattr(task, "evaluate", None)
         if d.is_main and evaluate is not None:
@@ -182,6 +198,9 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
             if writer is not None:
                 for k, v in metrics_eval.items():
                     writer.add_scalar(f"val/{k}", v, step)
+
+    def save() -> None:
+        evaluate_now()
         if d.is_main:
             elapsed = elapsed0 + time.monotonic() - t_start
             info = {
@@ -232,10 +251,19 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
 
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.steps, initial=step, disable=not d.is_main, unit="step", dynamic_ncols=True)
     t_start = last_save = time.monotonic()
     cpu_start = time.process_time()  # CPU seconds of this process: the compute a run really had
     step0, rate = step, 0.0
+    if budget.limited and d.is_main:
+        # What the last step is followed by, timed now (the run's starting samples and metrics), so
+        # training stops early enough for it to fit the budget.
+        def final_work() -> None:
+            log_samples()
+            evaluate_now()
+
+        budget.measure_final(final_work)
+        print(f"reverie: {budget.plan()}", flush=True)
+    bar = tqdm(total=cfg.steps, initial=step, disable=not d.is_main, unit="step", dynamic_ncols=True)
     with _StopSignal() as sig:
         while step < cfg.steps:
             t0 = time.perf_counter()
@@ -270,11 +298,8 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
             dt = time.perf_counter() - t0
             rate = frames_per_step / dt if rate == 0 else 0.9 * rate + 0.1 * frames_per_step / dt
             now = time.monotonic()
-            over_budget = (cfg.minutes > 0 and now - t_start >= cfg.minutes * 60) or (
-                cfg.cpu_minutes > 0 and time.process_time() - cpu_start >= cfg.cpu_minutes * 60
-            )
             due = now - last_save >= cfg.checkpoint_minutes * 60
-            stop, save_now = distributed.any_flag([sig.flag or over_budget, due], d)
+            stop, save_now = distributed.any_flag([sig.flag or budget.over(), due], d)
 
             if d.is_main:
                 bar.update(1)
@@ -294,17 +319,21 @@ def _train(task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed
                     for k, v in row.items():
                         if k != "step":
                             writer.add_scalar(f"train/{k}", v, step)
-                if writer is not None and (step % cfg.sample_every == 0 or step == cfg.steps or stop):
-                    with torch.no_grad(), amp:
-                        task.log_samples(ema.model, writer, step)
-                    writer.flush()
+                if step % cfg.sample_every == 0 and not stop and step < cfg.steps:
+                    log_samples()  # the last step's samples come with the final evaluation
             if stop:
                 break
             if save_now:
                 save()
                 last_save = time.monotonic()
     bar.close()
+    # The work after the last step has its own bar: samples, then held-out evaluation and the save.
+    final = tqdm(total=2, desc="final samples and evaluation", disable=not d.is_main, unit="part")
+    log_samples()
+    final.update(1)
     save()
+    final.update(1)
+    final.close()
     if writer is not None:
         writer.close()
     if d.is_main:
