@@ -170,6 +170,7 @@ def test_touch_joystick_sends_an_action(browser_and_url: tuple[Any, str], tmp_pa
 
 
 REAL = "() => document.getElementById('view-real').toDataURL()"
+NO_FIRE_SEED = 11  # the start walk of this Breakout seed holds noop throughout (fire, seeds 0, 3, 5)
 
 
 def test_breakout_fires_from_keyboard_and_gamepad_and_each_pane_has_its_own_hud(
@@ -195,6 +196,10 @@ def test_breakout_fires_from_keyboard_and_gamepad_and_each_pane_has_its_own_hud(
 
         page.click("#real-toggle")
         page.wait_for_function("() => window.__reverie.headers[1] !== null", timeout=30000)
+        # A session starts 8 frames into a seeded explore walk; this seed's walk never fires.
+        page.evaluate(f"() => restart({{ seed: {NO_FIRE_SEED} }})")
+        _consumed(page, page.evaluate("() => seq"))
+        page.wait_for_function(f"() => window.__reverie.headers[1].seq >= {page.evaluate('() => seq')}")
         page.wait_for_timeout(500)
         page.evaluate(f"() => {{ window.__served = ({REAL})(); }}")
         page.wait_for_timeout(500)
