@@ -63,6 +63,7 @@ def test_windows_never_cross_episodes() -> None:
         tiny_task(window=11)
 
 
+@pytest.mark.slow  # over a minute on one core: `make test-all` runs it
 def test_tiny_model_overfits_and_beats_copy_last_frame() -> None:
     """Loss falls at least 4x in 400 steps (~40 s on one core), next-frame MSE is under 0.8x that of
     copying the last frame, and a 5-frame rollout beats copying too."""

@@ -43,6 +43,7 @@ def test_pairs_align_with_the_episode_convention(held_out: RealEpisodes) -> None
     assert act[5] == held_out.act[0, 6] and act.dtype == np.int64
 
 
+@pytest.mark.slow  # trains the IDM, 55 s on one core: `make test-all` runs it
 def test_it_learns_real_pairs_far_above_chance(train: RealEpisodes, held_out: RealEpisodes) -> None:
     torch.set_num_threads(1)
     # 32x32 and 1,500 pairs, so that it is quick: held-out accuracy ~0.62 (64x64 and the eval's data: ~0.9)

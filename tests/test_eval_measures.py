@@ -86,6 +86,7 @@ def test_image_stats_on_analytic_frames() -> None:
     assert horizontal_shift(b, a)[0] == pytest.approx(-3.0, abs=0.1)
 
 
+@pytest.mark.slow  # 45 s on one core: `make test-all` runs it
 def test_action_probe_simulator_matches_itself_and_flat_grey_boils(real: RealEpisodes) -> None:
     ctx = RealEpisodes(real.obs[:2, :6], real.act[:2, :6], real.seeds[:2], real.action_spec)
     branches = probe_branches(WORLD, real.action_spec)

@@ -197,6 +197,7 @@ RESULT_KEYS = {
 }  # fmt: skip
 
 
+@pytest.mark.slow  # a full small evaluation, a minute on one core: `make test-all` runs it
 def test_evaluate_simulator_and_report(tmp_path: Path) -> None:
     from reverie.eval.report import write_report
     from reverie.eval.run import evaluate
@@ -224,6 +225,7 @@ def test_evaluate_simulator_and_report(tmp_path: Path) -> None:
     assert f"{result['psnr_copy_last']['16']:.4g}" in text
 
 
+@pytest.mark.slow  # then evaluates, 45 s on one core: `make test-all` runs it
 def test_model_eval_refuses_training_seeds(tmp_path: Path) -> None:
     from reverie.data.record import RecordConfig, record
     from reverie.errors import ReverieError

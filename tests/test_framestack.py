@@ -106,6 +106,7 @@ def test_make_rollout_picks_the_family_and_keeps_the_window() -> None:
         FrameStackRollout(m).step(None)
 
 
+@pytest.mark.slow  # 35 s on one core: `make test-all` runs it
 def test_conv_tiny_overfits_and_beats_copy_last_frame() -> None:
     """The same bar as the DiT's overfit test, on the same moving-blob latents (~20 s on one core)."""
     from test_dynamics_train import tiny_task

