@@ -314,7 +314,7 @@ def test_self_forcing_context_is_the_models_own_rollout() -> None:
     own = own_rollout(m, z, act, text, None, 2, cfg)
     assert torch.equal(own[:, :2], z[:, :2]) and not torch.allclose(own[:, 2:], z[:, 2:])
     m.train()
-    loss, metrics = flow_loss(m, z, act, text, cfg, generator=torch.Generator().manual_seed(0))
+    loss, _metrics = flow_loss(m, z, act, text, cfg, generator=torch.Generator().manual_seed(0))
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in m.blocks.parameters())
     with pytest.raises(ReverieError):

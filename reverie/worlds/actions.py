@@ -340,8 +340,6 @@ def decode_action(spec: ActionSpec, array: np.ndarray) -> Any:
     return None
 
 
-
-
 def action_features(spec: ActionSpec, action: Any) -> np.ndarray:
     """Float vector a model consumes: one-hot (discrete) or the box scaled to [-1, 1]."""
     if spec["type"] == "discrete":
