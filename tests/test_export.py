@@ -115,7 +115,9 @@ def test_default_name_resolves_to_the_shipped_directory(
     export_model(run, str(tmp_path / "weights" / "default"))
     assert shipped.default_model_available()
     assert load_world_model("default").action_names() == SPEC["names"]
-    assert shipped.resolve_model("runs/x") == "runs/x"
+    assert shipped.resolve_model(run) == run  # any other name is a path, checked to exist
+    with pytest.raises(ReverieError, match="--model takes"):
+        shipped.resolve_model(str(tmp_path / "runs" / "x"))
 
 
 def test_cli_export_and_play_argument_errors(run: str, tmp_path: Path) -> None:
