@@ -157,6 +157,7 @@ def test_export_ships_chosen_play_settings(run: str, tmp_path: Path) -> None:
     export_model(run, str(out), play={"context_noise": 0.2, "steps": 1})
     wm = load_world_model(str(out))
     assert wm.sampler.context_noise == 0.2 and wm.sampler.steps == 1
+    assert "1 Euler steps, context noise 0.2" in (out / "MODEL_CARD.md").read_text()
     with pytest.raises(ReverieError, match="steps"):
         export_model(run, str(tmp_path / "bad"), play={"steps": 0})
     assert not (tmp_path / "bad").exists()

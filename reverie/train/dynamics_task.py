@@ -377,7 +377,13 @@ class DynamicsTask:
                 f"{self.flow.p_play:.0%} in the play layout (every frame a target against lightly noised "
                 f"context) and the rest diffusion forcing; context noise up to {self.flow.context_noise_max}; "
                 f"t: {self.flow.p_uniform_t:.0%} uniform, {self.flow.p_one_t:.0%} at 1, the rest logit-normal. "
-                f"Played with {self.play.steps} Euler steps at context noise {self.play.context_noise}."
+                + (
+                    f"Self-forcing: {self.flow.p_self:.0%} of the play-layout windows see the model's own "
+                    f"{self.flow.self_steps}-step rollout as context after a real prefix. "
+                    if self.flow.p_self
+                    else ""
+                )
+                + f"Played with {self.play.steps} Euler steps at context noise {self.play.context_noise}."
                 + (f" Fine-tuned from {self.data_info['init']}." if self.data_info.get("init") else ""),
                 "Load with `reverie.models.dit.load_dynamics(RUN)`; sample with `reverie.models.sampler.make_rollout`.",
                 "",

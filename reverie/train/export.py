@@ -127,6 +127,12 @@ def export_model(
 
         config["sampler"] = asdict(play_settings({"sampler": {**(config.get("sampler") or {}), **play}}))
     extra = ""
+    if play:
+        sampler = config["sampler"]
+        extra += (
+            f"\n**Play settings of this package** (set at export, they replace the run's): "
+            f"{sampler['steps']} Euler steps, context noise {sampler['context_noise']}.\n"
+        )
     if notes:
         extra += "\n" + Path(notes).read_text(encoding="utf-8").strip() + "\n"
     if measured:
