@@ -14,10 +14,17 @@ import torch
 
 from reverie.errors import ReverieError
 from reverie.models.framestack import FrameStack
-from reverie.models.sampler import Generators, SamplerConfig, SessionContext, _randn
+from reverie.models.sampler import (
+    BatchRows,
+    Generators,
+    SamplerConfig,
+    SessionContext,
+    _randn,
+    pad_sessions,
+)
 
 
-class FrameStackRollout:
+class FrameStackRollout(BatchRows):
     def __init__(self, model: FrameStack, cfg: SamplerConfig | None = None) -> None:
         self.model = model
         self.cfg = cfg or SamplerConfig()
@@ -27,19 +34,11 @@ class FrameStackRollout:
         self.text: torch.Tensor | None = None
         self.text_null: torch.Tensor | None = None
         self.count = 0
-        # The last max_context frames: (clean z, noised z, action or None), oldest first.
-        self._history: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
-
-    @property
-    def guided(self) -> bool:
-        return self.cfg.guidance != 1.0
+        self._history = []  # the last max_context frames: (clean z, noised z, action or None)
 
     @property
     def frames(self) -> int:
         return self.count
-
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     @torch.no_grad()
     def reset(
@@ -54,19 +53,9 @@ class FrameStackRollout:
         generator: Generators = None,
     ) -> None:
         """Start B sessions from clean context latents z_context (B, Tc, C, h, w); see `Rollout.reset`."""
-        if z_context is not None:
-            self.B, Tc = z_context.shape[:2]
-            self.latent_shape = tuple(z_context.shape[2:])  # type: ignore[assignment]
-        elif batch_size is None or latent_shape is None:
-            raise ReverieError(
-                "reset needs context latents, or batch_size and latent_shape to start from nothing"
-            )
-        else:
-            self.B, Tc, self.latent_shape = batch_size, 0, latent_shape
+        Tc = self._start(z_context, text, text_null, batch_size, latent_shape)
         dev = self._device()
-        self.text = text.to(dev) if text is not None else None
-        self.text_null = text_null.to(dev) if text_null is not None else None
-        self._history, self.count = [], 0
+        self.count = 0
         for i in range(max(0, Tc - self.max_context), Tc):
             assert z_context is not None
             self.append(
@@ -87,44 +76,19 @@ class FrameStackRollout:
         if not rows:
             self.B, self._history = 0, []
             return
-        idx = torch.tensor(rows, device=self._device())
-        self._history = [(z[idx], n[idx], a[idx] if a is not None else None) for z, n, a in self._history]
-        self.text = self.text[idx] if self.text is not None else None
-        self.text_null = self.text_null[idx] if self.text_null is not None else None
-        self.B = len(rows)
+        self._keep(torch.tensor(rows, device=self._device()))
 
     @torch.no_grad()
     def add_rows(self, sessions: list[SessionContext], generator: Generators = None) -> None:
         """Append rows for new sessions, padded to the batch's window; the running rows are untouched."""
-        from reverie.models.sampler import pad_sessions
-
         if self.B == 0 or not self._history:
             self.rebuild(sessions, generator)
             return
         W = len(self._history)
-        z, act, text, null = pad_sessions(sessions, W, self.model.cfg.text_dim, length=W)
+        z, act, text, null = pad_sessions(sessions, W, self._text_dim(), length=W)
         new = FrameStackRollout(self.model, self.cfg)
         new.reset(z, act, text, text_null=null, generator=generator)
-        dev = self._device()
-
-        def cat(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
-            return torch.cat([x, y]) if x is not None and y is not None else None
-
-        self._history = [
-            (torch.cat([a[0], c[0]]), torch.cat([a[1], c[1]]), cat(a[2], c[2]))
-            for a, c in zip(self._history, new._history)
-        ]
-        mine_text = (
-            self.text if self.text is not None else torch.zeros(self.B, self.model.cfg.text_dim, device=dev)
-        )
-        mine_null = (
-            self.text_null
-            if self.text_null is not None
-            else torch.full((self.B,), self.text is None, device=dev)
-        )
-        self.text = torch.cat([mine_text, text.to(dev)])
-        self.text_null = torch.cat([mine_null, null.to(dev)])
-        self.B += len(sessions)
+        self._join(new)
 
     def fork(self) -> FrameStackRollout:
         """An independent copy (same model) that continues from here."""
@@ -133,24 +97,6 @@ class FrameStackRollout:
         other = copy.copy(self)
         other._history = list(self._history)  # entries are never modified, only replaced
         return other
-
-    def session_context(self, row: int) -> SessionContext:
-        if not self._history:
-            raise ReverieError("this rollout holds no frames yet; call reset() first")
-        z = torch.stack([h[0][row] for h in self._history])
-        acts = [h[2] for h in self._history]
-        act = torch.stack([a[row] for a in acts]) if all(a is not None for a in acts) else None  # type: ignore[index]
-        null = self.text_null is not None and bool(self.text_null[row])
-        text = self.text[row] if self.text is not None and not null else None
-        return SessionContext(z, act, text)
-
-    @torch.no_grad()
-    def rebuild(self, sessions: list[SessionContext], generator: Generators = None) -> None:
-        """Restart the batch as `sessions`; shorter histories are left-padded as `Rollout.rebuild` does."""
-        from reverie.models.sampler import pad_sessions
-
-        z, act, text, null = pad_sessions(sessions, self.max_context, self.model.cfg.text_dim)
-        self.reset(z, act, text, text_null=null, generator=generator)
 
     def _context(self, act: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """Stacked context (B, K, C, h, w), validity (B, K), actions (B, K+1[, D]) and their null mask."""

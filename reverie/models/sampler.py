@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -67,12 +68,117 @@ class SessionContext:
     text: torch.Tensor | None = None  # (E,) sentence embedding; None = no text
 
 
-class Rollout:
+class BatchRows:
+    """What both batched samplers share: the sessions' rows, their text, and their recent frames.
+
+    `_history` holds the last max_context frames, oldest first, each a tuple whose first item is the
+    clean latent (B, C, h, w) and whose last is the action that led to it (B, ...) or None; row edits
+    (a leave, a join) slice and join every item alike.
+    """
+
+    model: Any  # the DiT or the frame-stack model: each subclass knows which
+    cfg: SamplerConfig
+    max_context: int
+    B: int
+    latent_shape: tuple[int, int, int]
+    text: torch.Tensor | None
+    text_null: torch.Tensor | None
+    _history: list[tuple[Any, ...]]
+
+    @property
+    def guided(self) -> bool:
+        return self.cfg.guidance != 1.0
+
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def _text_dim(self) -> int:
+        return int(self.model.cfg.text_dim)
+
+    def _start(
+        self,
+        z_context: torch.Tensor | None,
+        text: torch.Tensor | None,
+        text_null: torch.Tensor | None,
+        batch_size: int | None,
+        latent_shape: tuple[int, int, int] | None,
+    ) -> int:
+        """Set the batch size, latent shape and text of a reset; returns the context length Tc."""
+        if z_context is not None:
+            self.B, Tc = z_context.shape[:2]
+            self.latent_shape = tuple(z_context.shape[2:])  # type: ignore[assignment]
+        elif batch_size is None or latent_shape is None:
+            raise ReverieError(
+                "reset needs context latents, or batch_size and latent_shape to start from nothing"
+            )
+        else:
+            self.B, Tc, self.latent_shape = batch_size, 0, latent_shape
+        dev = self._device()
+        self.text = text.to(dev) if text is not None else None
+        self.text_null = text_null.to(dev) if text_null is not None else None
+        self._history = []
+        return Tc
+
+    def reset(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError
+
+    def session_context(self, row: int) -> SessionContext:
+        """Row `row`'s recent clean frames, actions and text, for `rebuild`."""
+        if not self._history:
+            raise ReverieError("this rollout holds no frames yet; call reset() first")
+        z = torch.stack([h[0][row] for h in self._history])
+        acts = [h[-1] for h in self._history]
+        act = torch.stack([a[row] for a in acts]) if all(a is not None for a in acts) else None  # type: ignore[index]
+        null = self.text_null is not None and bool(self.text_null[row])
+        text = self.text[row] if self.text is not None and not null else None
+        return SessionContext(z, act, text)
+
+    @torch.no_grad()
+    def rebuild(self, sessions: list[SessionContext], generator: Generators = None) -> None:
+        """Restart the batch as `sessions` (new rows, dropped rows, restarted rows alike).
+
+        Contexts of different lengths are left-padded by repeating their first frame with the null
+        action (as if the player stood still before), so all rows share one frame clock.
+        """
+        z, act, text, null = pad_sessions(sessions, self.max_context, self._text_dim())
+        self.reset(z, act, text, text_null=null, generator=generator)
+
+    def _keep(self, idx: torch.Tensor) -> None:
+        """Keep batch rows `idx` (in that order) of the history and the text."""
+        self._history = [tuple(_pick(x, idx) for x in h) for h in self._history]
+        self.text, self.text_null = _pick(self.text, idx), _pick(self.text_null, idx)
+        self.B = len(idx)
+
+    def _join(self, new: BatchRows) -> None:
+        """Append the rows of `new` (a rollout over the joining sessions, on this window) after ours."""
+        dev = self._device()
+        self._history = [tuple(_cat(a, c) for a, c in zip(h, g)) for h, g in zip(self._history, new._history)]
+        assert new.text is not None and new.text_null is not None  # pad_sessions gives both
+        mine_text = self.text if self.text is not None else torch.zeros(self.B, self._text_dim(), device=dev)
+        mine_null = (
+            self.text_null
+            if self.text_null is not None
+            else torch.full((self.B,), self.text is None, device=dev)
+        )
+        self.text = torch.cat([mine_text, new.text])
+        self.text_null = torch.cat([mine_null, new.text_null])
+        self.B += new.B
+
+
+def _pick(x: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
+    return x[idx] if x is not None else None
+
+
+def _cat(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
+    return torch.cat([x, y]) if x is not None and y is not None else None
+
+
+class Rollout(BatchRows):
     """Batched autoregressive generation with a KV cache; one object per engine (B sessions).
 
-    Sessions share one cache (and its frame clock), so adding, removing or restarting one session
-    goes through `rebuild`, which re-encodes every session's recent frames (`session_context(row)`):
-    a one-off cost of ~max_context passes, paid when a player joins, not per frame.
+    Sessions share one cache (and its frame clock). A leaving session's rows are dropped
+    (`keep_rows`); a joining one is built from its own recent frames at the batch's clock
+    (`add_rows`, ~max_context one-row passes); `rebuild` restarts every row from its recent frames.
     """
 
     def __init__(self, model: DiT, cfg: SamplerConfig | None = None) -> None:
@@ -86,19 +192,12 @@ class Rollout:
         self.latent_shape: tuple[int, int, int] = (0, 0, 0)
         # The newest frame, noised to the context level, waiting to enter the cache: (z, act).
         self.pending: tuple[torch.Tensor, torch.Tensor | None] | None = None
-        self._history: list[tuple[torch.Tensor, torch.Tensor | None]] = []  # last max_context clean frames
-
-    @property
-    def guided(self) -> bool:
-        return self.cfg.guidance != 1.0
+        self._history = []  # the last max_context clean frames: (z, act)
 
     @property
     def frames(self) -> int:
         """Frames generated or given since reset (the next frame's index)."""
         return self.cache.count + (self.pending is not None)
-
-    def _device(self) -> torch.device:
-        return next(self.model.parameters()).device
 
     def _double(self, x: torch.Tensor | None) -> torch.Tensor | None:
         return torch.cat([x, x]) if (x is not None and self.guided) else x
@@ -123,22 +222,11 @@ class Rollout:
         Without context, give batch_size and latent_shape (C, h, w). `start`: the absolute frame index
         of the first context frame (a row built to join a running batch takes the batch's clock).
         """
-        if z_context is not None:
-            self.B, Tc = z_context.shape[:2]
-            self.latent_shape = tuple(z_context.shape[2:])  # type: ignore[assignment]
-        elif batch_size is None or latent_shape is None:
-            raise ReverieError(
-                "reset needs context latents, or batch_size and latent_shape to start from nothing"
-            )
-        else:
-            self.B, Tc, self.latent_shape = batch_size, 0, latent_shape
+        Tc = self._start(z_context, text, text_null, batch_size, latent_shape)
         dev = self._device()
-        self.text = text.to(dev) if text is not None else None
-        self.text_null = text_null.to(dev) if text_null is not None else None
         self.cache = self.model.new_cache(self.max_context)
         self.cache.count = self.cache.base = self.cache.start = start
         self.pending = None
-        self._history = []
         first = max(0, Tc - self.max_context)  # older frames would fall out of the window anyway
         for i in range(first, Tc):
             assert z_context is not None
@@ -208,15 +296,9 @@ class Rollout:
             for buf in (self.cache.k, self.cache.v):
                 if buf[i] is not None:
                     buf[i] = buf[i][cache_idx]  # type: ignore[index]
-
-        def pick(x: torch.Tensor | None) -> torch.Tensor | None:
-            return x[idx] if x is not None else None
-
         if self.pending is not None:
-            self.pending = (self.pending[0][idx], pick(self.pending[1]))
-        self._history = [(z[idx], pick(a)) for z, a in self._history]
-        self.text, self.text_null = pick(self.text), pick(self.text_null)
-        self.B = len(rows)
+            self.pending = (self.pending[0][idx], _pick(self.pending[1], idx))
+        self._keep(idx)
 
     @torch.no_grad()
     def add_rows(self, sessions: list[SessionContext], generator: Generators = None) -> None:
@@ -231,11 +313,11 @@ class Rollout:
             self.rebuild(sessions, generator)
             return
         W = len(self._history)  # the pending frame and the W - 1 committed frames the next one sees
-        z, act, text, null = pad_sessions(sessions, W, self.model.cfg.text_dim, length=W)
+        z, act, text, null = pad_sessions(sessions, W, self._text_dim(), length=W)
         new = Rollout(self.model, self.cfg)
         new.reset(z, act, text, text_null=null, generator=generator, start=self.cache.count - (W - 1))
         assert new.pending is not None and new.cache.count == self.cache.count
-        b, dev = len(sessions), self._device()
+        b = len(sessions)
         for i in range(self.cache.depth):
             for mine, theirs in ((self.cache.k, new.cache.k), (self.cache.v, new.cache.v)):
                 buf, add = mine[i], theirs[i]
@@ -253,24 +335,8 @@ class Rollout:
                     buf = torch.cat([buf, rows])
                 mine[i] = buf
 
-        def cat(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
-            return torch.cat([x, y]) if x is not None and y is not None else None
-
-        self.pending = (torch.cat([self.pending[0], new.pending[0]]), cat(self.pending[1], new.pending[1]))
-        self._history = [
-            (torch.cat([a[0], c[0]]), cat(a[1], c[1])) for a, c in zip(self._history, new._history)
-        ]
-        mine_text = (
-            self.text if self.text is not None else torch.zeros(self.B, self.model.cfg.text_dim, device=dev)
-        )
-        mine_null = (
-            self.text_null
-            if self.text_null is not None
-            else torch.full((self.B,), self.text is None, device=dev)
-        )
-        self.text = torch.cat([mine_text, text.to(dev)])
-        self.text_null = torch.cat([mine_null, null.to(dev)])
-        self.B += b
+        self.pending = (torch.cat([self.pending[0], new.pending[0]]), _cat(self.pending[1], new.pending[1]))
+        self._join(new)
 
     def fork(self) -> Rollout:
         """An independent copy (same model) that continues from here: the KV cache buffers are cloned."""
@@ -284,27 +350,6 @@ class Rollout:
         other.cache = cache
         other._history = list(self._history)  # entries are never modified, only replaced
         return other
-
-    def session_context(self, row: int) -> SessionContext:
-        """Row `row`'s recent clean frames, actions and text, for `rebuild`."""
-        if not self._history:
-            raise ReverieError("this rollout holds no frames yet; call reset() first")
-        z = torch.stack([h[0][row] for h in self._history])
-        acts = [h[1] for h in self._history]
-        act = torch.stack([a[row] for a in acts]) if all(a is not None for a in acts) else None  # type: ignore[index]
-        null = self.text_null is not None and bool(self.text_null[row])
-        text = self.text[row] if self.text is not None and not null else None
-        return SessionContext(z, act, text)
-
-    @torch.no_grad()
-    def rebuild(self, sessions: list[SessionContext], generator: Generators = None) -> None:
-        """Restart the batch as `sessions` (new rows, dropped rows, restarted rows alike).
-
-        Contexts of different lengths are left-padded by repeating their first frame with the null
-        action (as if the player stood still before), so all rows share one frame clock.
-        """
-        z, act, text, null = pad_sessions(sessions, self.max_context, self.model.cfg.text_dim)
-        self.reset(z, act, text, text_null=null, generator=generator)
 
     @torch.no_grad()
     def step(self, act: torch.Tensor | None, generator: Generators = None) -> torch.Tensor:
