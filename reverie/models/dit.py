@@ -20,7 +20,7 @@ uncached forward over the whole sequence (tests/test_dit.py checks it).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -30,6 +30,7 @@ from torch import nn
 
 from reverie.errors import ReverieError
 from reverie.models.rope import Rope3D, apply_rope
+from reverie.typed_config import config_from_dict
 
 ACTION_TYPES = ("discrete", "box", "none")
 
@@ -58,11 +59,7 @@ class DiTConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DiTConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ReverieError(f"unknown dynamics config keys {sorted(unknown)}; accepted: {sorted(names)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "dynamics config")
 
 
 class KVCache:

@@ -27,13 +27,14 @@ Text and action are dropped (replaced by their learned null embeddings) for clas
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from reverie.errors import ReverieError
+from reverie.typed_config import config_from_dict
 
 
 @dataclass
@@ -69,11 +70,7 @@ class FlowConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FlowConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ReverieError(f"unknown flow keys {sorted(unknown)}; accepted: {sorted(names)}")
-        return cls(**d)
+        return config_from_dict(cls, d, "flow")
 
 
 def sample_t(

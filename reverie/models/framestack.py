@@ -15,7 +15,7 @@ and one target), so no loss is spent on layouts play never uses.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -24,6 +24,7 @@ from torch import nn
 
 from reverie.errors import ReverieError
 from reverie.models.dit import ACTION_TYPES, mlp, timestep_embedding
+from reverie.typed_config import config_from_dict
 
 
 @dataclass
@@ -54,13 +55,7 @@ class FrameStackConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FrameStackConfig:
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ReverieError(
-                f"unknown frame-stack config keys {sorted(unknown)}; accepted: {sorted(names)}"
-            )
-        return cls(**d)
+        return config_from_dict(cls, d, "frame-stack config")
 
 
 class AdaGroupNorm(nn.Module):
