@@ -75,23 +75,31 @@ def test_tiny_model_overfits_and_beats_copy_last_frame() -> None:
         torch.set_num_threads(threads)
 
 
-def _overfit() -> None:
-    task = tiny_task()
+def train_tiny(
+    task: DynamicsTask, steps: int, lr: float, clip: float | None = None
+) -> tuple[torch.nn.Module, list[float]]:
+    """Train task's model from seed 0 with AdamW and a one-cycle schedule: (model, losses per step)."""
     torch.manual_seed(0)
     model = task.build_model()
-    steps = 400
-    opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=4e-3, total_steps=steps, pct_start=0.05)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     losses = []
     for step in range(steps):
         torch.manual_seed(step)
         loss, metrics = task.loss(model, task.batch(step, 0, 1))
         opt.zero_grad()
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
         sched.step()
         losses.append(metrics["loss"])
+    return model, losses
+
+
+def _overfit() -> None:
+    task = tiny_task()
+    model, losses = train_tiny(task, steps=400, lr=4e-3, clip=1.0)
     first, last = np.mean(losses[:20]), np.mean(losses[-50:])
     assert last < first / 4, (first, last)
     m = task.evaluate(model.eval())

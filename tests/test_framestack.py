@@ -109,7 +109,7 @@ def test_make_rollout_picks_the_family_and_keeps_the_window() -> None:
 @pytest.mark.slow  # 35 s on one core: `make test-all` runs it
 def test_conv_tiny_overfits_and_beats_copy_last_frame() -> None:
     """The same bar as the DiT's overfit test, on the same moving-blob latents (~20 s on one core)."""
-    from test_dynamics_train import tiny_task
+    from test_dynamics_train import tiny_task, train_tiny
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -118,20 +118,7 @@ def test_conv_tiny_overfits_and_beats_copy_last_frame() -> None:
 
         flow = FlowConfig(p_play=0.7)  # 30% of samples see a shorter context, as evaluate() gives it
         task = tiny_task(model_overrides={"width": 32, "cond_dim": 64}, preset_name="conv-tiny", flow=flow)
-        torch.manual_seed(0)
-        model = task.build_model()
-        steps = 500
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.05)
-        losses = []
-        for step in range(steps):
-            torch.manual_seed(step)
-            loss, metrics = task.loss(model, task.batch(step, 0, 1))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(metrics["loss"])
+        model, losses = train_tiny(task, steps=500, lr=3e-3)
         assert np.mean(losses[-50:]) < np.mean(losses[:20]) / 4
         model.eval()
         m = task.evaluate(model)  # rollouts from 2 of the 4 context frames
