@@ -152,12 +152,6 @@ def play_settings(config: dict[str, Any]) -> Any:
     otherwise.
     """
     from reverie.models.sampler import SamplerConfig
+    from reverie.typed_config import config_from_dict
 
-    saved = config.get("sampler") or {}
-    known = {f for f in SamplerConfig.__dataclass_fields__}
-    bad = set(saved) - known
-    if bad:
-        raise ReverieError(
-            f"unknown sampler settings {sorted(bad)} in the model's config; accepted: {sorted(known)}"
-        )
-    return SamplerConfig(**saved)
+    return config_from_dict(SamplerConfig, config.get("sampler") or {}, "sampler setting")
