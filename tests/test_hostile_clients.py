@@ -153,8 +153,10 @@ def test_an_address_past_its_byte_budget_is_closed_and_others_keep_playing() -> 
         reader.join(timeout=15)
         made = index1 - index0
         received = sum(index0 < i <= index1 for i in indices)
-        # Every tick made a frame for the player while the abuser sent, and the player got it.
-        assert made >= 1 and received >= 0.9 * made, (received, made)
+        # Every tick made a frame for the player while the abuser sent, and the player got most of them.
+        # The window is a few frames long, so one frame in flight at its edge is 15-20%: half is the
+        # bar (a stalled event loop cut the other player to ~10%, as in test_fuzz).
+        assert made >= 1 and received >= 0.5 * made, (received, made)
         assert srv.metrics.get("reverie_connections_closed_total", reason="flood") == 1
 
 
