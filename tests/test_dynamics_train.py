@@ -260,6 +260,14 @@ def test_cli_objective_is_typed_saved_and_guarded_on_resume(tmp_path: Path) -> N
     assert allowed.exit_code == 0, allowed.output
     assert json.loads((tmp_path / "dit" / "config.json").read_text())["flow"]["p_play"] == 0.9
 
+    # a run saved before a flow key existed resumes: the missing key is its default, not a change
+    older = json.loads((tmp_path / "dit" / "config.json").read_text())
+    del older["flow"]["p_self"]
+    (tmp_path / "dit" / "config.json").write_text(json.dumps(older))
+    resumed = runner.invoke(app, [*base, "--out", run, "--resume", "--steps", "3"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((tmp_path / "dit" / "config.json").read_text())["step"] == 3
+
     ft = str(tmp_path / "ft")
     tuned = runner.invoke(app, [*base, "--out", ft, "--init", run, "--steps", "1", *small, "--set", "lr=0"])
     assert tuned.exit_code == 0, tuned.output

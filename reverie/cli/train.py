@@ -177,9 +177,11 @@ def train_dynamics_cmd(
     if saved is not None and not allow_config_change:
         changed = [
             f"{name}: {old} -> {new}"
+            # saved sections are read through their typed configs, so a key added since the run was
+            # saved counts as its default, not as a change
             for name, old, new in (
-                ("flow", saved_flow, asdict(flow)),
-                ("sampler", saved_sampler, asdict(play)),
+                ("flow", asdict(FlowConfig.from_dict(saved_flow)) if saved_flow else None, asdict(flow)),
+                ("sampler", asdict(SamplerConfig(**saved_sampler)) if saved_sampler else None, asdict(play)),
             )
             if old != new
         ]
