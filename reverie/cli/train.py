@@ -132,6 +132,12 @@ def train_dynamics_cmd(
         help="Start from this dynamics run's (or model package's, or 'default') weights: a fine-tune "
         "that keeps its model config; the objective and play settings are this run's own.",
     ),
+    actions: str = typer.Option(
+        "recorded",
+        "--actions",
+        help="Which actions condition the model: recorded (those recorded with the frames) or the name "
+        "of an action stream written later, e.g. latent (`reverie data label-actions`).",
+    ),
     allow_config_change: bool = typer.Option(
         False,
         "--allow-config-change",
@@ -147,6 +153,7 @@ def train_dynamics_cmd(
 
     Example:  reverie train dynamics --data runs/out/dungeon --autoencoder runs/out/ae --preset small --out runs/out/dit
     Example:  reverie train dynamics --data D --autoencoder A --init default --out runs/out/ft --set flow.context_noise_max=0.5
+    Example:  reverie train dynamics --data runs/out/clips --autoencoder A --actions latent --out runs/out/dit
     """
     from reverie.train.budget import Start
 
@@ -223,6 +230,7 @@ def train_dynamics_cmd(
         flow=flow,
         play=play,
         init=init,
+        actions=actions,
     )
     train(task, cfg, out, resume=resume, budget=_budget(cfg, start))
 

@@ -81,6 +81,7 @@ class DynamicsTask:
         play: SamplerConfig | None = None,
         init: str | None = None,
         device: str = "cpu",
+        actions: str = "recorded",
     ) -> None:
         from reverie.data.store import EpisodeStore
         from reverie.models.autoencoder import load_autoencoder
@@ -107,12 +108,15 @@ class DynamicsTask:
             for eps, label in ((train_eps, "train"), (val_eps, "val"))
         ]
         spec = store.action_spec
+        if actions != "recorded":  # an action stream written after recording, e.g. latent actions
+            spec = _use_stream(store, actions, clips, [train_eps, val_eps])
         info = {
             "path": os.path.abspath(data_dir),
             "world": store.meta.get("world"),
             "width": w,
             "height": h,
             "action_spec": spec,
+            "actions": actions,
             "autoencoder": os.path.abspath(autoencoder_run),
             "episodes": len(store),
             "seed_ranges": seed_ranges(store.seeds),  # eval's held-out check needs no copy of the store
@@ -393,6 +397,16 @@ class DynamicsTask:
 
     def frames_per_batch(self) -> int:
         return self.batch_size * self.window
+
+
+def _use_stream(store: Any, name: str, clips: list[LatentClips], parts: list[list[int]]) -> dict[str, Any]:
+    """Put action stream `name` of the store in place of the recorded actions of `clips`; its spec."""
+    from reverie.data.streams import read_stream
+
+    spec, act = read_stream(store, name)
+    for c, eps in zip(clips, parts):
+        c.act = torch.from_numpy(np.concatenate([act[i] for i in eps])) if eps else c.act[:0].long()
+    return spec
 
 
 def load_init(run: str) -> tuple[Any, dict[str, torch.Tensor]]:
