@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from reverie.cli.apps import app, bench_app, train_app
+from reverie.train.prediction_bank import BANK_WINDOWS
 
 _MINUTES = typer.Option(
     None,
@@ -74,11 +75,21 @@ def train_autoencoder_cmd(
         help="With --init: train only the decoder, so the latents (and any "
         "dynamics model trained on them) stay exactly as they were.",
     ),
+    tune_to: str | None = typer.Option(
+        None,
+        "--tune-to",
+        help="A dynamics run or model package ('default': the shipped one): tune the decoder to that "
+        "model's own predicted latents (encoder frozen; --init defaults to the model's autoencoder).",
+    ),
+    tune_windows: int = typer.Option(
+        BANK_WINDOWS, "--tune-windows", help="With --tune-to: real context windows the model predicts from."
+    ),
 ) -> None:
     """Train the frame autoencoder on single frames of an episode store.
 
     Example:  reverie train autoencoder --data runs/out/dungeon --preset small --out runs/out/ae --minutes 10
     Example:  reverie train autoencoder --data runs/out/dungeon --init runs/out/ae --freeze-encoder --out runs/out/ae_sharp
+    Example:  reverie train autoencoder --data runs/out/dungeon --tune-to default --out runs/out/ae_tuned
     """
     from reverie.train.budget import Start
 
@@ -89,18 +100,28 @@ def train_autoencoder_cmd(
     from reverie.train.config import apply_overrides
     from reverie.train.loop import train
 
+    cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
+    if saved is not None:  # a resume tunes to the model it was tuning to
+        tuned = saved.get("data", {}).get("tuned_to") or {}
+        tune_to, tune_windows = tune_to or tuned.get("model"), tuned.get("windows", tune_windows)
+    if tune_to is not None:
+        from reverie.train.prediction_bank import tuned_autoencoder
+
+        init, freeze_encoder = tuned_autoencoder(tune_to, init), True
     if freeze_encoder and not init:
         raise ReverieError("--freeze-encoder needs --init RUN (the autoencoder whose encoder to keep)")
     if init and preset:
         raise ReverieError("--init keeps the preset of the run it starts from; drop --preset")
-    cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
     if saved is not None and preset is None:
         model_cfg = apply_overrides(AutoencoderConfig.from_dict(saved["model"]), model_overrides, "model")
     elif init:
         model_cfg = apply_overrides(load_init(init)[0], model_overrides, "model")
     else:
         model_cfg = preset_config(preset or "small", model_overrides)
-    task = AutoencoderTask.from_store(data, model_cfg, cfg, init=init, freeze_encoder=freeze_encoder)
+    task = AutoencoderTask.from_store(
+        data, model_cfg, cfg, init=init, freeze_encoder=freeze_encoder, tune_to=tune_to,
+        tune_windows=tune_windows,
+    )  # fmt: skip
     train(task, cfg, out, resume=resume, budget=_budget(cfg, start))
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from reverie.cpus import usable_cpus
 from reverie.data.episode import Episode
 from reverie.data.store import STORE_FILE, EpisodeStore, is_store
 from reverie.errors import ReverieError
@@ -160,7 +161,7 @@ def _workers(cfg: RecordConfig) -> int:
         return min(cfg.workers, cfg.episodes)
     if cfg.episodes * cfg.steps < _MIN_FRAMES_FOR_POOL:
         return 1
-    return max(1, min(os.cpu_count() or 1, cfg.episodes))
+    return max(1, min(usable_cpus(), cfg.episodes))
 
 
 def open_for_recording(out: str, cfg: RecordConfig) -> EpisodeStore:

@@ -10,7 +10,6 @@ only one core is available.
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import queue
 import traceback
 from dataclasses import dataclass
@@ -21,15 +20,7 @@ import numpy as np
 from reverie.errors import ReverieError
 from reverie.eval.drift import DriftRun
 
-__all__ = ["BackgroundDrift", "DriftJob", "Progress", "free_cores", "run_drift_job"]
-
-
-def free_cores() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+__all__ = ["BackgroundDrift", "DriftJob", "Progress", "run_drift_job"]
 
 
 @dataclass

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from reverie.cpus import usable_cpus
 from reverie.eval.action_accuracy import idm_accuracy, train_or_load_idm
-from reverie.eval.background import BackgroundDrift, DriftJob, Progress, free_cores, run_drift_job
+from reverie.eval.background import BackgroundDrift, DriftJob, Progress, run_drift_job
 from reverie.eval.config import PREDICTORS, EvalConfig, Setup, held_out_seeds, setup
 from reverie.eval.drift import DriftRun, latent_features, pixel_features, real_drift, score_drift
 from reverie.eval.measures import copy_last_scores, dtpsnr, rollout_scores, sharpness, teacher_forced
@@ -156,7 +157,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     progress = Progress(total, cfg.progress)
     progress.stage("inverse-dynamics judge (trained once, then cached)")
     idm = train_or_load_idm(cfg, s.world, s.size, real.action_spec)
-    workers = cfg.workers or min(2, free_cores())
+    workers = cfg.workers or min(2, usable_cpus())
     sheet = _sheet_frames(cfg, s.fps, drift_frames)
     job = DriftJob(
         cfg.predictor, cfg.model, cfg.precision, cfg.steps, cfg.context_noise, s.world, s.size, s.continuous,

@@ -186,8 +186,14 @@ class Autoencoder(nn.Module):
         z_raw = z * self.z_scale[:, None, None] + self.z_shift[:, None, None]
         return self.decoder(z_raw.to(self.decoder.conv_in.weight.dtype)).float()
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pass: (x_hat, z). Updates the latent statistics and adds latent noise in training."""
+    def forward(
+        self, x: torch.Tensor, z_given: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training pass: (x_hat, z). Updates the latent statistics and adds latent noise in training.
+
+        z_given (N, C, h, w), normalised latents from elsewhere (a dynamics model's predictions), are
+        decoded in the same pass: x_hat is then (B + N, 3, H, W), the frames x first.
+        """
         self._check_size(x.shape[-2], x.shape[-1])
         z_raw = self.encoder(x).float()  # (B, C, h, w)
         if self.training and not self.encoder_frozen:
@@ -196,8 +202,13 @@ class Autoencoder(nn.Module):
         # made training unstable; the noise is relative to each channel's spread
         if self.training and self.cfg.latent_noise > 0:
             z_raw = z_raw + self.cfg.latent_noise * self.z_scale[:, None, None] * torch.randn_like(z_raw)
+        z_out = (z_raw - self.z_shift[:, None, None]) / self.z_scale[:, None, None]
+        if z_given is not None:
+            z_raw = torch.cat(
+                [z_raw, z_given.float() * self.z_scale[:, None, None] + self.z_shift[:, None, None]]
+            )
         x_hat = self.decoder(z_raw.to(self.decoder.conv_in.weight.dtype)).float()
-        return x_hat, (z_raw - self.z_shift[:, None, None]) / self.z_scale[:, None, None]
+        return x_hat, z_out
 
     @torch.no_grad()
     def _update_stats(self, z_raw: torch.Tensor) -> None:

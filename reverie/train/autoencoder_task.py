@@ -24,6 +24,8 @@ from reverie.train.task import unwrap
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
+    from reverie.train.prediction_bank import PredictionBank
+
 # L1 keeps colours sharp (L2 alone blurs), SSIM rewards local structure; an L2 term was not tried
 L1_WEIGHT, SSIM_WEIGHT = 1.0, 0.2
 VAL_FRAMES = 512  # held-out frames scored at each checkpoint, spread evenly over the held-out episodes
@@ -52,9 +54,13 @@ class AutoencoderTask:
         data_info: dict[str, Any] | None = None,
         init: str | None = None,
         freeze_encoder: bool = False,
+        bank: PredictionBank | None = None,
+        val_bank: PredictionBank | None = None,
     ) -> None:
         self.model_cfg, self.cfg, self._sample = model_cfg, cfg, sample
         self.init, self.freeze_encoder = init, freeze_encoder
+        # a dynamics model's predicted latents with their real frames: half of every batch decodes them
+        self.bank, self.val_bank = bank, val_bank
         self.val_frames = val_frames
         self.size = size
         self.data_info = data_info or {}
@@ -69,8 +75,10 @@ class AutoencoderTask:
     @classmethod
     def from_store(
         cls, path: str, model_cfg: AutoencoderConfig, cfg: TrainConfig, init: str | None = None,
-        freeze_encoder: bool = False,
+        freeze_encoder: bool = False, tune_to: str | None = None, tune_windows: int | None = None,
     ) -> AutoencoderTask:  # fmt: skip
+        """Single frames of the store; with `tune_to` (a dynamics run or package), also that model's
+        predicted latents of the store (train/prediction_bank.py), for a decoder tuned to the model."""
         from reverie.data.sampler import WindowSampler
         from reverie.data.store import EpisodeStore
 
@@ -97,7 +105,22 @@ class AutoencoderTask:
             "train_frames": int(sum(store.lengths[i] for i in train_eps)),
         }
         size = (store.size.width, store.size.height)
-        return cls(model_cfg, cfg, sample, val, size, info, init=init, freeze_encoder=freeze_encoder)
+        bank = val_bank = None
+        if tune_to is not None:
+            from reverie.cpus import usable_cpus
+            from reverie.train.prediction_bank import BANK_HORIZON, BANK_WINDOWS, VAL_WINDOWS, build_bank
+
+            torch.set_num_threads(cfg.threads or usable_cpus())  # the bank is built before the loop starts
+            windows = tune_windows or BANK_WINDOWS
+            bank = build_bank(tune_to, path, train_eps, windows, BANK_HORIZON, seed=cfg.seed)
+            if val_eps:
+                n_val = min(VAL_WINDOWS, windows)
+                val_bank = build_bank(tune_to, path, val_eps, n_val, BANK_HORIZON, seed=cfg.seed + 1)
+            info["tuned_to"] = {"model": tune_to, "windows": windows, "horizon": BANK_HORIZON}
+        return cls(
+            model_cfg, cfg, sample, val, size, info, init=init, freeze_encoder=freeze_encoder,
+            bank=bank, val_bank=val_bank,
+        )  # fmt: skip
 
     @classmethod
     def from_frames(
@@ -136,12 +159,26 @@ class AutoencoderTask:
         obs = self._sample(self.cfg.batch_size, rng)  # (B, H, W, 3) uint8
         flip = rng.random(len(obs)) < 0.5  # mirrored views are as plausible as real ones for an autoencoder
         obs = np.where(flip[:, None, None, None], obs[:, :, ::-1], obs)
-        return {"obs": torch.from_numpy(np.ascontiguousarray(obs))}
+        out = {"obs": torch.from_numpy(np.ascontiguousarray(obs))}
+        if self.bank is not None:  # the model's latents are not flipped: their frames are not either
+            n = len(obs) - len(obs) // 2
+            out["obs"] = out["obs"][: len(obs) // 2]
+            idx = rng.integers(0, len(self.bank), size=n)
+            out["z_pred"] = self.bank.z[idx]
+            out["obs_pred"] = torch.from_numpy(self.bank.frames[idx])
+        return out
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x = frames_to_tensor(batch["obs"])  # (B, 3, H, W)
-        x_hat, _ = model(x)
-        return reconstruction_loss(x_hat, x, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT)
+        if "z_pred" not in batch:
+            x_hat, _ = model(x)
+            return reconstruction_loss(x_hat, x, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT)
+        x_hat, _ = model(x, batch["z_pred"])  # (B + N, 3, H, W): reconstructions, then predictions
+        B = len(x)
+        rec, rec_m = reconstruction_loss(x_hat[:B], x, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT)
+        target = frames_to_tensor(batch["obs_pred"])
+        pred, pred_m = reconstruction_loss(x_hat[B:], target, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT)
+        return (rec + pred) / 2, rec_m | {f"pred_{k}": v for k, v in pred_m.items()}
 
     def log_samples(self, model: nn.Module, writer: SummaryWriter, step: int) -> None:
         frames = self.val_frames[:: max(1, len(self.val_frames) // 8)][:8]
@@ -152,9 +189,10 @@ class AutoencoderTask:
         writer.add_image("samples/real|reconstructed", grid, step, dataformats="HWC")
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
-        if len(self.val_frames) == 0:
-            return {}
-        return evaluate_frames(unwrap(model), self.val_frames)
+        out = evaluate_frames(unwrap(model), self.val_frames) if len(self.val_frames) else {}
+        if self.val_bank is not None and len(self.val_bank):
+            out |= evaluate_bank(unwrap(model), self.val_bank)
+        return out
 
     def model_config(self) -> dict:
         return json.loads(json.dumps(asdict(self.model_cfg)))
@@ -194,6 +232,16 @@ class AutoencoderTask:
                     ),
                 ]
                 if self.init
+                else []
+            )
+            + (
+                [
+                    "",
+                    f"Decoder tuned to the dynamics model {tuned['model']}: half of every batch decodes that "
+                    f"model's own predicted latents (1-{tuned['horizon']} frames ahead of real context, at "
+                    f"its play settings, {tuned['windows']} windows) against the real frames they predict.",
+                ]
+                if (tuned := self.data_info.get("tuned_to"))
                 else []
             )
         )
@@ -237,6 +285,19 @@ def evaluate_frames(model: nn.Module, frames: np.ndarray) -> dict[str, float]:
         "z_mean": float(z.mean()),
         "z_std": float(z.std(dim=(0, 2, 3)).mean()),
     }
+
+
+@torch.no_grad()
+def evaluate_bank(model: nn.Module, bank: PredictionBank) -> dict[str, float]:
+    """PSNR of the decoded predictions against the real frames they predict, overall and one step ahead."""
+    assert isinstance(model, Autoencoder)
+    dev = next(model.parameters()).device
+    decoded = np.concatenate(
+        [tensor_to_frames(model.decode(bank.z[i : i + 64].to(dev))) for i in range(0, len(bank), 64)]
+    )
+    a, b = torch.from_numpy(bank.frames), torch.from_numpy(decoded)
+    psnr = np.array([psnr_uint8(a[i], b[i]) for i in range(len(bank))])
+    return {"pred_psnr": float(psnr.mean()), "pred_psnr_h1": float(psnr[bank.horizon == 1].mean())}
 
 
 def load_init(run: str) -> tuple[AutoencoderConfig, dict[str, torch.Tensor]]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import threading
 import time
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reverie.cpus import usable_cpus
 from reverie.errors import ReverieError
 from reverie.train import checkpoint as ckpt
 from reverie.train import distributed
@@ -139,7 +139,7 @@ def train(
 def _train(
     task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed.Dist, budget: Budget
 ) -> Path:
-    threads = cfg.threads or max(1, (os.cpu_count() or 1) // d.local_world_size)
+    threads = cfg.threads or max(1, usable_cpus() // d.local_world_size)
     torch.set_num_threads(threads)
     if d.is_main:  # before has_run: a kill inside a save's rename window is finished here
         ckpt.clean_stale_temps(out)

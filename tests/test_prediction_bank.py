@@ -1,0 +1,89 @@
+"""A decoder tuned to a dynamics model: the bank of its predicted latents, and `train autoencoder --tune-to`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from reverie.errors import ReverieError
+from reverie.models.autoencoder import load_autoencoder
+from reverie.train.prediction_bank import build_bank
+from tests.test_dynamics_train import _store
+
+SMALL = ["--set", "batch_size=4", "--set", "threads=1", "--set", "val_fraction=0.34"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A store, a tiny autoencoder on it, and a tiny dynamics model over that autoencoder."""
+    from reverie.cli import app
+
+    root = tmp_path_factory.mktemp("tune")
+    _store(root / "data", n_eps=3, length=12)
+    runner = CliRunner()
+    paths = {k: str(root / k) for k in ("data", "ae", "dit", "ae2")}
+    for name in ("ae", "ae2"):  # two autoencoders that encode differently (seeds)
+        seed = "0" if name == "ae" else "1"
+        res = runner.invoke(
+            app,
+            ["train", "autoencoder", "--data", paths["data"], "--out", paths[name], "--preset", "tiny",
+             "--steps", "2", *SMALL, "--set", f"seed={seed}"],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app,
+        ["train", "dynamics", "--data", paths["data"], "--autoencoder", paths["ae"], "--out", paths["dit"],
+         "--preset", "tiny", "--window", "4", "--steps", "1", *SMALL],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    return paths
+
+
+def test_bank_pairs_predictions_with_the_real_frames_that_follow_the_context(runs: dict[str, str]) -> None:
+    from reverie.data.store import EpisodeStore
+
+    bank = build_bank(runs["dit"], runs["data"], [0, 1], windows=5, horizon=2, seed=3, progress=False)
+    assert len(bank) == 10 and sorted(np.bincount(bank.horizon)[1:]) == [5, 5]
+    assert bank.z.shape[0] == 10 and bank.z.dim() == 4  # (N, C, h, w)
+    assert bank.frames.shape == (10, 32, 32, 3) and bank.frames.dtype == np.uint8
+    store = EpisodeStore.open(runs["data"])
+    real = np.concatenate([store[0].obs[3:], store[1].obs[3:]])  # frames after a full context (3)
+    assert all((real == f).all(axis=(1, 2, 3)).any() for f in bank.frames)
+    again = build_bank(runs["dit"], runs["data"], [0, 1], windows=5, horizon=2, seed=3, progress=False)
+    assert torch.equal(bank.z, again.z) and (bank.frames == again.frames).all()  # deterministic: exact resume
+    with pytest.raises(ReverieError, match="has 15 frames"):
+        build_bank(runs["dit"], runs["data"], [0], windows=1, horizon=12, progress=False)
+
+
+def test_tune_to_trains_the_decoder_on_the_models_predictions(runs: dict[str, str], tmp_path: Path) -> None:
+    from reverie.cli import app
+
+    runner = CliRunner()
+    base = ["train", "autoencoder", "--data", runs["data"], *SMALL]
+    out = tmp_path / "tuned"
+    tune = ["--tune-to", runs["dit"], "--tune-windows", "6"]
+    res = runner.invoke(app, [*base, *tune, "--out", str(out), "--steps", "3", "--set", "lr=1e-2"])
+    assert res.exit_code == 0, res.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["tuned_to"]["model"] == runs["dit"] and config["data"]["freeze_encoder"] is True
+    assert config["data"]["init"] == str(Path(runs["ae"]).resolve())  # the autoencoder the model trained on
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert "pred_psnr" in log[-1] and "psnr" in log[-1]  # both halves of the batch are scored
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "Decoder tuned to the dynamics model" in card and "pred_psnr" in card
+    a, b = load_autoencoder(runs["ae"]), load_autoencoder(out)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(a.encode(x), b.encode(x))  # the model's latents keep their meaning
+        assert not torch.allclose(a.decode(a.encode(x)), b.decode(b.encode(x)))
+
+    other = runner.invoke(
+        app, [*base, *tune, "--init", runs["ae2"], "--out", str(tmp_path / "x"), "--steps", "1"]
+    )
+    assert isinstance(other.exception, ReverieError) and "does not encode as" in str(other.exception)
+    assert not (tmp_path / "x").exists()
