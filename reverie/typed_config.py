@@ -1,9 +1,15 @@
-"""Typed configs from saved or typed-in mappings: unknown keys are an error that lists the valid ones."""
+"""Typed configs from saved or typed-in mappings: unknown keys are an error that lists the valid ones.
+
+`config_from_dict` builds a config from a saved mapping; `apply_overrides` changes fields of one from
+typed-in text (`--set KEY=VALUE`, YAML), each value read as its field's type.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import fields
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_type_hints
 
 from reverie.errors import ReverieError
 
@@ -17,3 +23,43 @@ def config_from_dict(cls: type[C], d: dict[str, Any], what: str) -> C:
     if unknown:
         raise ReverieError(f"unknown {what} keys {sorted(unknown)}; accepted: {sorted(names)}")
     return cls(**d)
+
+
+def _coerce(value: Any, typ: Any, key: str) -> Any:
+    """value (from YAML or a `--set` string) as the field's type, or a ReverieError naming the key."""
+    try:
+        if isinstance(value, str) and typ is not str:
+            value = json.loads(value) if typ not in (int, float, bool) else value
+        if typ is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if typ is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if typ is float:
+            return float(value)
+        if typ is str:
+            return str(value)
+        origin = getattr(typ, "__origin__", None)
+        if origin is tuple:
+            return tuple(value)
+        return value
+    except (ValueError, TypeError, json.JSONDecodeError) as e:
+        name = getattr(typ, "__name__", str(typ))
+        raise ReverieError(f"bad value {value!r} for {key}: expected {name}") from e
+
+
+def apply_overrides(obj: Any, overrides: dict[str, Any], where: str = "config") -> Any:
+    """A copy of dataclass `obj` with `overrides` applied; unknown keys error listing the valid ones."""
+    hints = get_type_hints(type(obj))
+    valid = [f.name for f in fields(obj)]
+    changes = {}
+    for key, value in overrides.items():
+        if key not in valid:
+            raise ReverieError(f"unknown {where} key {key!r}; valid keys: {', '.join(valid)}")
+        changes[key] = _coerce(value, hints[key], key)
+    return dataclasses.replace(obj, **changes)

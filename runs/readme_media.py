@@ -28,8 +28,8 @@ def screenshot(model: str, out: Path, at_s: tuple[int, ...] = (10, 60)) -> list[
 
     from playwright.sync_api import sync_playwright
 
-    from reverie.engine.backends import make_backends
     from reverie.engine.model_backend import ModelConfig
+    from reverie.engine.views import make_backends
     from reverie.serve.app import BackgroundServer, ServeConfig, create_app
 
     backends = make_backends(model, "reverie/Dungeon-v0", "64x64", False, ModelConfig())  # its own settings

@@ -180,8 +180,8 @@ def test_task_from_store_trains_loads_and_samples(tmp_path: Path) -> None:
 
 
 def test_autoencoder_size_mismatch_names_both_sides(tmp_path: Path) -> None:
+    from reverie.checkpoint import save_run
     from reverie.models.autoencoder import Autoencoder, preset_config
-    from reverie.train.checkpoint import save_run
 
     _store(tmp_path / "data", n_eps=2, length=6)
     ae = Autoencoder(preset_config("tiny"))

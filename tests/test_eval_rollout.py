@@ -41,10 +41,10 @@ def make_tiny_runs(
     root: Path, n_actions: int, world: str = WORLD, data: str = "", sampler: dict[str, Any] | None = None
 ) -> Path:
     """An untrained tiny autoencoder + dynamics run pair saved the way training saves them."""
+    from reverie.checkpoint import save_run
     from reverie.models.autoencoder import PRESETS as AE_PRESETS
     from reverie.models.autoencoder import Autoencoder
     from reverie.models.dit import DiT, config_dict, preset
-    from reverie.train.checkpoint import save_run
 
     torch.manual_seed(0)
     ae_cfg = AE_PRESETS["tiny"]

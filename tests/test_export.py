@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_runs import save_untrained_run
 from typer.testing import CliRunner
 
 from reverie.cli import app
 from reverie.data.seeds import expand_ranges, seed_ranges
-from reverie.engine.model_backend import save_untrained_run
 from reverie.errors import ReverieError
 from reverie.eval.run import held_out_seeds
 from reverie.models import shipped
@@ -28,8 +28,8 @@ SPEC = {"type": "discrete", "n": 3, "names": ["noop", "forward", "back"]}
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from reverie.checkpoint import save_run
     from reverie.models.autoencoder import PRESETS, Autoencoder
-    from reverie.train.checkpoint import save_run
 
     root = tmp_path_factory.mktemp("export")
     torch.manual_seed(0)
@@ -132,7 +132,7 @@ def test_cli_export_and_play_argument_errors(run: str, tmp_path: Path) -> None:
 
 
 def test_export_takes_a_decoder_fine_tune_but_not_another_encoder(run: str, tmp_path: Path) -> None:
-    from reverie.train.checkpoint import load_run, save_run
+    from reverie.checkpoint import load_run, save_run
 
     ae_run = str(Path(run).parent / "ae")
     config, state = load_run(ae_run)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_runs import save_untrained_run
 from typer.testing import CliRunner
 
-from reverie.engine.model_backend import save_untrained_run
 from reverie.errors import ReverieError
 from reverie.generate.actions import frame_actions, parse_actions
 from reverie.generate.modes import (
@@ -36,8 +36,8 @@ SPEC = {
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from reverie.checkpoint import save_run
     from reverie.models.autoencoder import PRESETS, Autoencoder
-    from reverie.train.checkpoint import save_run
 
     root = tmp_path_factory.mktemp("gen")
     torch.manual_seed(0)

@@ -144,8 +144,8 @@ def _store(
 
 
 def _ae_run(path: Path, size: int = 32) -> str:
+    from reverie.checkpoint import save_run
     from reverie.models.autoencoder import Autoencoder, preset_config
-    from reverie.train.checkpoint import save_run
 
     torch.manual_seed(0)
     ae = Autoencoder(preset_config("tiny"))

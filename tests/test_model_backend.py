@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_runs import save_untrained_run
 from typer.testing import CliRunner
 
-from reverie.engine.model_backend import ModelBackend, ModelConfig, save_untrained_run
+from reverie.engine.model_backend import ModelBackend, ModelConfig
 from reverie.engine.session import WorldSession
 from reverie.sizes import Size
 
@@ -24,8 +25,8 @@ DUNGEON_SPEC = {
 
 
 def save_tiny_autoencoder(out: Path) -> None:
+    from reverie.checkpoint import save_run
     from reverie.models.autoencoder import PRESETS, Autoencoder
-    from reverie.train.checkpoint import save_run
 
     torch.manual_seed(0)
     ae = Autoencoder(PRESETS["tiny"])
@@ -214,8 +215,8 @@ def test_bench_engine_model_json(tiny_run: str) -> None:
 
 
 def test_server_plays_the_model(tiny_run: str) -> None:
-    from reverie.engine.backends import make_backends
     from reverie.engine.encode import decode
+    from reverie.engine.views import make_backends
     from reverie.serve.app import BackgroundServer, ServeConfig, create_app
     from reverie.serve.client import PlayClient
 

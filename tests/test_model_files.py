@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import torch
 
+from reverie import checkpoint as ckpt
+from reverie import load_check
 from reverie.errors import ReverieError
 from reverie.models.autoencoder import load_autoencoder
 from reverie.models.dit import load_dynamics
 from reverie.models.shipped import SHIPPED_DIR, default_model_available
 from reverie.models.world_model import load_world_model
-from reverie.train import checkpoint as ckpt
-from reverie.train import load_check
 
 pytestmark = pytest.mark.skipif(not default_model_available(), reason="needs the shipped model")
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reverie import checkpoint as ckpt
 from reverie.models.autoencoder import PRESETS
-from reverie.train import checkpoint as ckpt
 from reverie.train.autoencoder_task import AutoencoderTask
 from reverie.train.config import TrainConfig
 from reverie.train.loop import LOG_FILE, train

@@ -14,13 +14,14 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from reverie import checkpoint as ckpt
 from reverie.errors import ReverieError
 from reverie.models.autoencoder import PRESETS, load_autoencoder
-from reverie.train import checkpoint as ckpt
 from reverie.train.autoencoder_task import AutoencoderTask, split_episodes
-from reverie.train.config import TrainConfig, apply_overrides, load_yaml, resolve
+from reverie.train.config import TrainConfig, load_yaml, resolve
 from reverie.train.loop import LOG_FILE, train
 from reverie.train.schedule import lr_at
+from reverie.typed_config import apply_overrides
 
 TINY = PRESETS["tiny"]
 CFG = TrainConfig(steps=6, batch_size=4, warmup_steps=2, precision="fp32", log_every=1, threads=1)

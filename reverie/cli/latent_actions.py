@@ -39,9 +39,9 @@ def train_latent_actions_cmd(
 
     start = Start.now()
     from reverie.models.latent_actions import LatentActionConfig, latent_action_preset
-    from reverie.train.config import apply_overrides
     from reverie.train.latent_action_task import LatentActionTask
     from reverie.train.loop import train
+    from reverie.typed_config import apply_overrides
 
     cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
     if saved is not None and preset is None:

@@ -76,7 +76,7 @@ def play_cmd(
 
     import uvicorn
 
-    from reverie.engine.backends import make_backends
+    from reverie.engine.views import make_backends
     from reverie.models.shipped import DEFAULT_MODEL
     from reverie.serve.app import ServeConfig, create_app, uvicorn_options
     from reverie.serve.metrics import setup_logging

@@ -31,8 +31,9 @@ _STEPS = typer.Option(None, "--steps", help="Total optimizer steps (the learning
 
 def _train_config(out: Path, resume: bool, config: str | None, sets: list[str] | None, minutes, steps):
     """(TrainConfig, model overrides, saved run config or None). A resumed run starts from its saved settings."""
-    from reverie.train.checkpoint import has_run, load_run
-    from reverie.train.config import TrainConfig, apply_overrides, resolve
+    from reverie.checkpoint import has_run, load_run
+    from reverie.train.config import TrainConfig, resolve
+    from reverie.typed_config import apply_overrides
 
     saved: dict[str, Any] | None = None
     base = TrainConfig()
@@ -97,8 +98,8 @@ def train_autoencoder_cmd(
     from reverie.errors import ReverieError
     from reverie.models.autoencoder import AutoencoderConfig, preset_config
     from reverie.train.autoencoder_task import AutoencoderTask, load_init
-    from reverie.train.config import apply_overrides
     from reverie.train.loop import train
+    from reverie.typed_config import apply_overrides
 
     cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
     if saved is not None:  # a resume tunes to the model it was tuning to
@@ -185,9 +186,10 @@ def train_dynamics_cmd(
     from reverie.models.dit import dynamics_config, dynamics_preset
     from reverie.models.flow import FlowConfig
     from reverie.models.sampler import SamplerConfig
-    from reverie.train.config import apply_overrides, split_section
+    from reverie.train.config import split_section
     from reverie.train.dynamics_task import DynamicsTask, load_init
     from reverie.train.loop import train
+    from reverie.typed_config import apply_overrides
 
     cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
     flow_sets, model_overrides = split_section(model_overrides, "flow")

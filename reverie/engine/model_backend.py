@@ -39,7 +39,6 @@ from reverie.engine.backends import StepOut
 from reverie.errors import ReverieError
 from reverie.models.sampler import SamplerConfig, SessionContext, make_rollout
 from reverie.models.world_model import load_world_model
-from reverie.sizes import Size
 
 
 @dataclass
@@ -235,69 +234,3 @@ class ModelBackend:
             if self._sim is not None:
                 self._sim.close()
                 self._sim = None
-
-
-def save_untrained_run(
-    out: str,
-    autoencoder_run: str,
-    spec: dict[str, Any],
-    *,
-    preset: str = "small",
-    world: str | None = "reverie/Dungeon-v0",
-    size: Size = Size(64, 64),
-    text_encoder: str = "hash",
-    seed: int = 0,
-    overrides: dict[str, Any] | None = None,
-) -> None:
-    """A dynamics run with random weights over `autoencoder_run` (speed benches and tests).
-
-    Untrained weights cost the same per frame as trained ones; the config is laid out as
-    `reverie train dynamics` writes it, so `ModelBackend` loads it the same way.
-    """
-    from dataclasses import asdict, replace
-    from pathlib import Path
-
-    from reverie.models.autoencoder import load_autoencoder
-    from reverie.models.dit import DiT
-    from reverie.models.dit import preset as dit_preset
-    from reverie.models.text import get_text_encoder
-    from reverie.train.checkpoint import save_run
-    from reverie.train.dynamics_task import choose_patch
-
-    C, h, w = load_autoencoder(autoencoder_run).latent_shape(size.height, size.width)
-    kind = spec["type"]
-    cfg = replace(
-        dit_preset(preset),
-        latent_channels=C,
-        patch=choose_patch(h, w),
-        action_type=kind,
-        num_actions=int(spec.get("n", 1)) if kind == "discrete" else 1,
-        action_dim=int(np.prod(spec["shape"])) if kind == "box" else 0,
-        text_encoder=text_encoder,
-        text_dim=get_text_encoder(text_encoder).dim,
-        **dict(overrides or {}),
-    )
-    torch.manual_seed(seed)
-    model = DiT(cfg)
-    with torch.no_grad():  # adaLN-Zero starts as identity; random weights make every op do real work
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    # seed_ranges: an untrained model has seen no seeds, so eval needs no --allow-overlap for it
-    data: dict[str, Any] = {
-        "world": world,
-        "width": size.width,
-        "height": size.height,
-        "action_spec": spec,
-        "seed_ranges": [],
-    }
-    config = {
-        "kind": "dynamics",
-        "model": asdict(cfg),
-        "data": data | {"autoencoder": str(Path(autoencoder_run).resolve())},
-        "step": 0,
-    }
-    card = "# Untrained dynamics model\n\nRandom weights, for speed benches and tests.\n"
-    Path(out).mkdir(parents=True, exist_ok=True)
-    save_run(
-        Path(out), config=config, ema_state=model.state_dict(), card=card, train_tensors={}, train_json={}
-    )

@@ -114,8 +114,8 @@ def setup(cfg: EvalConfig) -> Setup:
         raise ReverieError(f"bad --episodes {cfg.episodes}: accepted >= 1")
     model_config: dict[str, Any] = {}
     if cfg.predictor == "model":
+        from reverie.checkpoint import check_kind, load_run
         from reverie.models.shipped import DEFAULT_MODEL, resolve_model
-        from reverie.train.checkpoint import check_kind, load_run
 
         run = resolve_model(cfg.model or DEFAULT_MODEL)  # "default": the shipped model
         cfg = replace(cfg, model=run)

@@ -213,12 +213,12 @@ def measure(
 
 def evaluate_text(cfg: TextAdherenceConfig) -> TextAdherenceResult:
     """Load the model, check its world and held-out seeds, and measure its text adherence."""
+    from reverie.checkpoint import check_kind, load_run
     from reverie.eval.run import held_out_seeds
     from reverie.generate.modes import GenOptions, generate
     from reverie.models.sampler import SamplerConfig
     from reverie.models.shipped import resolve_model
     from reverie.models.world_model import load_world_model
-    from reverie.train.checkpoint import check_kind, load_run
 
     if cfg.model is None:
         raise ReverieError("--model is required: a dynamics run directory")

@@ -246,8 +246,8 @@ def tensor_to_frames(x: torch.Tensor) -> np.ndarray:
 
 def load_autoencoder(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Autoencoder:
     """An eval-mode autoencoder from a training run directory (EMA weights)."""
-    from reverie.train.checkpoint import check_kind, load_run
-    from reverie.train.load_check import build_for_weights, check_fields
+    from reverie.checkpoint import check_kind, load_run
+    from reverie.load_check import build_for_weights, check_fields
 
     config, state = load_run(path)
     check_kind(config, "autoencoder", path)
@@ -269,7 +269,7 @@ PRESETS: dict[str, AutoencoderConfig] = {
 
 def preset_config(name: str, overrides: dict | None = None) -> AutoencoderConfig:
     """A preset with `model.KEY=VALUE` style overrides applied (values may be strings from the CLI)."""
-    from reverie.train.config import apply_overrides
+    from reverie.typed_config import apply_overrides
 
     if name not in PRESETS:
         raise ReverieError(f"unknown autoencoder preset {name!r}; accepted: {', '.join(PRESETS)}")

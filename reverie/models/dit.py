@@ -443,9 +443,9 @@ def config_dict(cfg: DiTConfig) -> dict[str, Any]:
 
 def load_dynamics(path: str) -> nn.Module:
     """The trained dynamics model of run directory `path` (EMA weights), in eval mode."""
+    from reverie.checkpoint import check_kind, load_run
+    from reverie.load_check import build_for_weights, check_fields
     from reverie.models.framestack import FrameStackConfig
-    from reverie.train.checkpoint import check_kind, load_run
-    from reverie.train.load_check import build_for_weights, check_fields
 
     config, state = load_run(path)
     check_kind(config, "dynamics")

@@ -60,7 +60,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def latent_action_preset(name: str, overrides: dict[str, Any] | None = None) -> LatentActionConfig:
     if name not in PRESETS:
         raise ReverieError(f"unknown latent-action preset {name!r}; accepted: {', '.join(PRESETS)}")
-    from reverie.train.config import apply_overrides
+    from reverie.typed_config import apply_overrides
 
     return apply_overrides(replace(LatentActionConfig(), **PRESETS[name]), overrides or {}, "model")
 
@@ -230,7 +230,7 @@ def label_latents(
 
 def load_latent_actions(path: str, device: str = "cpu") -> tuple[LatentActionModel, dict[str, Any]]:
     """(model in eval mode, the run's config.json) of a `reverie train latent-actions` run."""
-    from reverie.train.checkpoint import check_kind, load_run, load_weights
+    from reverie.checkpoint import check_kind, load_run, load_weights
 
     config, state = load_run(path)
     check_kind(config, "latent-actions", path)

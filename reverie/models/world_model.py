@@ -107,11 +107,11 @@ class WorldModel:
 
 def load_world_model(run: str, precision: str = "auto", threads: int | None = None) -> WorldModel:
     """Load a `reverie train dynamics` run (and the autoencoder it names); "default": the shipped one."""
+    from reverie.checkpoint import check_kind, load_run
+    from reverie.load_check import check_data
     from reverie.models.autoencoder import load_autoencoder
     from reverie.models.dit import load_dynamics
     from reverie.models.text import get_text_encoder
-    from reverie.train.checkpoint import check_kind, load_run
-    from reverie.train.load_check import check_data
 
     run = resolve_model(run)
     config, _ = load_run(run)

@@ -28,9 +28,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 import reverie
-from reverie.engine.backends import DEFAULT_WORLD, Backend, make_backends
+from reverie.engine.backends import DEFAULT_WORLD, Backend
 from reverie.engine.clock import ClockConfig, EngineClock
 from reverie.engine.encode import EncoderConfig
+from reverie.engine.views import make_backends
 from reverie.serve import protocol as P
 from reverie.serve.connection import Connection
 from reverie.serve.guard import (

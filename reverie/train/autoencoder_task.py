@@ -149,7 +149,7 @@ class AutoencoderTask:
     def build_model(self) -> nn.Module:
         model = Autoencoder(self.model_cfg)
         if self.init:  # start from another run's shipped (EMA) weights, buffers included
-            from reverie.train.checkpoint import load_weights
+            from reverie.checkpoint import load_weights
 
             load_weights(model, load_init(self.init)[1], f"{self.init}: model.safetensors")
         return model.freeze_encoder() if self.freeze_encoder else model
@@ -302,7 +302,7 @@ def evaluate_bank(model: nn.Module, bank: PredictionBank) -> dict[str, float]:
 
 def load_init(run: str) -> tuple[AutoencoderConfig, dict[str, torch.Tensor]]:
     """(config, EMA weights) of the autoencoder run a fine-tune starts from."""
-    from reverie.train.checkpoint import check_kind, load_run
+    from reverie.checkpoint import check_kind, load_run
 
     config, state = load_run(run)
     check_kind(config, "autoencoder", run)

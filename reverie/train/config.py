@@ -8,13 +8,12 @@ play settings saved with a dynamics run (reverie.models.sampler.SamplerConfig).
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-from dataclasses import dataclass, fields
-from typing import Any, get_type_hints
+from dataclasses import dataclass
+from typing import Any
 
 from reverie.errors import ReverieError
+from reverie.typed_config import apply_overrides
 
 
 @dataclass
@@ -44,46 +43,6 @@ class TrainConfig:
 SECTIONS = ("model", "flow", "sampler")  # `--set SECTION.KEY=VALUE` goes to that section's typed config
 PRECISIONS = ("bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def _coerce(value: Any, typ: Any, key: str) -> Any:
-    """value (from YAML or a `--set` string) as the field's type, or a ReverieError naming the key."""
-    try:
-        if isinstance(value, str) and typ is not str:
-            value = json.loads(value) if typ not in (int, float, bool) else value
-        if typ is bool:
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "1", "yes")
-            return bool(value)
-        if typ is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if typ is float:
-            return float(value)
-        if typ is str:
-            return str(value)
-        origin = getattr(typ, "__origin__", None)
-        if origin is tuple:
-            return tuple(value)
-        return value
-    except (ValueError, TypeError, json.JSONDecodeError) as e:
-        name = getattr(typ, "__name__", str(typ))
-        raise ReverieError(f"bad value {value!r} for {key}: expected {name}") from e
-
-
-def apply_overrides(obj: Any, overrides: dict[str, Any], where: str = "config") -> Any:
-    """A copy of dataclass `obj` with `overrides` applied; unknown keys error listing the valid ones."""
-    hints = get_type_hints(type(obj))
-    valid = [f.name for f in fields(obj)]
-    changes = {}
-    for key, value in overrides.items():
-        if key not in valid:
-            raise ReverieError(f"unknown {where} key {key!r}; valid keys: {', '.join(valid)}")
-        changes[key] = _coerce(value, hints[key], key)
-    return dataclasses.replace(obj, **changes)
 
 
 def parse_sets(pairs: list[str]) -> dict[str, str]:

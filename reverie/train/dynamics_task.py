@@ -83,10 +83,10 @@ class DynamicsTask:
         device: str = "cpu",
         actions: str = "recorded",
     ) -> None:
+        from reverie.checkpoint import load_run
         from reverie.data.store import EpisodeStore
         from reverie.models.autoencoder import load_autoencoder
         from reverie.train.autoencoder_task import split_episodes
-        from reverie.train.checkpoint import load_run
 
         store = EpisodeStore.open(data_dir)
         if len(store) == 0:
@@ -411,8 +411,8 @@ def _use_stream(store: Any, name: str, clips: list[LatentClips], parts: list[lis
 
 def load_init(run: str) -> tuple[Any, dict[str, torch.Tensor]]:
     """(model config, EMA weights) of a dynamics run, model package or "default" to fine-tune from."""
+    from reverie.checkpoint import check_kind, load_run
     from reverie.models.shipped import resolve_model
-    from reverie.train.checkpoint import check_kind, load_run
 
     path = resolve_model(run)
     config, state = load_run(path)
@@ -424,8 +424,8 @@ def _latent_key(store: Any, episodes: list[int], autoencoder_run: str) -> str:
     """Hash of the frames (store path, episode ids, lengths, seeds, write times) and the encoder weights."""
     import hashlib
 
+    from reverie.checkpoint import MODEL_FILE
     from reverie.models.shipped import resolve_model
-    from reverie.train.checkpoint import MODEL_FILE
 
     h = hashlib.sha256(b"latents-v1")
     with open(Path(resolve_model(autoencoder_run)) / MODEL_FILE, "rb") as f:

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from safetensors.torch import save as st_save
 
+from reverie.checkpoint import CARD_FILE, CONFIG_FILE, MODEL_FILE, check_kind, load_run
 from reverie.errors import ReverieError
-from reverie.train.checkpoint import CARD_FILE, CONFIG_FILE, MODEL_FILE, check_kind, load_run
 
 __all__ = ["EXPORT_DTYPES", "export_model"]
 

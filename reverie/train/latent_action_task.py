@@ -90,11 +90,11 @@ class LatentActionTask:
         val_fraction: float = 0.05,
         device: str = "cpu",
     ) -> LatentActionTask:
+        from reverie.checkpoint import load_run
         from reverie.data.seeds import seed_ranges
         from reverie.data.store import EpisodeStore
         from reverie.models.autoencoder import load_autoencoder
         from reverie.train.autoencoder_task import split_episodes
-        from reverie.train.checkpoint import load_run
         from reverie.train.dynamics_task import encode_episodes_cached
 
         store = EpisodeStore.open(data_dir)
@@ -342,7 +342,7 @@ def evaluate_store(model_run: str, data_dir: str, save_keys: bool = False) -> di
         lut = np.array([names.index(fitted[k]) if fitted.get(k) in names else -1 for k in range(n)])
         result["accuracy_saved_map"] = round(float((lut[c] == a).mean()), 4)
     if save_keys:
-        from reverie.train.checkpoint import write_atomic
+        from reverie.checkpoint import write_atomic
 
         mapping = one_to_one(contingency(c, a, n, len(names)))
         body = {

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from reverie import checkpoint as ckpt
 from reverie.cpus import usable_cpus
 from reverie.errors import ReverieError
-from reverie.train import checkpoint as ckpt
 from reverie.train import distributed
 from reverie.train.budget import Budget, Start
 from reverie.train.config import TrainConfig, check

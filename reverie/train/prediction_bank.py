@@ -110,9 +110,9 @@ def tuned_autoencoder(model: str, init: str | None) -> str:
     """
     import torch
 
+    from reverie.checkpoint import load_run
     from reverie.models.shipped import resolve_model
     from reverie.models.world_model import autoencoder_path
-    from reverie.train.checkpoint import load_run
 
     run = resolve_model(model)
     own = autoencoder_path(run, load_run(run)[0])

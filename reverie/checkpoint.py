@@ -30,7 +30,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from reverie.errors import ReverieError
-from reverie.train.load_check import MAX_CONFIG_BYTES, MAX_MODEL_BYTES
+from reverie.load_check import MAX_CONFIG_BYTES, MAX_MODEL_BYTES
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
