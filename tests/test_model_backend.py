@@ -214,6 +214,14 @@ def test_bench_engine_model_json(tiny_run: str) -> None:
     assert row["backend"] == "model" and row["steps"] == 1 and row["sessions"] == 2 and row["fps"] > 0
 
 
+def test_eval_speed_times_the_model_with_the_engine_bench(tiny_run: str) -> None:
+    """`eval --speed` calls the bench of `reverie bench engine` on the model's own world: a number, not null."""
+    from reverie.cli.eval import _engine_fps
+
+    fps = _engine_fps(tiny_run, steps=1, frames=10)
+    assert fps is not None and fps > 0
+
+
 def test_server_plays_the_model(tiny_run: str) -> None:
     from reverie.engine.encode import decode
     from reverie.engine.views import make_backends

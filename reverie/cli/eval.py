@@ -157,19 +157,10 @@ def _num(v: Any) -> str:
 
 def _engine_fps(model: str, steps: int | None, frames: int) -> float | None:
     """Frames per second from the engine bench; None (with a note) when it cannot run here."""
-    import contextlib
-    import io
-
     try:
-        from reverie.cli.play import bench_engine_cmd
+        from reverie.engine.bench import bench_engine
 
-        out = io.StringIO()
-        with contextlib.redirect_stdout(out):
-            bench_engine_cmd(
-                world="reverie/Dungeon-v0", frames=frames, sessions=1, size="64x64", quality=85, seed=0,
-                as_json=True, model=model, steps=steps, threads=0,
-            )  # fmt: skip
-        return float(json.loads(out.getvalue().strip().splitlines()[-1])["fps"])
+        return float(bench_engine(model, frames=frames, steps=steps)["fps"])
     except Exception as e:  # the engine is optional for eval: report speed as unknown, keep the rest
         print(f"note: engine bench failed ({e}); fps left null", file=sys.stderr)
         return None

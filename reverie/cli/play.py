@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import typer
 
@@ -160,65 +159,15 @@ def bench_engine_cmd(
     Example:  reverie bench engine --model runs/out/dit --frames 1000 --sessions 2 --steps 1 --json
     Example:  reverie bench engine --world reverie/Dungeon-v0 --json   (the simulator)
     """
-    import time
-
-    import numpy as np
-    from tqdm import tqdm
-
-    from reverie.engine.backends import SimulatorBackend
-    from reverie.engine.clock import ClockConfig, EngineClock, PlaySession
-    from reverie.engine.controls import InputState
-    from reverie.engine.encode import EncoderConfig
+    from reverie.engine.bench import bench_engine
 
     if model is not None and world is not None:
         raise ReverieError("pass --model (a world model) or --world (a simulator), not both")
     model, world = _model_or_world(model, world)
-    backend: Any
-    if model is not None:
-        from reverie.engine.model_backend import ModelBackend, ModelConfig
-
-        try:
-            backend = ModelBackend(model, ModelConfig(steps=steps, threads=threads or None))
-        except ReverieError as e:
-            raise ReverieError(f"--model {model}: {e}") from e
-        world = backend.world
-    else:
-        backend = SimulatorBackend(world, size)
-    clock = EngineClock(ClockConfig(encoder=EncoderConfig(quality=quality)))
-    live = [PlaySession({"dream": backend}, seed=seed + i) for i in range(sessions)]
-    for s in live:
-        clock.add(s)
-    clock.tick()
-    clock.wait_resets()
-    failed = [s.error for s in live if s.error is not None]
-    if failed:
-        clock.stop()
-        raise ReverieError(f"{world} could not start: {failed[0]}")
-    rng = np.random.default_rng(seed)
-    keys = [frozenset(k) for k in ([], ["w"], ["w", "a"], ["w", "d"], ["a"], ["d"], ["s"], ["q"], ["e"])]
-    times = []
-    warmup = min(50, frames // 10)
-    for i in tqdm(range(warmup + frames), desc="bench engine", unit="tick", disable=as_json):
-        if i % 8 == 0:  # a player holds a key for a few frames, like the exploration policy
-            for s in live:
-                s.set_input(InputState(keys=keys[int(rng.integers(len(keys)))], seq=i))
-        t0 = time.perf_counter()
-        clock.tick()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-        for s in live:
-            s.take_frames()
-    clock.stop()
-    if any(s.error is not None for s in live):
-        raise ReverieError(f"{world} failed while stepping: {next(s.error for s in live if s.error)}")
-    ms = np.asarray(times) * 1e3
-    result = {
-        "bench": "engine", "world": world, "backend": backend.name, "sessions": sessions, "frames": frames,
-        "fps": round(1e3 / float(ms.mean()), 1), "frame_ms_p50": round(float(np.percentile(ms, 50)), 3),
-        "frame_ms_p99": round(float(np.percentile(ms, 99)), 3), "height": backend.size.height,
-        "width": backend.size.width, "steps": backend.sampler.steps if model else 0, "threads": getattr(backend, "threads", 1),
-        "precision": str(getattr(backend, "dtype", "numpy")).replace("torch.", ""), "quality": quality,
-    }  # fmt: skip
+    result = bench_engine(
+        model, None if model else world, size=size, frames=frames, sessions=sessions, quality=quality,
+        seed=seed, steps=steps, threads=threads, progress=not as_json,
+    )  # fmt: skip
     if as_json:
         print(json.dumps(result))
     else:

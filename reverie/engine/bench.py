@@ -1,0 +1,90 @@
+"""`bench_engine`: the engine's tick (every session's batched step plus JPEG encode), unpaced."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from reverie.errors import ReverieError
+from reverie.sizes import Size
+
+# What a bench player holds, a new pick every 8 ticks
+_KEYS = [frozenset(k) for k in ([], ["w"], ["w", "a"], ["w", "d"], ["a"], ["d"], ["s"], ["q"], ["e"])]
+
+
+def bench_engine(
+    model: str | None = None,
+    world: str | None = None,
+    *,
+    size: Size | str = "64x64",
+    frames: int = 1000,
+    sessions: int = 1,
+    quality: int = 85,
+    seed: int = 0,
+    steps: int | None = None,
+    threads: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Time `frames` ticks of `sessions` players after a short warm-up; one JSON-able result dict.
+
+    `model` (a run dir or model package) plays its own world, size and actions; otherwise `world`'s
+    simulator plays at `size`. `steps` and `threads` (0: the default) apply to a model only.
+    """
+    from tqdm import tqdm
+
+    from reverie.engine.backends import SimulatorBackend
+    from reverie.engine.clock import ClockConfig, EngineClock, PlaySession
+    from reverie.engine.controls import InputState
+    from reverie.engine.encode import EncoderConfig
+
+    if model is not None and world is not None:
+        raise ValueError("bench_engine times a model or a world's simulator, not both")
+    backend: Any
+    if model is not None:
+        from reverie.engine.model_backend import ModelBackend, ModelConfig
+
+        try:
+            backend = ModelBackend(model, ModelConfig(steps=steps, threads=threads or None))
+        except ReverieError as e:
+            raise ReverieError(f"--model {model}: {e}") from e
+        world = backend.world
+    elif world is not None:
+        backend = SimulatorBackend(world, size)
+    else:
+        raise ValueError("bench_engine times a model or a world's simulator: give one")
+    clock = EngineClock(ClockConfig(encoder=EncoderConfig(quality=quality)))
+    live = [PlaySession({"dream": backend}, seed=seed + i) for i in range(sessions)]
+    for s in live:
+        clock.add(s)
+    clock.tick()
+    clock.wait_resets()
+    failed = [s.error for s in live if s.error is not None]
+    if failed:
+        clock.stop()
+        raise ReverieError(f"{world} could not start: {failed[0]}")
+    rng = np.random.default_rng(seed)
+    times = []
+    warmup = min(50, frames // 10)
+    for i in tqdm(range(warmup + frames), desc="bench engine", unit="tick", disable=not progress):
+        if i % 8 == 0:  # a player holds a key for a few frames, like the exploration policy
+            for s in live:
+                s.set_input(InputState(keys=_KEYS[int(rng.integers(len(_KEYS)))], seq=i))
+        t0 = time.perf_counter()
+        clock.tick()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+        for s in live:
+            s.take_frames()
+    clock.stop()
+    if any(s.error is not None for s in live):
+        raise ReverieError(f"{world} failed while stepping: {next(s.error for s in live if s.error)}")
+    ms = np.asarray(times) * 1e3
+    return {
+        "bench": "engine", "world": world, "backend": backend.name, "sessions": sessions, "frames": frames,
+        "fps": round(1e3 / float(ms.mean()), 1), "frame_ms_p50": round(float(np.percentile(ms, 50)), 3),
+        "frame_ms_p99": round(float(np.percentile(ms, 99)), 3), "height": backend.size.height,
+        "width": backend.size.width, "steps": backend.sampler.steps if model else 0, "threads": getattr(backend, "threads", 1),
+        "precision": str(getattr(backend, "dtype", "numpy")).replace("torch.", ""), "quality": quality,
+    }  # fmt: skip
