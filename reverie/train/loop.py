@@ -15,14 +15,15 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from reverie import __version__
 from reverie import checkpoint as ckpt
 from reverie.cpus import usable_cpus
 from reverie.errors import ReverieError
@@ -32,6 +33,9 @@ from reverie.train.config import TrainConfig, check
 from reverie.train.ema import EMA
 from reverie.train.schedule import lr_at
 from reverie.train.task import Task
+
+if TYPE_CHECKING:
+    from torch.utils.tensorboard import SummaryWriter
 
 LOG_FILE = "log.jsonl"
 
@@ -136,6 +140,126 @@ def train(
         distributed.teardown(d)
 
 
+@dataclass
+class _Tally:
+    """What a save records of the run's cost so far: a resumed run's totals plus this invocation's."""
+
+    elapsed0: float  # wall seconds of the saved run
+    cpu0: float  # CPU seconds of the saved run
+    frames0: int  # frames the saved run had seen
+    step0: int  # the step this invocation started from
+    frames_per_step: int
+    t_start: float = field(default_factory=time.monotonic)
+    cpu_start: float = field(default_factory=time.process_time)  # this process's: the compute it had
+
+    def elapsed_s(self) -> float:
+        return self.elapsed0 + time.monotonic() - self.t_start
+
+    def cpu_s(self) -> float:
+        return self.cpu0 + time.process_time() - self.cpu_start
+
+    def frames(self, step: int) -> int:
+        return self.frames0 + (step - self.step0) * self.frames_per_step
+
+
+def _log_samples(task: Task, model: nn.Module, writer: SummaryWriter | None, amp: Any, step: int) -> None:
+    if writer is not None:
+        with torch.no_grad(), amp:
+            task.log_samples(model, writer, step)
+        writer.flush()
+
+
+def _evaluate(
+    task: Task, model: nn.Module, writer: SummaryWriter | None, amp: Any, step: int, d: distributed.Dist,
+    metrics: dict[str, float],
+) -> dict[str, float]:  # fmt: skip
+    """The task's held-out metrics of `model` (the EMA copy), also in TensorBoard; on other ranks, or
+    for a task without `evaluate`, the last ones (`metrics`)."""
+    evaluate = getattr(task, "evaluate", None)
+    if not d.is_main or evaluate is None:
+        return metrics
+    with torch.no_grad(), amp:
+        metrics = {k: float(v) for k, v in evaluate(model).items()}
+    if writer is not None:
+        for k, v in metrics.items():
+            writer.add_scalar(f"val/{k}", v, step)
+    return metrics
+
+
+def _open_log(out: Path, step: int, resume: bool) -> SummaryWriter:
+    """The run's log.jsonl, ready to append to from `step`, and its TensorBoard writer."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    out.mkdir(parents=True, exist_ok=True)
+    # A fresh run starts a fresh log: one killed before its first checkpoint left lines that
+    # would otherwise read as this run's steps. TensorBoard hides the old events the same way.
+    if resume:
+        _trim_log(out / LOG_FILE, step)
+    else:
+        (out / LOG_FILE).write_text("")
+    return SummaryWriter(str(out / "tb"), purge_step=step + 1 if resume else 0)
+
+
+def _log_step(log_path: Path, writer: SummaryWriter, row: dict[str, float]) -> None:
+    """One line of log.jsonl, and its numbers as TensorBoard scalars at row["step"]."""
+    with open(log_path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    for k, v in row.items():
+        if k != "step":
+            writer.add_scalar(f"train/{k}", v, row["step"])
+
+
+def _save(
+    out: Path, task: Task, cfg: TrainConfig, d: distributed.Dist, step: int, model: nn.Module, ema: EMA,
+    opt: torch.optim.Optimizer, metrics: dict[str, float], tally: _Tally,
+) -> None:  # fmt: skip
+    """Write the run directory at `step` (the main process), then wait for every process."""
+    if d.is_main:
+        info = {
+            "steps": step,
+            "wall_time_s": round(tally.elapsed_s(), 1),
+            "cpu_core_hours": round(tally.cpu_s() / 3600, 3),
+            "frames_seen": tally.frames(step),
+            "processes": d.world_size,
+            "device": d.device.type,
+            "precision": cfg.precision,
+            "metrics": metrics,
+        }
+        data_config = getattr(task, "data_config", None)
+        config = {
+            "kind": task.name,
+            "model": task.model_config(),
+            "train": asdict(cfg),
+            "data": data_config() if data_config is not None else {},
+            "step": step,
+            "metrics": metrics,
+            "reverie_version": __version__,
+        }
+        extra = getattr(task, "extra_config", None)
+        if extra is not None:  # e.g. the dynamics objective and play settings
+            config |= extra()
+        opt_tensors, opt_json = ckpt.flatten_optimizer(opt)
+        tensors = {f"model/{k}": v for k, v in model.state_dict().items()} | opt_tensors
+        state_json = {
+            **opt_json,
+            "step": step,
+            "elapsed_s": info["wall_time_s"],
+            "cpu_s": tally.cpu_s(),
+            "frames": info["frames_seen"],
+            "world_size": d.world_size,
+            "metrics": metrics,
+        }
+        ckpt.save_run(
+            out,
+            config=config,
+            ema_state=ema.model.state_dict(),
+            card=_card(task, cfg, info),
+            train_tensors=tensors,
+            train_json=state_json,
+        )
+    distributed.barrier(d)
+
+
 def _train(
     task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed.Dist, budget: Budget
 ) -> Path:
@@ -158,108 +282,34 @@ def _train(
     step, prev = 0, dict[str, Any]()
     if resume:
         step, prev = _resume(out, task, model, ema, opt)
-    elapsed0, frames0 = float(prev.get("elapsed_s", 0.0)), int(prev.get("frames", 0))
-    cpu0 = float(prev.get("cpu_s", 0.0))
     net: nn.Module = model
     if d.world_size > 1:
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[d.device] if d.device.type == "cuda" else None
         )
 
-    writer = None
     log_path = out / LOG_FILE
-    if d.is_main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        out.mkdir(parents=True, exist_ok=True)
-        # A fresh run starts a fresh log: one killed before its first checkpoint left lines that
-        # would otherwise read as this run's steps. TensorBoard hides the old events the same way.
-        if resume:
-            _trim_log(log_path, step)
-        else:
-            log_path.write_text("")
-        writer = SummaryWriter(str(out / "tb"), purge_step=step + 1 if resume else 0)
+    writer = _open_log(out, step, resume) if d.is_main else None
     frames_per_step = task.frames_per_batch() * d.world_size
     amp = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     metrics_eval: dict[str, float] = dict(prev.get("metrics", {}))
 
-    def log_samples() -> None:
-        if writer is not None:
-            with torch.no_grad(), amp:
-                task.log_samples(ema.model, writer, step)
-            writer.flush()
-
-    def evaluate_now() -> None:
-        nonlocal metrics_eval
-        evaluate = getattr(task, "evaluate", None)
-        if d.is_main and evaluate is not None:
-            with torch.no_grad(), amp:
-                metrics_eval = {k: float(v) for k, v in evaluate(ema.model).items()}
-            if writer is not None:
-                for k, v in metrics_eval.items():
-                    writer.add_scalar(f"val/{k}", v, step)
-
-    def save() -> None:
-        evaluate_now()
-        if d.is_main:
-            elapsed = elapsed0 + time.monotonic() - t_start
-            info = {
-                "steps": step,
-                "wall_time_s": round(elapsed, 1),
-                "cpu_core_hours": round((cpu0 + time.process_time() - cpu_start) / 3600, 3),
-                "frames_seen": frames0 + (step - step0) * frames_per_step,
-                "processes": d.world_size,
-                "device": d.device.type,
-                "precision": cfg.precision,
-                "metrics": metrics_eval,
-            }
-            from reverie import __version__
-
-            data_config = getattr(task, "data_config", None)
-            config = {
-                "kind": task.name,
-                "model": task.model_config(),
-                "train": asdict(cfg),
-                "data": data_config() if data_config is not None else {},
-                "step": step,
-                "metrics": metrics_eval,
-                "reverie_version": __version__,
-            }
-            extra = getattr(task, "extra_config", None)
-            if extra is not None:  # e.g. the dynamics objective and play settings
-                config |= extra()
-            opt_tensors, opt_json = ckpt.flatten_optimizer(opt)
-            tensors = {f"model/{k}": v for k, v in model.state_dict().items()} | opt_tensors
-            state_json = {
-                **opt_json,
-                "step": step,
-                "elapsed_s": info["wall_time_s"],
-                "cpu_s": cpu0 + time.process_time() - cpu_start,
-                "frames": info["frames_seen"],
-                "world_size": d.world_size,
-                "metrics": metrics_eval,
-            }
-            ckpt.save_run(
-                out,
-                config=config,
-                ema_state=ema.model.state_dict(),
-                card=_card(task, cfg, info),
-                train_tensors=tensors,
-                train_json=state_json,
-            )
-        distributed.barrier(d)
-
     from tqdm import tqdm
 
-    t_start = last_save = time.monotonic()
-    cpu_start = time.process_time()  # CPU seconds of this process: the compute a run really had
-    step0, rate = step, 0.0
+    tally = _Tally(
+        elapsed0=float(prev.get("elapsed_s", 0.0)),
+        cpu0=float(prev.get("cpu_s", 0.0)),
+        frames0=int(prev.get("frames", 0)),
+        step0=step,
+        frames_per_step=frames_per_step,
+    )
+    last_save, rate = tally.t_start, 0.0
     if budget.limited and d.is_main:
         # What the last step is followed by, timed now (the run's starting samples and metrics), so
         # training stops early enough for it to fit the budget.
         def final_work() -> None:
-            log_samples()
-            evaluate_now()
+            _log_samples(task, ema.model, writer, amp, step)
+            _evaluate(task, ema.model, writer, amp, step, d, metrics_eval)
 
         budget.measure_final(final_work)
         print(f"reverie: {budget.plan()}", flush=True)
@@ -312,26 +362,24 @@ def _train(
                         "grad_norm": grad_norm,
                         "frames_per_s": rate,
                     }
-                    row |= {k: v for k, v in metrics.items() if math.isfinite(v)}
-                    with open(log_path, "a") as f:
-                        f.write(json.dumps(row) + "\n")
                     assert writer is not None
-                    for k, v in row.items():
-                        if k != "step":
-                            writer.add_scalar(f"train/{k}", v, step)
+                    _log_step(log_path, writer, row | {k: v for k, v in metrics.items() if math.isfinite(v)})
                 if step % cfg.sample_every == 0 and not stop and step < cfg.steps:
-                    log_samples()  # the last step's samples come with the final evaluation
+                    # the last step's samples come with the final evaluation
+                    _log_samples(task, ema.model, writer, amp, step)
             if stop:
                 break
             if save_now:
-                save()
+                metrics_eval = _evaluate(task, ema.model, writer, amp, step, d, metrics_eval)
+                _save(out, task, cfg, d, step, model, ema, opt, metrics_eval, tally)
                 last_save = time.monotonic()
     bar.close()
     # The work after the last step has its own bar: samples, then held-out evaluation and the save.
     final = tqdm(total=2, desc="final samples and evaluation", disable=not d.is_main, unit="part")
-    log_samples()
+    _log_samples(task, ema.model, writer, amp, step)
     final.update(1)
-    save()
+    metrics_eval = _evaluate(task, ema.model, writer, amp, step, d, metrics_eval)
+    _save(out, task, cfg, d, step, model, ema, opt, metrics_eval, tally)
     final.update(1)
     final.close()
     if writer is not None:
