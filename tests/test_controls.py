@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from gymnasium import spaces
 
-from reverie.engine.controls import NUMBER_KEYS, ActionMapper, InputState
+from reverie.engine.controls import NUMBER_KEYS, InputMapper, InputState
 from reverie.engine.intents import read_name
 from reverie.serve.page_controls import page_controls
-from reverie.worlds.actions import ActionMapper as SpaceMapper
+from reverie.worlds.actions import ActionMapper
 
 ATARI_FULL = ["noop", "fire", "up", "right", "left", "down", "upright", "upleft", "downright", "downleft",
               "upfire", "rightfire", "leftfire", "downfire", "uprightfire", "upleftfire", "downrightfire",
@@ -27,8 +27,8 @@ DISCRETE_WORLDS = {
     "cartpole": ["push_left", "push_right"],
     "miniworld": ["turn_left", "turn_right", "move_forward", "move_back", "pickup", "drop", "toggle", "done"],
     "unnamed": [f"a{i}" for i in range(12)],
-    "multidiscrete": SpaceMapper(spaces.MultiDiscrete([3, 4])).spec["names"],
-    "vizdoom_buttons": SpaceMapper(
+    "multidiscrete": ActionMapper(spaces.MultiDiscrete([3, 4])).spec["names"],
+    "vizdoom_buttons": ActionMapper(
         spaces.MultiBinary(6),
         ["MOVE_FORWARD", "MOVE_BACKWARD", "TURN_LEFT", "TURN_RIGHT", "ATTACK", "USE"],
     ).spec["names"],
@@ -42,7 +42,7 @@ def _spec(names: list[str]) -> dict[str, Any]:
 @pytest.mark.parametrize("world", sorted(DISCRETE_WORLDS))
 def test_every_action_is_reached_by_its_own_keys(world: str) -> None:
     names = DISCRETE_WORLDS[world]
-    m = ActionMapper(_spec(names))
+    m = InputMapper(_spec(names))
     assert [b.name for b in m.bindings] == names
     for i, b in enumerate(m.bindings):
         assert b.keys or i == 0, f"{b.name} has no key"
@@ -51,13 +51,13 @@ def test_every_action_is_reached_by_its_own_keys(world: str) -> None:
 
 
 def test_breakout_fire_has_the_space_bar_and_combines_with_movement() -> None:
-    m = ActionMapper(_spec(DISCRETE_WORLDS["breakout"]))
+    m = InputMapper(_spec(DISCRETE_WORLDS["breakout"]))
     assert {b.name: b.keys for b in m.bindings} == {
         "noop": (), "fire": ("space",), "right": ("keyd",), "left": ("keya",)
     }  # fmt: skip
     assert m.names[m(InputState(keys=frozenset({"space"})))] == "fire"
     assert m.names[m(InputState(keys=frozenset({"arrowleft"})))] == "left"
-    full = ActionMapper(_spec(ATARI_FULL))
+    full = InputMapper(_spec(ATARI_FULL))
     assert full.names[full(InputState(keys=frozenset({"space", "keyw", "keyd"})))] == "uprightfire"
     assert (
         full.names[full(InputState(keys=frozenset({"space"}), forward=-0.9))] == "downfire"
@@ -73,7 +73,7 @@ def test_names_read_word_by_word() -> None:
 
 
 def test_unreadable_actions_get_numbered_keys_in_order() -> None:
-    m = ActionMapper(_spec(DISCRETE_WORLDS["miniworld"]))
+    m = InputMapper(_spec(DISCRETE_WORLDS["miniworld"]))
     keys = {b.name: b.keys for b in m.bindings}
     assert keys["move_forward"] == ("keyw",) and keys["turn_left"] == ("keya",)
     assert [keys[n] for n in ("pickup", "drop", "toggle", "done")] == [
@@ -87,7 +87,7 @@ def test_unreadable_actions_get_numbered_keys_in_order() -> None:
 
 def test_more_actions_than_keys_are_reached_by_buttons() -> None:
     names = [f"a{i}" for i in range(len(NUMBER_KEYS) + 5)]
-    m = ActionMapper(_spec(names))
+    m = InputMapper(_spec(names))
     keyless = [b.name for b in m.bindings if not b.keys]
     assert keyless == ["a0", *names[-4:]]  # a0 is the null action: holding nothing
     c = page_controls(_spec(names))
@@ -117,12 +117,12 @@ def test_page_controls_for_breakout_dungeon_and_a_box() -> None:
     }
     c = page_controls(box)
     assert [b["label"] for b in c["bindings"]] == ["A/D", "W", "1"]
-    m = ActionMapper(box)
+    m = InputMapper(box)
     np.testing.assert_allclose(m(InputState(keys=frozenset({"keyw", "digit1"}))), [0, 1, 1])
 
 
 def test_box_act_axes_follow_their_keys() -> None:
     spec = {"type": "box", "shape": [2], "low": [-1, 0], "high": [1, 1], "names": ["move", "attack"]}
-    m = ActionMapper(spec)
+    m = InputMapper(spec)
     np.testing.assert_allclose(m(InputState(keys=frozenset({"space"}))), [0, 1])
     assert page_controls(spec)["bindings"][1]["label"] == "Space"

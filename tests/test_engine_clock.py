@@ -10,7 +10,7 @@ import pytest
 
 from reverie.engine.backends import SimulatorBackend, StepOut
 from reverie.engine.clock import ClockConfig, EngineClock, PlaySession, ResetRequest
-from reverie.engine.controls import ActionMapper, InputState
+from reverie.engine.controls import InputMapper, InputState
 from reverie.engine.encode import decode
 from reverie.engine.session import WorldSession
 from reverie.errors import ReverieError
@@ -41,8 +41,8 @@ def keys(*k: str, **axes: float) -> InputState:
     return InputState(keys=frozenset(k), **axes)
 
 
-def discrete(names: list[str]) -> ActionMapper:
-    return ActionMapper({"type": "discrete", "n": len(names), "names": names})
+def discrete(names: list[str]) -> InputMapper:
+    return InputMapper({"type": "discrete", "n": len(names), "names": names})
 
 
 @pytest.mark.parametrize(
@@ -88,11 +88,11 @@ def test_drive_keys_map_to_named_actions(state: InputState, expected: str) -> No
 
 
 def test_analog_axes_map_to_continuous_actions_by_name() -> None:
-    dungeon = ActionMapper(DUNGEON_BOX)
+    dungeon = InputMapper(DUNGEON_BOX)
     np.testing.assert_allclose(dungeon(keys("w", "a")), [1, 0, -1])
     np.testing.assert_allclose(dungeon(keys(forward=0.5, side=-0.25, turn=0.75)), [0.5, -0.25, 0.75])
     np.testing.assert_allclose(dungeon(keys(forward=0.05)), [0, 0, 0])  # stick drift
-    drive = ActionMapper(DRIVE_BOX)
+    drive = InputMapper(DRIVE_BOX)
     np.testing.assert_allclose(drive(keys("w", "d")), [1, 1, 0])
     np.testing.assert_allclose(drive(keys("s")), [0, 0, 1])  # brake, never negative throttle
     np.testing.assert_allclose(drive(keys(forward=-0.5, side=0.5)), [0.5, 0, 0.5])
@@ -113,7 +113,7 @@ def dungeon() -> SimulatorBackend:
 def _walk(n: int, spec: dict[str, Any], seed: int = 0) -> list[Any]:
     """A player's walk: held keys changing every few frames."""
     rng = np.random.default_rng(seed)
-    m = ActionMapper(spec)
+    m = InputMapper(spec)
     choices = [keys("w"), keys("w", "a"), keys("d"), keys("s"), keys("q"), keys()]
     return [m(choices[int(rng.integers(len(choices)))]) for _ in range(n // 4) for _ in range(4)]
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from reverie.engine.backends import Backend, StepOut
-from reverie.engine.controls import ActionMapper, InputState
+from reverie.engine.controls import InputMapper, InputState
 from reverie.engine.encode import Encoder, EncoderConfig
 from reverie.engine.session import new_sid, random_seed
 
@@ -77,7 +77,7 @@ class PlaySession:
         self.sid = new_sid()
         self.views = dict(views)
         first = next(iter(self.views.values()))
-        self.mapper = ActionMapper(first.spec)
+        self.mapper = InputMapper(first.spec)
         self.seed = random_seed() if seed is None else int(seed)
         self.notify: Callable[[], object] = notify or (lambda: None)
         self._lock = threading.Lock()

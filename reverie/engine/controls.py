@@ -3,7 +3,7 @@
 Every input device is reduced to one `InputState`: the keys held, three analog *intent* axes and
 named action buttons. Intents are world-neutral (`forward`, `side` = strafe right, `turn` = turn
 right, each in [-1, 1]) plus named acts (`fire`, `jump`, ...; see reverie.engine.intents). An
-`ActionMapper` per spec turns them into a discrete index (the action whose name means the nearest
+`InputMapper` per spec turns them into a discrete index (the action whose name means the nearest
 intent) or a box vector (axes matched by name). Actions no intent reaches get numbered keys, so
 every action of any discrete space is playable; `bindings` says which keys reach which action, and
 the page shows exactly that. The browser stays ignorant of worlds: it sends what the player holds,
@@ -77,7 +77,7 @@ class Binding:
 
 
 @dataclass
-class ActionMapper:
+class InputMapper:
     """Maps `InputState` to actions of one action spec (see reverie.worlds.actions)."""
 
     spec: dict[str, Any]

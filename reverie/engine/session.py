@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from reverie.engine.backends import Backend, StepOut
-from reverie.engine.controls import ActionMapper, InputState
+from reverie.engine.controls import InputMapper, InputState
 
 _SIDS = itertools.count(1)
 
@@ -45,7 +45,7 @@ class WorldSession:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.sid = new_sid()
-        self.mapper = ActionMapper(backend.spec)
+        self.mapper = InputMapper(backend.spec)
         self.seed: int | None = None
         self.index = 0  # frames produced since the last reset (the reset frame is 0)
         self.prompt: str | None = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reverie.engine.controls import ActionMapper
+from reverie.engine.controls import InputMapper
 from reverie.engine.intents import KEY_ACTS, KEY_MOVES
 
 # Standard-mapping gamepad buttons that carry world actions: A, B, X, Y, then the stick clicks.
@@ -49,7 +49,7 @@ def _label(keys: tuple[str, ...], kind: str) -> str:
 def page_controls(spec: dict[str, Any]) -> dict[str, Any]:
     """What the page needs to show and send this world's controls (see the module doc)."""
     kind = str(spec.get("type"))
-    mapper = ActionMapper(spec)
+    mapper = InputMapper(spec)
     bindings = [
         {"name": b.name, "keys": list(b.keys), "label": _label(b.keys, kind)} for b in mapper.bindings
     ]
@@ -72,12 +72,12 @@ def page_controls(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _extra_name(key: str, mapper: ActionMapper) -> str:
+def _extra_name(key: str, mapper: InputMapper) -> str:
     """What a touch button for `key` says: its act ("fire"), else the action its number plays."""
     if key in KEY_ACTS:
         return KEY_ACTS[key]
     return next(b.name for b in mapper.bindings if key in b.keys)
 
 
-def _null(mapper: ActionMapper) -> str | None:
+def _null(mapper: InputMapper) -> str | None:
     return mapper.names[0] if mapper.spec.get("type") == "discrete" and mapper.names else None
