@@ -183,6 +183,8 @@ def test_train_label_and_dynamics_on_the_stream(lam_run: dict[str, str]) -> None
     assert spec["n"] == 8 and spec["source"] == "latent-actions" and spec["names"][0] == "noop"
     assert [len(a) for a in act] == store.lengths.tolist() and all(a[0] == 0 for a in act)
     assert store[0].act is not None and store.action_spec["n"] == 5  # the recorded actions are kept
+    info = runner.invoke(app, ["data", "info", lam_run["data"]])
+    assert "stream    latent: 8 actions" in info.output
     r = runner.invoke(app, ["eval-actions", "--model", lam_run["lam"], "--data", lam_run["data"], "--json"])
     assert r.exit_code == 0, r.output
     result = json.loads(r.output.strip().splitlines()[-1])
@@ -268,3 +270,42 @@ def test_training_refuses_a_short_store_and_an_autoencoder_of_another_size(tmp_p
     _store(tmp_path / "wide", n_eps=4, length=24, size=48)
     r = runner.invoke(app, [*args, "--data", str(tmp_path / "wide")])
     assert r.exit_code != 0 and "32x32" in str(r.exception) and "48x48" in str(r.exception)
+
+
+@pytest.mark.slow
+def test_video_with_its_actions_thrown_away_becomes_a_trainable_world(tmp_path: Path) -> None:
+    """A clip the project makes itself: Dungeon recorded, written to MP4 through PyAV (the actions are
+    lost), then import-video -> train autoencoder -> train latent-actions -> label-actions -> train
+    dynamics on the latent actions."""
+    from reverie.data.video import write_mp4
+
+    rec = tmp_path / "rec"
+    r = runner.invoke(app, ["record", "--world", "reverie/Dungeon-v0", "--episodes", "2", "--steps", "60",
+                            "--size", "32x32", "--seed", "7", "--workers", "1", "-q", "--out", str(rec)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    store = EpisodeStore.open(rec)
+    clips = []
+    for i in range(len(store)):
+        clips.append(str(tmp_path / f"clip{i}.mp4"))
+        write_mp4(store[i].obs, clips[-1], store.fps, scale=1)
+    data, ae, lam, dyn = (str(tmp_path / n) for n in ("clips", "ae", "lam", "dyn"))
+    r = runner.invoke(app, ["import-video", *clips, "--size", "32x32", "--out", data])
+    assert r.exit_code == 0, r.output
+    assert EpisodeStore.open(data).action_spec == {"type": "none"}
+    small = ["--set", "threads=1", "--set", "batch_size=8", "--set", "val_fraction=0", "--preset", "tiny"]
+    steps = ["--steps", "4"]
+    r = runner.invoke(app, ["train", "autoencoder", "--data", data, "--out", ae, *steps, *small])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["train", "latent-actions", "--data", data, "--autoencoder", ae, "--out", lam,
+                            *steps, *small, "--set", "model.warmup=2"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["data", "label-actions", data, "--model", lam])
+    assert r.exit_code == 0, r.output
+    spec, act = read_stream(EpisodeStore.open(data), "latent")
+    assert spec["n"] == 8 and sum(len(a) for a in act) == 120
+    r = runner.invoke(app, ["train", "dynamics", "--data", data, "--autoencoder", ae, "--out", dyn,
+                            "--actions", "latent", "--window", "3", *steps, *small])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    from reverie.models.world_model import load_world_model
+
+    assert load_world_model(dyn).spec["n"] == 8

@@ -153,6 +153,9 @@ def info_cmd(
         ]
     lines.append(f"captions  {s['captions']['distinct']} distinct")
     lines += [f"  {n:8d}  {c}" for c, n in s["captions"]["examples"]]
+    for name, spec in s["streams"].items():
+        what = spec.get("stale") or f"{spec['n']} actions {spec.get('names')} from {spec.get('source', '?')}"
+        lines.append(f"stream    {name}: {what}")
     lines.append(f"seeds     {s['seeds']}")
     lines.append(f"written   by reverie {s['version']} at {s['created']}")
     typer.echo("\n".join(lines))

@@ -67,9 +67,24 @@ def summarize(store: EpisodeStore, *, max_captions: int = 5) -> dict[str, Any]:
             "examples": [[c, n] for c, n in captions.most_common(max_captions)],
         },
         "seeds": describe_seeds(store.seeds),
+        "streams": _streams(store),
         "version": meta["version"],
         "created": meta["created"],
     }
+
+
+def _streams(store: EpisodeStore) -> dict[str, Any]:
+    """Action streams written after recording (e.g. latent actions): name -> spec, or the reason it is stale."""
+    from reverie.data.streams import list_streams, read_stream
+    from reverie.errors import ReverieError
+
+    out: dict[str, Any] = {}
+    for name in list_streams(store):
+        try:
+            out[name] = read_stream(store, name)[0]
+        except ReverieError as e:
+            out[name] = {"stale": str(e)}
+    return out
 
 
 def contact_sheet(store: EpisodeStore, *, episodes: int = 6, frames: int = 8, scale: int = 2) -> Any:

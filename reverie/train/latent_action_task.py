@@ -284,12 +284,13 @@ def stream_spec(codes: torch.Tensor, lengths: list[int], n: int, model_run: str)
     """
     starts = np.cumsum([0, *lengths[:-1]])
     still = int(torch.bincount(codes[torch.from_numpy(starts)], minlength=n).argmax()) if lengths else 0
-    order = [still] + [k for k in range(n) if k != still]  # stream action i plays code order[i]
     saved = os.path.join(model_run, ACTION_MAP_FILE)
     names = {still: "noop"}
     if os.path.isfile(saved):
         with open(saved, encoding="utf-8") as f:
             names = {int(k): v for k, v in json.load(f)["codes"].items()}
+        still = next((k for k, v in names.items() if v == "noop"), still)
+    order = [still] + [k for k in range(n) if k != still]  # stream action i plays code order[i]
     out = [names.get(k, f"c{i}") for i, k in enumerate(order)]
     spec = {
         "type": "discrete",
