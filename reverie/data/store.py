@@ -55,11 +55,13 @@ def _jsonable(obj: Any) -> Any:
         raise ReverieError(f"not JSON-able: {e}") from e
 
 
-def _write_json_atomic(path: str, obj: Any) -> None:
+def write_file_atomic(path: str, data: bytes) -> None:
+    """Write `data` to a temporary name beside `path`, fsync it, rename it over `path`: a reader sees
+    the old file or the new one, never part of one."""
     tmp = f"{path}.{uuid.uuid4().hex}.tmp"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1)
+        with open(tmp, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -67,6 +69,10 @@ def _write_json_atomic(path: str, obj: Any) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
     fsync_dir(os.path.dirname(path) or ".")
+
+
+def _write_json_atomic(path: str, obj: Any) -> None:
+    write_file_atomic(path, json.dumps(obj, indent=1).encode())
 
 
 class EpisodeStore:

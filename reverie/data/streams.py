@@ -10,17 +10,16 @@ written; reading it after more episodes were appended is refused (label again).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
-import uuid
 from typing import Any
 
 import numpy as np
 
 from reverie.data.episode import check_action_spec
-from reverie.data.store import EpisodeStore
-from reverie.data.zarr_io import fsync_dir
+from reverie.data.store import EpisodeStore, write_file_atomic
 from reverie.errors import ReverieError
 
 RECORDED = "recorded"  # the name of the actions recorded with the frames
@@ -54,24 +53,16 @@ def write_stream(store: EpisodeStore, name: str, spec: dict[str, Any], act: list
     if len(flat) and (flat.min() < 0 or flat.max() >= spec["n"]):
         raise ReverieError(f"stream {name!r}: actions must lie in 0..{spec['n'] - 1}")
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp.npz"
     episodes = [os.path.basename(store.episode_path(i)) for i in range(len(store))]
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                spec=np.frombuffer(json.dumps(spec).encode(), np.uint8),
-                episodes=np.array(episodes, dtype=str),
-                lengths=store.lengths,
-                act=flat,
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    fsync_dir(os.path.dirname(path))
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        spec=np.frombuffer(json.dumps(spec).encode(), np.uint8),
+        episodes=np.array(episodes, dtype=str),
+        lengths=store.lengths,
+        act=flat,
+    )
+    write_file_atomic(path, buf.getvalue())
     return path
 
 

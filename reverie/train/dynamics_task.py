@@ -83,30 +83,10 @@ class DynamicsTask:
         device: str = "cpu",
         actions: str = "recorded",
     ) -> None:
-        from reverie.checkpoint import load_run
-        from reverie.data.store import EpisodeStore
-        from reverie.models.autoencoder import load_autoencoder
-        from reverie.train.autoencoder_task import split_episodes
-
-        store = EpisodeStore.open(data_dir)
-        if len(store) == 0:
-            raise ReverieError(f"{data_dir}: the episode store holds no episodes; record some first")
-        ae = load_autoencoder(autoencoder_run, device)
-        ae_data = load_run(autoencoder_run)[0].get("data", {})
+        store, ae, clips, (train_eps, val_eps) = encode_store_split(
+            data_dir, autoencoder_run, val_fraction, device
+        )
         w, h = store.size
-        ae_size = (ae_data.get("width"), ae_data.get("height"))
-        if None not in ae_size and ae_size != (w, h):
-            raise ReverieError(
-                f"the autoencoder {autoencoder_run} was trained on {ae_size[0]}x{ae_size[1]} frames but the "
-                f"store {data_dir} holds {w}x{h} frames; train an autoencoder on this store (or record at "
-                f"{ae_size[0]}x{ae_size[1]})"
-            )
-        ae.latent_shape(h, w)  # raises a clear error if the stride does not divide the frame size
-        train_eps, val_eps = split_episodes(len(store), val_fraction)
-        clips = [
-            encode_episodes_cached(store, eps, ae, autoencoder_run, device, label)
-            for eps, label in ((train_eps, "train"), (val_eps, "val"))
-        ]
         spec = store.action_spec
         if actions != "recorded":  # an action stream written after recording, e.g. latent actions
             spec = _use_stream(store, actions, clips, [train_eps, val_eps])
@@ -397,6 +377,38 @@ class DynamicsTask:
 
     def frames_per_batch(self) -> int:
         return self.batch_size * self.window
+
+
+def encode_store_split(
+    data_dir: str, autoencoder_run: str, val_fraction: float, device: str = "cpu"
+) -> tuple[Any, Autoencoder, list[LatentClips], tuple[list[int], list[int]]]:
+    """(store, autoencoder, [train, held-out] latents, their episode indices) of a store encoded by
+    an autoencoder trained at its frame size (refused otherwise, naming both sizes)."""
+    from reverie.checkpoint import load_run
+    from reverie.data.store import EpisodeStore
+    from reverie.models.autoencoder import load_autoencoder
+    from reverie.train.autoencoder_task import split_episodes
+
+    store = EpisodeStore.open(data_dir)
+    if len(store) == 0:
+        raise ReverieError(f"{data_dir}: the episode store holds no episodes; record some first")
+    ae = load_autoencoder(autoencoder_run, device)
+    ae_data = load_run(autoencoder_run)[0].get("data", {})
+    w, h = store.size
+    ae_size = (ae_data.get("width"), ae_data.get("height"))
+    if None not in ae_size and ae_size != (w, h):
+        raise ReverieError(
+            f"the autoencoder {autoencoder_run} was trained on {ae_size[0]}x{ae_size[1]} frames but the "
+            f"store {data_dir} holds {w}x{h} frames; train an autoencoder on this store (or record at "
+            f"{ae_size[0]}x{ae_size[1]})"
+        )
+    ae.latent_shape(h, w)  # raises a clear error if the stride does not divide the frame size
+    parts = split_episodes(len(store), val_fraction)
+    clips = [
+        encode_episodes_cached(store, eps, ae, autoencoder_run, device, label)
+        for eps, label in zip(parts, ("train", "val"))
+    ]
+    return store, ae, clips, parts
 
 
 def _use_stream(store: Any, name: str, clips: list[LatentClips], parts: list[list[int]]) -> dict[str, Any]:

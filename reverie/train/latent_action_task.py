@@ -90,31 +90,13 @@ class LatentActionTask:
         val_fraction: float = 0.05,
         device: str = "cpu",
     ) -> LatentActionTask:
-        from reverie.checkpoint import load_run
         from reverie.data.seeds import seed_ranges
         from reverie.data.store import EpisodeStore
-        from reverie.models.autoencoder import load_autoencoder
-        from reverie.train.autoencoder_task import split_episodes
-        from reverie.train.dynamics_task import encode_episodes_cached
+        from reverie.train.dynamics_task import encode_store_split
 
-        store = EpisodeStore.open(data_dir)
-        check_steps([int(n) for n in store.lengths], data_dir)
-        ae = load_autoencoder(autoencoder_run, device)
-        ae_data = load_run(autoencoder_run)[0].get("data", {})
+        check_steps([int(n) for n in EpisodeStore.open(data_dir).lengths], data_dir)
+        store, ae, clips, (_, val_eps) = encode_store_split(data_dir, autoencoder_run, val_fraction, device)
         w, h = store.size
-        ae_size = (ae_data.get("width"), ae_data.get("height"))
-        if None not in ae_size and ae_size != (w, h):
-            raise ReverieError(
-                f"the autoencoder {autoencoder_run} was trained on {ae_size[0]}x{ae_size[1]} frames but the "
-                f"store {data_dir} holds {w}x{h} frames; train an autoencoder on this store (or record at "
-                f"{ae_size[0]}x{ae_size[1]})"
-            )
-        ae.latent_shape(h, w)
-        train_eps, val_eps = split_episodes(len(store), val_fraction)
-        clips = [
-            encode_episodes_cached(store, eps, ae, autoencoder_run, device, label)
-            for eps, label in ((train_eps, "train"), (val_eps, "val"))
-        ]
         info = {
             "path": os.path.abspath(data_dir),
             "world": store.meta.get("world"),
