@@ -307,12 +307,12 @@ def agreement(
             ids = [names.index(n) for n in among if n in names]
             sel = np.isin(actions, ids)
             result[f"accuracy_{label}_view"] = round(float(hit[sel].mean()), 4) if sel.any() else 0.0
+        present = [(a, n) for a, n in enumerate(names) if (actions == a).any()]
+        per_action = {n: round(float(hit[actions == a].mean()), 3) for a, n in present}
         if label == "many_to_one":
-            result["per_action"] = {
-                n: round(float(hit[actions == a].mean()), 3)
-                for a, n in enumerate(names)
-                if (actions == a).any()
-            }
+            result["per_action"] = per_action
             result["mapping"] = {str(k): names[a] for k, a in mapping.items()}
+        else:
+            result["per_action_one_to_one"] = per_action
     result["codes_used"] = int((counts.sum(1) > 0).sum())
     return result

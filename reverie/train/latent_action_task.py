@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reverie.errors import ReverieError
-from reverie.models.latent_actions import LatentActionConfig, LatentActionModel, agreement, windows_of
+from reverie.models.latent_actions import LatentActionConfig, LatentActionModel, agreement
 from reverie.train.dynamics_task import LatentClips
 from reverie.train.task import unwrap
 
@@ -141,16 +141,14 @@ class LatentActionTask:
         perplexity = torch.exp(-(share * share.clamp_min(1e-9).log()).sum())
         return loss, {"mse": mse.item(), "commit": out["commit"].item(), "perplexity": perplexity.item()}
 
+    @torch.no_grad()
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Held-out next-latent error with the inferred code, with another code, and copying the last
         frame; how many codes are used; and, where the store recorded discrete actions, how the codes
         agree with them (NMI, many-to-one accuracy)."""
         net = unwrap(model)
         assert isinstance(net, LatentActionModel)
-        clips = self.val_clips or self.train_clips
-        rows = step_rows(clips.lengths)
-        rows = rows[np.linspace(0, len(rows) - 1, min(EVAL_STEPS, len(rows))).astype(int)]
-        z = windows_of(clips.z, clips.lengths, net.cfg.context)[torch.from_numpy(rows)].float()
+        clips, rows, z = self._eval_steps(net)
         codes = net.encode(z)
         q = net.codebook[codes]
         other = net.codebook[(codes + 1) % net.cfg.codes]
@@ -180,9 +178,16 @@ class LatentActionTask:
         """Codes in use on held-out steps, as a histogram."""
         net = unwrap(model)
         assert isinstance(net, LatentActionModel)
+        writer.add_histogram("codes", net.encode(self._eval_steps(net)[2]).float(), step)
+
+    def _eval_steps(self, net: LatentActionModel) -> tuple[LatentClips, np.ndarray, torch.Tensor]:
+        """(clips, rows, encoder inputs) of up to EVAL_STEPS held-out steps spread over the episodes."""
         clips = self.val_clips or self.train_clips
-        z = windows_of(clips.z[:EVAL_STEPS], [min(EVAL_STEPS, len(clips.z))], net.cfg.context).float()
-        writer.add_histogram("codes", net.encode(z).float(), step)
+        rows = step_rows(clips.lengths)
+        rows = rows[np.linspace(0, len(rows) - 1, min(EVAL_STEPS, len(rows))).astype(int)]
+        first = np.repeat(np.cumsum([0, *clips.lengths[:-1]]), clips.lengths)[rows]
+        idx = np.maximum(rows[:, None] + np.arange(-net.cfg.context, 1), first[:, None])  # (S, context + 1)
+        return clips, rows, clips.z[torch.from_numpy(idx)].float()
 
     def model_config(self) -> dict:
         return json.loads(json.dumps(asdict(self.model_cfg)))
