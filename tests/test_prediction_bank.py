@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from reverie.errors import ReverieError
 from reverie.models.autoencoder import load_autoencoder
 from reverie.train.prediction_bank import build_bank
-from tests.test_dynamics_train import _store
+from test_dynamics_train import _store
 
 SMALL = ["--set", "batch_size=4", "--set", "threads=1", "--set", "val_fraction=0.34"]
 
