@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_dynamics_train import _store
 from typer.testing import CliRunner
 
 from reverie.errors import ReverieError
 from reverie.models.autoencoder import load_autoencoder
 from reverie.train.prediction_bank import build_bank
-from test_dynamics_train import _store
 
 SMALL = ["--set", "batch_size=4", "--set", "threads=1", "--set", "val_fraction=0.34"]
 
