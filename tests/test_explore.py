@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from typing import ClassVar
 
@@ -22,6 +21,7 @@ from reverie.worlds.explore import (
     run_lengths,
 )
 from reverie.worlds.explore_roles import Roles
+from reverie.worlds.make import make_world
 
 DUNGEON_NAMES = [
     "noop", "forward", "back", "turn_left", "turn_right",
@@ -280,15 +280,10 @@ def test_unknown_policy_name():
         ExplorePolicy({"type": "none"})
 
 
-# ---- on the built-in worlds (skipped until they exist) -----------------------------------------
+# ---- on the built-in worlds ---------------------------------------------------------------------
 
 
 def _builtin(world_id: str, **kwargs):
-    from reverie.worlds import BUILTIN_WORLDS
-    from reverie.worlds.make import make_world
-
-    if importlib.util.find_spec(BUILTIN_WORLDS[world_id].split(":")[0]) is None:
-        pytest.skip(f"{world_id} is not written yet")
     return make_world(world_id, "32x32", **kwargs)
 
 

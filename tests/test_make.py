@@ -29,12 +29,6 @@ CONTRACT_NAMES = {
 }
 
 
-def _builtin_or_skip(world_id: str) -> None:
-    module = BUILTIN_WORLDS[world_id].split(":")[0]
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} is not written yet")
-
-
 def _rollout(env, steps: int, seed: int) -> tuple[list[np.ndarray], list[dict]]:
     policy = make_policy("explore", env, seed)
     obs, info = env.reset(seed=seed)
@@ -51,7 +45,6 @@ def _rollout(env, steps: int, seed: int) -> tuple[list[np.ndarray], list[dict]]:
 @pytest.mark.parametrize("world_id", list(BUILTIN_WORLDS))
 @pytest.mark.parametrize("continuous", [False, True])
 def test_builtin_worlds(world_id, continuous):
-    _builtin_or_skip(world_id)
     env = make_world(world_id, "64x48", continuous=continuous, seed=0)
     spec = action_spec(env)
     names = CONTRACT_NAMES[world_id][int(continuous)]

@@ -195,12 +195,6 @@ def test_record_refuses_foreign_dirs_and_leaves_nothing_on_bad_input(tmp_path: P
 
 
 def test_record_builtin_world(tmp_path: Path) -> None:
-    from reverie.worlds.make import make_world
-
-    try:
-        make_world("reverie/Dungeon-v0", "32x32").close()
-    except (ReverieError, ImportError) as e:
-        pytest.skip(f"built-in world not available yet: {e}")
     cfg = RecordConfig("reverie/Dungeon-v0", Size(32, 32), episodes=2, steps=15, seed=0)
     store = record(cfg, str(tmp_path / "d"), progress=False)
     assert store.lengths.tolist() == [15, 15]
