@@ -1,13 +1,19 @@
 """Typed configs from saved or typed-in mappings: unknown keys are an error that lists the valid ones.
 
 `config_from_dict` builds a config from a saved mapping; `apply_overrides` changes fields of one from
-typed-in text (`--set KEY=VALUE`, YAML), each value read as its field's type.
+typed-in text (`--set KEY=VALUE`, YAML), each value read as its field's type; `field_notes` reads the
+comment beside each field, so a config's source is also its documentation (`reverie train ... --help`).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import io
 import json
+import textwrap
+import tokenize
 from dataclasses import fields
 from typing import Any, TypeVar, get_type_hints
 
@@ -63,3 +69,24 @@ def apply_overrides(obj: Any, overrides: dict[str, Any], where: str = "config") 
             raise ReverieError(f"unknown {where} key {key!r}; valid keys: {', '.join(valid)}")
         changes[key] = _coerce(value, hints[key], key)
     return dataclasses.replace(obj, **changes)
+
+
+def field_notes(cls: type) -> dict[str, str]:
+    """{field: the comment on its line} of dataclass `cls`, read from its source; a field without one
+    is left out (the settings test asserts every training field has one)."""
+    source = textwrap.dedent(inspect.getsource(cls))
+    comments = {
+        tok.start[0]: tok.string.lstrip("#").strip()
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    }
+    body = ast.parse(source).body[0]
+    assert isinstance(body, ast.ClassDef)
+    notes = {}
+    for node in body.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            # the comment sits on the field's first line, or on its last when the default spans lines
+            note = comments.get(node.lineno) or comments.get(node.end_lineno or node.lineno)
+            if note:
+                notes[node.target.id] = note
+    return notes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -40,6 +41,44 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
     result = runner.invoke(app, [*path, "--help"])
     assert result.exit_code == 0, result.output
     assert "Example" in result.output
+
+
+def _settings() -> dict[str, list[tuple[str, Any]]]:
+    from reverie.models.autoencoder import preset_config
+    from reverie.models.dit import dynamics_preset
+    from reverie.models.flow import FlowConfig
+    from reverie.models.latent_actions import latent_action_preset
+    from reverie.train.config import TrainConfig
+    from reverie.train.dynamics_task import DynamicsTask
+
+    train = [("", TrainConfig())]
+    return {
+        "autoencoder": [*train, ("model.", preset_config("small"))],
+        "dynamics": [
+            *train, ("model.", dynamics_preset("small")), ("model.", dynamics_preset("conv-small")),
+            ("flow.", FlowConfig()), ("sampler.", DynamicsTask.default_play(FlowConfig())),
+        ],
+        "latent-actions": [*train, ("model.", latent_action_preset("small"))],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["autoencoder", "dynamics", "latent-actions"])
+def test_train_help_lists_every_setting_with_its_default_and_a_note(command: str) -> None:
+    from dataclasses import fields
+
+    result = runner.invoke(app, ["train", command, "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    rows = 0
+    for prefix, config in _settings()[command]:
+        for f in fields(config):
+            value = getattr(config, f.name)
+            shown = value if isinstance(value, str) else repr(value)
+            # KEY, its default, then a note: a field added without a comment beside it fails here
+            row = rf"^ *{re.escape(prefix + f.name)} +{re.escape(shown)} +\S"
+            assert re.search(row, result.output, re.MULTILINE), f"{prefix}{f.name}={shown} not in --help"
+            rows += 1
+    assert rows >= 20
+    assert re.search(r"^ *lr +0\.0005 +peak learning rate", result.output, re.MULTILINE)
 
 
 def test_worlds_lists_builtins_as_json() -> None:

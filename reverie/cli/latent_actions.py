@@ -9,10 +9,18 @@ from pathlib import Path
 import typer
 
 from reverie.cli.apps import app, data_app, train_app
+from reverie.cli.settings_help import DEFAULT_PRESET, settings_table, train_settings, with_settings
 from reverie.cli.train import _CONFIG, _MINUTES, _RESUME, _SET, _STEPS, _budget, _train_config
 
 
-@train_app.command("latent-actions")
+def _latent_action_settings() -> str:
+    from reverie.models.latent_actions import latent_action_preset
+
+    title = f"Model settings (--set model.KEY=VALUE; the {DEFAULT_PRESET} preset's values):"
+    return settings_table(title, latent_action_preset(DEFAULT_PRESET), "model.")
+
+
+@train_app.command("latent-actions", cls=with_settings(train_settings, _latent_action_settings))
 def train_latent_actions_cmd(
     data: str = typer.Option(..., "--data", "-d", help="Episode store to learn from (frames only)."),
     autoencoder: str = typer.Option(
@@ -30,8 +38,7 @@ def train_latent_actions_cmd(
 ) -> None:
     """Learn a discrete action per step from frames alone (recorded actions are never used).
 
-    Model settings with --set model.KEY=VALUE (codes, context, width, blocks, code_dim, commitment;
-    see reverie/models/latent_actions.py).
+    Model settings with --set model.KEY=VALUE; every key and its default is listed below.
 
     Example:  reverie train latent-actions --data runs/out/clips --autoencoder runs/out/ae --out runs/out/lam --minutes 10
     """
@@ -47,7 +54,7 @@ def train_latent_actions_cmd(
     if saved is not None and preset is None:
         model_cfg = apply_overrides(LatentActionConfig.from_dict(saved["model"]), model_overrides, "model")
     else:
-        model_cfg = latent_action_preset(preset or "small", model_overrides)
+        model_cfg = latent_action_preset(preset or DEFAULT_PRESET, model_overrides)
     task = LatentActionTask.from_store(
         data, autoencoder, model_cfg, seed=cfg.seed, batch_size=cfg.batch_size, val_fraction=cfg.val_fraction
     )

@@ -13,6 +13,7 @@ from typing import Any
 import typer
 
 from reverie.cli.apps import app, bench_app, train_app
+from reverie.cli.settings_help import DEFAULT_PRESET, settings_table, train_settings, with_settings
 from reverie.train.prediction_bank import BANK_WINDOWS
 
 _MINUTES = typer.Option(
@@ -55,7 +56,14 @@ def _budget(cfg: Any, start: Any) -> Any:
     return Budget(cfg.minutes, cfg.cpu_minutes, start)
 
 
-@train_app.command("autoencoder")
+def _autoencoder_settings() -> str:
+    from reverie.models.autoencoder import preset_config
+
+    title = f"Model settings (--set model.KEY=VALUE; the {DEFAULT_PRESET} preset's values):"
+    return settings_table(title, preset_config(DEFAULT_PRESET), "model.")
+
+
+@train_app.command("autoencoder", cls=with_settings(train_settings, _autoencoder_settings))
 def train_autoencoder_cmd(
     data: str = typer.Option(..., "--data", "-d", help="Episode store to train on (reverie record ...)."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory for checkpoints and logs."),
@@ -118,7 +126,7 @@ def train_autoencoder_cmd(
     elif init:
         model_cfg = apply_overrides(load_init(init)[0], model_overrides, "model")
     else:
-        model_cfg = preset_config(preset or "small", model_overrides)
+        model_cfg = preset_config(preset or DEFAULT_PRESET, model_overrides)
     task = AutoencoderTask.from_store(
         data, model_cfg, cfg, init=init, freeze_encoder=freeze_encoder, tune_to=tune_to,
         tune_windows=tune_windows,
@@ -126,7 +134,24 @@ def train_autoencoder_cmd(
     train(task, cfg, out, resume=resume, budget=_budget(cfg, start))
 
 
-@train_app.command("dynamics")
+def _dynamics_settings() -> str:
+    from reverie.models.dit import dynamics_preset
+    from reverie.models.flow import FlowConfig
+    from reverie.train.dynamics_task import DynamicsTask
+
+    dit = f"Model settings (--set model.KEY=VALUE; the DiT's {DEFAULT_PRESET} preset's values):"
+    conv = "Model settings of the frame-stack presets (conv-small's values):"
+    flow = "Objective (--set flow.KEY=VALUE; see reverie/models/flow.py):"
+    play = "Play settings saved with the run (--set sampler.KEY=VALUE):"
+    return "\n\n".join([
+        settings_table(dit, dynamics_preset(DEFAULT_PRESET), "model."),
+        settings_table(conv, dynamics_preset("conv-small"), "model."),
+        settings_table(flow, FlowConfig(), "flow."),
+        settings_table(play, DynamicsTask.default_play(FlowConfig()), "sampler."),
+    ])  # fmt: skip
+
+
+@train_app.command("dynamics", cls=with_settings(train_settings, _dynamics_settings))
 def train_dynamics_cmd(
     data: str = typer.Option(..., "--data", "-d", help="Episode store to train on."),
     autoencoder: str = typer.Option(
@@ -169,9 +194,8 @@ def train_dynamics_cmd(
 ) -> None:
     """Train the action- and text-conditioned dynamics model on autoencoder latents.
 
-    The objective is set with --set flow.KEY=VALUE (t_mean, t_std, p_uniform_t, p_one_t, p_play,
-    context_noise_max, p_drop_text, p_drop_act; see reverie/models/flow.py), the play settings saved
-    with the run with --set sampler.KEY=VALUE (steps, context_noise, guidance).
+    The objective is set with --set flow.KEY=VALUE, the play settings saved with the run with
+    --set sampler.KEY=VALUE; every key and its default is listed below.
 
     Example:  reverie train dynamics --data runs/out/dungeon --autoencoder runs/out/ae --preset small --out runs/out/dit
     Example:  reverie train dynamics --data D --autoencoder A --init default --out runs/out/ft --set flow.context_noise_max=0.5
@@ -238,12 +262,12 @@ def train_dynamics_cmd(
         window = window or typed.max_context + 1
         text_encoder = text_encoder or typed.text_encoder
     else:
-        typed = apply_overrides(dynamics_preset(preset or "small"), model_overrides, "model")
+        typed = apply_overrides(dynamics_preset(preset or DEFAULT_PRESET), model_overrides, "model")
         overrides = {k: getattr(typed, k) for k in model_overrides}
     task = DynamicsTask(
         data,
         autoencoder,
-        preset or "small",
+        preset or DEFAULT_PRESET,
         cfg.seed,
         window,
         text_encoder or "hash",

@@ -48,7 +48,7 @@ __all__ = [
 class AutoencoderConfig:
     channels: tuple[int, ...] = (32, 64, 128)  # width of each stage, full resolution first
     blocks: tuple[int, ...] = (0, 1, 1)  # residual blocks per stage (encoder and decoder alike)
-    latent_channels: int = 12
+    latent_channels: int = 12  # channels of z, the latent the dynamics model predicts
     latent_noise: float = 0.1  # std of the noise added to normalised z before decoding in training
     stats_momentum: float = 0.01  # running mean/std of z, updated in training forward passes
 

@@ -37,19 +37,19 @@ ACTION_TYPES = ("discrete", "box", "none")
 
 @dataclass
 class DiTConfig:
-    latent_channels: int = 16
+    latent_channels: int = 16  # channels of z; set from the autoencoder by the training task
     patch: int = 1  # p x p latent cells per token; 8x8 latents with p=1 give 64 tokens per frame
-    dim: int = 256
-    depth: int = 6
-    heads: int = 4
-    mlp_ratio: float = 4.0
+    dim: int = 256  # token width
+    depth: int = 6  # transformer blocks
+    heads: int = 4  # attention heads (dim must be a multiple)
+    mlp_ratio: float = 4.0  # MLP hidden width / dim
     action_type: str = "discrete"  # "discrete" | "box" | "none" (video)
     num_actions: int = 9  # discrete: n (index n is the learned null action used for guidance)
     action_dim: int = 0  # box: flattened action size
-    text_dim: int = 384
+    text_dim: int = 384  # sentence-embedding size; set from the text encoder
     text_encoder: str = "hash"  # which reverie.models.text encoder produced the embeddings
     max_context: int = 16  # frames kept in the KV cache (and the training window)
-    rope_theta: float = 10000.0
+    rope_theta: float = 10000.0  # base of the rotary position frequencies (time, row, column)
 
     def __post_init__(self) -> None:
         if self.action_type not in ACTION_TYPES:

@@ -40,20 +40,20 @@ from reverie.typed_config import config_from_dict
 @dataclass
 class FlowConfig:
     t_mean: float = 0.0  # logit-normal t: sigmoid(N(mean, std))
-    t_std: float = 1.0
+    t_std: float = 1.0  # std of the logit-normal t
     p_uniform_t: float = 0.3  # share of t drawn uniform in [0, 1]
     p_one_t: float = 0.1  # share of t = 1 exactly: the sampler's first query on every frame
     p_play: float = 0.9  # share of windows in the play layout (the rest: diffusion forcing)
     context_noise_max: float = 0.5  # context frames are noised to a level in [0, this]
-    p_drop_text: float = 0.1
-    p_drop_act: float = 0.1
+    p_drop_text: float = 0.1  # share of windows trained on the null text (for guidance)
+    p_drop_act: float = 0.1  # share of windows trained on the null action
     # Self-forcing: this share of the play-layout windows keeps a real prefix of random length and
     # replaces the rest of its context by the model's own rollout (no gradient, the sampler at
     # self_steps / self_context_noise); the targets stay the real frames, so the model learns to
     # pull its own drifting frames back to the world instead of compounding them.
-    p_self: float = 0.0
-    self_steps: int = 2
-    self_context_noise: float = 0.1
+    p_self: float = 0.0  # share of play-layout windows whose context is the model's own rollout
+    self_steps: int = 2  # sampler steps of that rollout
+    self_context_noise: float = 0.1  # context noise of that rollout
 
     def __post_init__(self) -> None:
         if not 1 <= self.self_steps <= 8:

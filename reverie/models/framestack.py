@@ -29,17 +29,17 @@ from reverie.typed_config import config_from_dict
 
 @dataclass
 class FrameStackConfig:
-    family: str = "framestack"
-    latent_channels: int = 12
+    family: str = "framestack"  # tells a saved frame-stack config from a DiT one
+    latent_channels: int = 12  # channels of z; set from the autoencoder by the training task
     width: int = 128  # channels at the full latent grid
     mults: tuple[int, ...] = (1, 2, 2)  # channel multiplier per level; each level below halves the grid
     blocks: int = 2  # residual blocks per level
-    cond_dim: int = 256
-    action_type: str = "discrete"
-    num_actions: int = 9
-    action_dim: int = 0
-    text_dim: int = 384
-    text_encoder: str = "hash"
+    cond_dim: int = 256  # width of the noise-level + action + text embedding that modulates each block
+    action_type: str = "discrete"  # "discrete" | "box" | "none" (video)
+    num_actions: int = 9  # discrete: n (index n is the learned null action used for guidance)
+    action_dim: int = 0  # box: flattened action size
+    text_dim: int = 384  # sentence-embedding size; set from the text encoder
+    text_encoder: str = "hash"  # which reverie.models.text encoder produced the embeddings
     max_context: int = 8  # K: context frames stacked as channels
 
     def __post_init__(self) -> None:

@@ -19,22 +19,22 @@ from reverie.typed_config import apply_overrides
 @dataclass
 class TrainConfig:
     steps: int = 20_000  # optimizer steps in all (the cosine schedule spans them)
-    batch_size: int = 32  # per process
-    lr: float = 5e-4  # 2e-3 made the autoencoder spike (loss x20) every few dozen steps
-    warmup_steps: int = 200
+    batch_size: int = 32  # frames (autoencoder) or windows (dynamics) per step, per process
+    lr: float = 5e-4  # peak learning rate; 2e-3 made the autoencoder spike (loss x20) every few dozen steps
+    warmup_steps: int = 200  # steps of linear warm-up from 0 to lr
     min_lr_ratio: float = 0.1  # the cosine decays to lr * this
-    weight_decay: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
+    weight_decay: float = 0.01  # AdamW decoupled weight decay
+    beta1: float = 0.9  # AdamW first-moment decay
+    beta2: float = 0.99  # AdamW second-moment decay
+    grad_clip: float = 1.0  # the gradient's global norm is clipped to this
+    ema_decay: float = 0.999  # of the weights' moving average, which is what is evaluated and saved
     precision: str = "bf16"  # bf16 (autocast on CPU and CUDA) | fp32
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch threads per process; 0 = all cores divided among the local processes
-    seed: int = 0
+    seed: int = 0  # initial weights and every step's batch and noise
     minutes: float = 0.0  # wall-clock budget for this invocation; 0 = none
     cpu_minutes: float = 0.0  # CPU-time budget for this invocation (fair under contention); 0 = none
-    checkpoint_minutes: float = 5.0
+    checkpoint_minutes: float = 5.0  # wall-clock minutes between checkpoints
     log_every: int = 25  # steps between TensorBoard scalars
     sample_every: int = 1000  # steps between TensorBoard sample images
     val_fraction: float = 0.05  # the last episodes (by index) held out for validation
