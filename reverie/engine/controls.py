@@ -26,7 +26,6 @@ NUMBER_KEYS = tuple(f"digit{i}" for i in (*range(1, 10), 0)) + tuple(f"key{c}" f
 _PLAIN = (
     {str(i): f"digit{i}" for i in range(10)} | {c: f"key{c}" for c in "zxvbghkluioytmjfc"} | {" ": "space"}
 )
-KNOWN_KEYS = frozenset(KEY_MOVES) | frozenset(KEY_ACTS) | frozenset(NUMBER_KEYS) | frozenset(_PLAIN)
 # One key per movement direction, to write down a binding ("W+D").
 _MOVE_KEYS = (("keyw", "keys"), ("keye", "keyq"), ("keyd", "keya"))  # (positive, negative) per axis
 # Act mismatches cost more than any movement distance: holding fire never picks an action without it
@@ -149,13 +148,6 @@ class InputMapper:
         return out
 
     # -- input -> action -------------------------------------------------------------------------
-    def null(self) -> Any:
-        if self.spec["type"] == "discrete":
-            return 0
-        if self.spec["type"] == "box":
-            return np.clip(np.zeros(len(self.names), np.float32), self.spec["low"], self.spec["high"])
-        return None
-
     def __call__(self, state: InputState) -> Any:
         kind = self.spec["type"]
         if kind == "none":
@@ -201,14 +193,6 @@ class InputMapper:
         )
         v[np.abs(v) < DEADZONE / 2] = 0.0  # stick drift is not an action
         return np.clip(v, self.spec["low"], self.spec["high"]).astype(np.float32)
-
-    def describe(self, action: Any) -> str:
-        """Human-readable action, for logs and the HUD."""
-        if self.spec["type"] == "discrete":
-            return self.names[int(action)]
-        if self.spec["type"] == "box":
-            return " ".join(f"{n}={float(x):+.2f}" for n, x in zip(self.names, np.asarray(action)))
-        return "none"
 
 
 # Keys of the box axes the sticks drive, as players name them (W/S, Q/E, A/D).

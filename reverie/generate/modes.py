@@ -27,8 +27,7 @@ import torch
 
 from reverie.errors import ReverieError
 from reverie.generate.actions import frame_actions
-from reverie.generate.rollout import fill_causal
-from reverie.models.sampler import SamplerConfig
+from reverie.models.sampler import SamplerConfig, sample_video
 from reverie.models.world_model import WorldModel
 
 
@@ -39,6 +38,32 @@ class GenOptions:
     prompt: str | None = None
     candidates: int = 4  # gap filling: rollouts to choose from
     progress: bool = False
+
+
+def _fill(
+    model: torch.nn.Module,
+    z: torch.Tensor,
+    known: list[bool],
+    act: torch.Tensor | None,
+    act_known: list[bool] | None,
+    text: torch.Tensor | None,
+    cfg: SamplerConfig | None,
+    *,
+    seed: int,
+    progress: bool = False,
+    desc: str = "generate",
+) -> torch.Tensor:
+    """One session's unknown frames of z (T, C, h, w) filled by `sample_video`, seeded, with a bar."""
+    from tqdm import tqdm
+
+    gen = torch.Generator().manual_seed(int(seed))
+    with tqdm(total=len(known) - sum(known), unit="frame", desc=desc, disable=not progress) as bar:
+        batch_act = act[None] if act is not None else None  # (1, T) / (1, T, D)
+        out = sample_video(
+            model, z[None], known, batch_act, text, cfg, act_known=act_known, generator=gen,
+            on_frame=bar.update,
+        )  # fmt: skip
+    return out[0]
 
 
 def generate(
@@ -63,7 +88,7 @@ def generate(
         z[0] = model.encode(first[None])[0]
         known[0] = True
     act = model.act_tensor(frame_actions(model.spec, frames, opts.seed, script))
-    out_z = fill_causal(
+    out_z = _fill(
         model.dit, z, known, act, None, model.text(opts.prompt), opts.sampler or model.sampler,
         seed=opts.seed, progress=opts.progress,
     )  # fmt: skip
@@ -103,7 +128,7 @@ def _continue(
     z = torch.cat([z_ctx, torch.zeros(n, *z_ctx.shape[1:])])  # (Tc + n, C, h, w)
     act = model.act_tensor(frame_actions(model.spec, Tc + n, seed))
     act_known = [False] * Tc + [True] * n
-    out = fill_causal(
+    out = _fill(
         model.dit, z, [True] * Tc + [False] * n, act, act_known, model.text(opts.prompt), opts.sampler or model.sampler,
         seed=seed, progress=opts.progress, desc=desc,
     )  # fmt: skip

@@ -20,7 +20,7 @@ one thread is steadier than two. `python -m reverie.models.bench_dynamics` print
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -419,36 +419,47 @@ def make_rollout(model: torch.nn.Module, cfg: SamplerConfig | None = None) -> Ro
     return Rollout(model, cfg)  # type: ignore[arg-type]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def sample_video(
-    model: DiT,
+    model: torch.nn.Module,
     z: torch.Tensor,
-    known: torch.Tensor,
+    known: Sequence[bool] | torch.Tensor,
     act: torch.Tensor | None = None,
     text: torch.Tensor | None = None,
     cfg: SamplerConfig | None = None,
     *,
+    act_known: Sequence[bool] | None = None,
     text_null: torch.Tensor | None = None,
     generator: Generators = None,
+    on_frame: Callable[[], object] | None = None,
 ) -> torch.Tensor:
-    """Fill the unknown frames of z (B, T, C, h, w) in time order; known (T,) bool marks given frames.
+    """Fill the unknown frames of z (B, T, C, h, w) in time order; known (T,) marks given frames.
 
     Covers next-frame rollout (a known prefix), image-to-video (only frame 0 known), text-to-video
     (nothing known) and extension through keyframes (known frames anywhere). The model is causal, so a
     known frame steers the frames after it, not the ones before. Known frames are returned unchanged.
+
+    act: (B, T) / (B, T, D) actions that led to each frame (None: an action-less model); act_known (T,)
+    False marks frames whose action is unknown (frames imported from video): they enter the context
+    with the null action. Only the last `max_context` known frames before the first unknown one are
+    read (older ones would fall out of the window). on_frame is called after each sampled frame.
     """
     B, T = z.shape[:2]
-    if known.shape != (T,):
-        raise ReverieError(f"known must mark each of the {T} frames, got shape {tuple(known.shape)}")
+    known = [bool(k) for k in known]
+    if len(known) != T:
+        raise ReverieError(f"known must mark each of the {T} frames, got {len(known)}")
     rollout = make_rollout(model, cfg)
     rollout.reset(
         None, text=text, text_null=text_null, batch_size=B, latent_shape=(z.shape[2], z.shape[3], z.shape[4])
     )
+    first = next((i for i, k in enumerate(known) if not k), T)
     out = z.clone()
-    for i in range(T):
-        a = act[:, i] if act is not None else None
-        if bool(known[i]):
+    for i in range(max(0, first - rollout.max_context), T):
+        a = act[:, i] if act is not None and (act_known is None or act_known[i]) else None
+        if known[i]:
             rollout.append(z[:, i], a, generator)
         else:
             out[:, i] = rollout.step(a, generator).to(out.dtype)
+            if on_frame is not None:
+                on_frame()
     return out
