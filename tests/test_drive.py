@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from reverie.errors import ReverieError
-from reverie.worlds import drive_road as road
 from reverie.worlds import register_envs
+from reverie.worlds.drive import road
 
 register_envs()
 ID = "reverie/Drive-v0"

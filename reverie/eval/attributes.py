@@ -21,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from reverie.eval.cnn import conv_trunk
-from reverie.worlds.dungeon_map import LIGHTS, MATERIALS, WALL_COLORS
+from reverie.worlds.dungeon.map import LIGHTS, MATERIALS, WALL_COLORS
 
 __all__ = [
     "ATTRIBUTES",

@@ -1,6 +1,7 @@
 """Worlds: built-in Gymnasium environments, adapters for any Gymnasium id, and video files.
 
-Contract of a built-in world (`reverie/Dungeon-v0`, `reverie/Drive-v0`):
+Each built-in world is a sub-package, as Gymnasium groups its environment families: `dungeon/`
+(`reverie/Dungeon-v0`) and `drive/` (`reverie/Drive-v0`). Contract of a built-in world:
 - `gymnasium.make(id, render_mode="rgb_array", width=64, height=64, continuous=False)`;
   the observation is the rendered frame, uint8 (H, W, 3), and `render()` returns the same frame.
 - discrete variant: `Discrete(n)` with `env.unwrapped.action_names` (index 0 is always "noop");

@@ -45,7 +45,7 @@ def lateral_offset(info: dict[str, Any]) -> float | None:
     if not (isinstance(lane, int) and isinstance(scene.get("lanes"), int)):
         return None
     try:
-        from reverie.worlds.drive_road import LANE_W
+        from reverie.worlds.drive.road import LANE_W
     except ImportError:
         return None
 

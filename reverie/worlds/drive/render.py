@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reverie.worlds import drive_road as road
-from reverie.worlds import drive_sprites as sprites
+from reverie.worlds.drive import road, sprites
 
 GROUND, RUMBLE, ROAD, EDGE, LANE = range(5)
 NCLS = 5  # classes per lighting; night doubles them (headlight-lit copies)

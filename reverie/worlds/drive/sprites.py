@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from reverie.worlds import drive_road as road
+from reverie.worlds.drive import road
 
 Sprite = tuple[np.ndarray, np.ndarray]  # (h, w, 4) uint8 RGBA, (h, w) bool emissive
 
@@ -162,7 +162,7 @@ def _bush() -> Sprite:
     return c.sprite()
 
 
-# kind -> (builder, world width m, world height m); order follows the kind constants in drive_road.
+# kind -> (builder, world width m, world height m); order follows the kind constants in road.py.
 PROPS: tuple[tuple[Callable[[], Sprite], float, float], ...] = (
     (_pine, 4.0, 9.0),
     (_round_tree, 5.5, 7.0),

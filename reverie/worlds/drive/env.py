@@ -22,9 +22,9 @@ from gymnasium import spaces
 
 from reverie.errors import ReverieError
 from reverie.sizes import parse_size
-from reverie.worlds import drive_road as road
-from reverie.worlds.drive_caption import caption
-from reverie.worlds.drive_render import CAMERAS, LOOKS, DriveRenderer
+from reverie.worlds.drive import road
+from reverie.worlds.drive.caption import caption
+from reverie.worlds.drive.render import CAMERAS, LOOKS, DriveRenderer
 
 DT = 0.05  # seconds per step
 TOP_SPEED = 45.0  # m/s on the road

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reverie.worlds.dungeon_bake import FLOOR_TEX, LIGHT_RES, MIPS, TEX, Baked
-from reverie.worlds.dungeon_map import DungeonMap
-from reverie.worlds.dungeon_sprites import S as SPRITE_TEX
-from reverie.worlds.dungeon_sprites import Sprite
+from reverie.worlds.dungeon.bake import FLOOR_TEX, LIGHT_RES, MIPS, TEX, Baked
+from reverie.worlds.dungeon.map import DungeonMap
+from reverie.worlds.dungeon.sprites import S as SPRITE_TEX
+from reverie.worlds.dungeon.sprites import Sprite
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ STRAIGHT, LEFT, RIGHT = 0, 1, 2
 ROAD_KINDS = ("straight", "left curve", "right curve")
 ZONES = ("trees", "buildings", "fields")
 
-# Roadside object kinds (indices into drive_sprites.PROPS).
+# Roadside object kinds (indices into sprites.PROPS).
 PINE, ROUND_TREE, POLE, LAMP, BUILDING_A, BUILDING_B, BUILDING_C, SIGN_LEFT, SIGN_RIGHT, SIGN_INFO, BUSH = (
     range(11)
 )

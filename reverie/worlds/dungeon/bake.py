@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter, grey_dilation
 
-from reverie.worlds.dungeon_map import DungeonMap
+from reverie.worlds.dungeon.map import DungeonMap
 from reverie.worlds.textures import texture
 
 TEX = 32  # wall texture size (texels per cell)

@@ -21,10 +21,10 @@ from gymnasium import spaces
 from reverie.errors import ReverieError
 from reverie.sizes import parse_size
 from reverie.worlds.captions import Phrasebook
-from reverie.worlds.dungeon_bake import bake
-from reverie.worlds.dungeon_map import DungeonMap, generate
-from reverie.worlds.dungeon_render import RenderConfig, Renderer
-from reverie.worlds.dungeon_sprites import make_sprites
+from reverie.worlds.dungeon.bake import bake
+from reverie.worlds.dungeon.map import DungeonMap, generate
+from reverie.worlds.dungeon.render import RenderConfig, Renderer
+from reverie.worlds.dungeon.sprites import make_sprites
 
 ACTION_NAMES = [
     "noop", "forward", "back", "turn_left", "turn_right",
