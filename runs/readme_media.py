@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from reverie.worlds import DUNGEON_ID
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
@@ -32,7 +34,7 @@ def screenshot(model: str, out: Path, at_s: tuple[int, ...] = (10, 60)) -> list[
     from reverie.engine.views import make_backends
     from reverie.serve.app import BackgroundServer, ServeConfig, create_app
 
-    backends = make_backends(model, "reverie/Dungeon-v0", "64x64", False, ModelConfig())  # its own settings
+    backends = make_backends(model, DUNGEON_ID, "64x64", False, ModelConfig())  # its own settings
     dream = backends["dream"]
     cfg = ServeConfig(world=dream.world, model=model, size=str(dream.size), fps=30)
     with BackgroundServer(create_app(cfg, backends)) as url, sync_playwright() as p:
@@ -62,9 +64,7 @@ def rollout_strip(model: str, path: Path, seed: int = 1_000_000, context: int = 
     from reverie.eval.rollout import ModelPredictor, collect_real
     from reverie.generate.output import strip
 
-    real = collect_real(
-        "reverie/Dungeon-v0", "64x64", [seed], context + frames, spare_seeds=[seed + 1, seed + 2]
-    )
+    real = collect_real(DUNGEON_ID, "64x64", [seed], context + frames, spare_seeds=[seed + 1, seed + 2])
     pred = ModelPredictor(model, seed=0)  # the model's own play settings
     pred.reset(real.obs[:, :context], real.act[:, :context], real.seeds)
     dream = np.stack([pred.step(real.act[:, context + k])[0] for k in range(frames)])  # (T, H, W, 3)

@@ -8,8 +8,7 @@ import typer
 
 from reverie.cli.apps import app, bench_app
 from reverie.errors import ReverieError
-
-DEFAULT_WORLD = "reverie/Dungeon-v0"  # played when no model is installed and no --world is given
+from reverie.worlds import DEFAULT_WORLD
 
 
 @app.command("play")

@@ -20,8 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from reverie.sizes import Size, parse_size
+from reverie.worlds import DEFAULT_WORLD
 
-DEFAULT_WORLD = "reverie/Dungeon-v0"
 # A session starts this many frames into a seeded explore walk of the real world, so a world model
 # starts from a short real history (a full context window of the shipped model), not one still
 # frame, and the "real world" pane beside it shows the same frame.

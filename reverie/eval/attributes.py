@@ -21,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from reverie.eval.cnn import conv_trunk
+from reverie.worlds import DUNGEON_ID
 from reverie.worlds.dungeon.map import LIGHTS, MATERIALS, WALL_COLORS
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
     "walk_scenes",
 ]
 
-WORLD = "reverie/Dungeon-v0"
+WORLD = DUNGEON_ID  # the attributes scored are the Dungeon's
 # What a caption says and a frame shows. Floor and ceiling are not in the captions, objects and room
 # size are often left out of them: text cannot ask for those reliably, so they are not scored.
 ATTRIBUTES: dict[str, tuple[str, ...]] = {

@@ -17,13 +17,14 @@ import numpy as np
 
 from reverie.eval.image_stats import frame_change, horizontal_shift
 from reverie.eval.rollout import Predictor, RealEpisodes
+from reverie.worlds import DRIVE_ID, DUNGEON_ID
 
 __all__ = ["Branch", "ProbeResult", "action_probe", "probe_branches", "probe_picture"]
 
 # Discrete branches by action name, per built-in world; other worlds probe every action.
 NAMED_BRANCHES = {
-    "reverie/Dungeon-v0": ("noop", "turn_left", "turn_right", "forward", "back", "strafe_left", "strafe_right"),
-    "reverie/Drive-v0": ("noop", "left", "right", "accelerate", "brake"),
+    DUNGEON_ID: ("noop", "turn_left", "turn_right", "forward", "back", "strafe_left", "strafe_right"),
+    DRIVE_ID: ("noop", "left", "right", "accelerate", "brake"),
 }  # fmt: skip
 
 

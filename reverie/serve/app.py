@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 import reverie
-from reverie.engine.backends import DEFAULT_WORLD, Backend
+from reverie.engine.backends import Backend
 from reverie.engine.clock import ClockConfig, EngineClock
 from reverie.engine.encode import EncoderConfig
 from reverie.engine.views import make_backends
@@ -48,6 +48,7 @@ from reverie.serve.origin import OriginGuard
 from reverie.serve.page_controls import page_controls
 from reverie.serve.queue import QUEUE_REFRESH_S, AdmissionQueue
 from reverie.serve.ratelog import RateLimitedLog
+from reverie.worlds import DEFAULT_WORLD
 
 log = logging.getLogger("reverie.serve")
 STATIC = Path(__file__).parent / "static"

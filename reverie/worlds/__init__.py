@@ -15,14 +15,18 @@ Each built-in world is a sub-package, as Gymnasium groups its environment famili
 
 from __future__ import annotations
 
+DUNGEON_ID = "reverie/Dungeon-v0"
+DRIVE_ID = "reverie/Drive-v0"
+DEFAULT_WORLD = DUNGEON_ID  # the shipped model's world: played when no model and no --world is given
+
 BUILTIN_WORLDS: dict[str, str] = {
-    "reverie/Dungeon-v0": "reverie.worlds.dungeon:DungeonEnv",
-    "reverie/Drive-v0": "reverie.worlds.drive:DriveEnv",
+    DUNGEON_ID: "reverie.worlds.dungeon:DungeonEnv",
+    DRIVE_ID: "reverie.worlds.drive:DriveEnv",
 }
 
 DESCRIPTIONS: dict[str, str] = {
-    "reverie/Dungeon-v0": "first-person 3D procedural dungeon: rooms, corridors, doors, lamps, pillars",
-    "reverie/Drive-v0": "driving seen from the car: curving lanes, traffic, roadside objects, day and dusk",
+    DUNGEON_ID: "first-person 3D procedural dungeon: rooms, corridors, doors, lamps, pillars",
+    DRIVE_ID: "driving seen from the car: curving lanes, traffic, roadside objects, day and dusk",
 }
 
 
