@@ -271,3 +271,45 @@ def test_bench_engine_and_play_cli() -> None:
     assert line["frame_ms_p50"] <= line["frame_ms_p99"]
     res = runner.invoke(app, ["play", "--model", "nope"])
     assert isinstance(res.exception, ReverieError) and "--model" in str(res.exception)
+
+
+def test_bench_engine_load_times_quiet_then_busy() -> None:
+    import json
+    import multiprocessing as mp
+
+    from typer.testing import CliRunner
+
+    from reverie.cli import app
+
+    argv = "bench engine --world reverie/Dungeon-v0 --frames 20 --size 32x32 --load --json"
+    res = CliRunner().invoke(app, argv.split())
+    assert res.exit_code == 0, res.output
+    line = json.loads(res.output.strip().splitlines()[-1])
+    assert line["load"] == "one core busy" and line["loaded_fps"] > 0 and line["fps"] > 0
+    assert line["loaded_frame_ms_p50"] <= line["loaded_frame_ms_p99"]
+    ratio = (1e3 / line["loaded_fps"]) / (1e3 / line["fps"])
+    assert line["loaded_slowdown"] == pytest.approx(ratio, rel=0.05)
+    assert not [p for p in mp.active_children() if p.is_alive()]  # the load process is gone
+
+
+def test_busy_core_runs_a_process_and_stops_it() -> None:
+    import multiprocessing as mp
+    import threading
+
+    from reverie.engine.bench import _spin, busy_core
+
+    with busy_core():
+        alive = [p for p in mp.active_children() if p.is_alive()]
+        assert len(alive) == 1
+    alive[0].join(5)
+    assert not alive[0].is_alive()
+    # an orphaned spinner (its parent pid no longer matches) returns by itself
+    import torch
+
+    threads = torch.get_num_threads()  # _spin sets its process's threads: this test's, here
+    ready, stop = threading.Event(), threading.Event()
+    done = threading.Thread(target=_spin, args=(-1, ready, stop))
+    done.start()
+    done.join(60)
+    torch.set_num_threads(threads)
+    assert ready.is_set() and not done.is_alive() and not stop.is_set()

@@ -150,6 +150,12 @@ def bench_engine_cmd(
     threads: int = typer.Option(
         0, "--threads", min=0, help="With --model: torch threads (0: the default, 1)."
     ),
+    load: bool = typer.Option(
+        False,
+        "--load",
+        help="Time the ticks again while another process keeps one core busy; adds loaded_fps, "
+        "loaded_frame_ms_p50/p99 and loaded_slowdown (loaded over quiet frame time).",
+    ),
 ) -> None:
     """Time the engine's tick (batched step of every session + JPEG encode), unpaced.
 
@@ -157,6 +163,7 @@ def bench_engine_cmd(
 
     Example:  reverie bench engine --model runs/out/dit --frames 1000 --sessions 2 --steps 1 --json
     Example:  reverie bench engine --world reverie/Dungeon-v0 --json   (the simulator)
+    Example:  reverie bench engine --load --json   (quiet, then with one core busy)
     """
     from reverie.engine.bench import bench_engine
 
@@ -165,7 +172,7 @@ def bench_engine_cmd(
     model, world = _model_or_world(model, world)
     result = bench_engine(
         model, None if model else world, size=size, frames=frames, sessions=sessions, quality=quality,
-        seed=seed, steps=steps, threads=threads, progress=not as_json,
+        seed=seed, steps=steps, threads=threads, load=load, progress=not as_json,
     )  # fmt: skip
     if as_json:
         print(json.dumps(result))

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing as mp
+import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -25,18 +29,18 @@ def bench_engine(
     seed: int = 0,
     steps: int | None = None,
     threads: int = 0,
+    load: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Time `frames` ticks of `sessions` players after a short warm-up; one JSON-able result dict.
 
     `model` (a run dir or model package) plays its own world, size and actions; otherwise `world`'s
-    simulator plays at `size`. `steps` and `threads` (0: the default) apply to a model only.
+    simulator plays at `size`. `steps` and `threads` (0: the default) apply to a model only. With
+    `load`, the same ticks are timed again while another process keeps one core busy (as a training
+    run beside the server does), and the result adds `loaded_*` and the slowdown.
     """
-    from tqdm import tqdm
-
     from reverie.engine.backends import SimulatorBackend
     from reverie.engine.clock import ClockConfig, EngineClock, PlaySession
-    from reverie.engine.controls import InputState
     from reverie.engine.encode import EncoderConfig
 
     if model is not None and world is not None:
@@ -64,10 +68,42 @@ def bench_engine(
     if failed:
         clock.stop()
         raise ReverieError(f"{world} could not start: {failed[0]}")
+    try:
+        ms = _time_ticks(clock, live, frames, seed, progress, "bench engine")
+        if load:
+            with busy_core():
+                loaded = _time_ticks(clock, live, frames, seed + 1, progress, "bench engine, one core busy")
+    finally:
+        clock.stop()
+    if any(s.error is not None for s in live):
+        raise ReverieError(f"{world} failed while stepping: {next(s.error for s in live if s.error)}")
+    result = {
+        "bench": "engine", "world": world, "backend": backend.name, "sessions": sessions, "frames": frames,
+        "fps": round(1e3 / float(ms.mean()), 1), "frame_ms_p50": round(float(np.percentile(ms, 50)), 3),
+        "frame_ms_p99": round(float(np.percentile(ms, 99)), 3), "height": backend.size.height,
+        "width": backend.size.width, "steps": backend.sampler.steps if model else 0, "threads": getattr(backend, "threads", 1),
+        "precision": str(getattr(backend, "dtype", "numpy")).replace("torch.", ""), "quality": quality,
+    }  # fmt: skip
+    if load:
+        result |= {
+            "load": "one core busy", "loaded_fps": round(1e3 / float(loaded.mean()), 1),
+            "loaded_frame_ms_p50": round(float(np.percentile(loaded, 50)), 3),
+            "loaded_frame_ms_p99": round(float(np.percentile(loaded, 99)), 3),
+            "loaded_slowdown": round(float(loaded.mean() / ms.mean()), 2),
+        }  # fmt: skip
+    return result
+
+
+def _time_ticks(clock: Any, live: list[Any], frames: int, seed: int, progress: bool, desc: str) -> np.ndarray:
+    """Milliseconds of `frames` ticks after a short warm-up, the players' keys changing every 8 ticks."""
+    from tqdm import tqdm
+
+    from reverie.engine.controls import InputState
+
     rng = np.random.default_rng(seed)
     times = []
     warmup = min(50, frames // 10)
-    for i in tqdm(range(warmup + frames), desc="bench engine", unit="tick", disable=not progress):
+    for i in tqdm(range(warmup + frames), desc=desc, unit="tick", disable=not progress):
         if i % 8 == 0:  # a player holds a key for a few frames, like the exploration policy
             for s in live:
                 s.set_input(InputState(keys=_KEYS[int(rng.integers(len(_KEYS)))], seq=i))
@@ -77,14 +113,37 @@ def bench_engine(
             times.append(time.perf_counter() - t0)
         for s in live:
             s.take_frames()
-    clock.stop()
-    if any(s.error is not None for s in live):
-        raise ReverieError(f"{world} failed while stepping: {next(s.error for s in live if s.error)}")
-    ms = np.asarray(times) * 1e3
-    return {
-        "bench": "engine", "world": world, "backend": backend.name, "sessions": sessions, "frames": frames,
-        "fps": round(1e3 / float(ms.mean()), 1), "frame_ms_p50": round(float(np.percentile(ms, 50)), 3),
-        "frame_ms_p99": round(float(np.percentile(ms, 99)), 3), "height": backend.size.height,
-        "width": backend.size.width, "steps": backend.sampler.steps if model else 0, "threads": getattr(backend, "threads", 1),
-        "precision": str(getattr(backend, "dtype", "numpy")).replace("torch.", ""), "quality": quality,
-    }  # fmt: skip
+    return np.asarray(times) * 1e3
+
+
+@contextlib.contextmanager
+def busy_core() -> Iterator[None]:
+    """Another process keeps one core busy with one-thread matmuls (a training run's kind of load).
+
+    A fresh interpreter (spawn: a forked torch can hang in its thread pool), stopped on exit; it also
+    stops by itself when this process is gone, so a killed bench leaves nothing spinning.
+    """
+    ctx = mp.get_context("spawn")
+    ready, stop = ctx.Event(), ctx.Event()
+    proc = ctx.Process(target=_spin, args=(os.getpid(), ready, stop), daemon=True)
+    proc.start()
+    try:
+        if not ready.wait(120):
+            raise ReverieError("the background load process did not start within 120 s")
+        yield
+    finally:
+        stop.set()
+        proc.join(10)
+        if proc.is_alive():
+            proc.kill()
+
+
+def _spin(parent: int, ready: Any, stop: Any) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    a = torch.randn(256, 256)
+    ready.set()
+    while not stop.is_set() and os.getppid() == parent:
+        for _ in range(50):
+            a = torch.tanh(a @ a)
