@@ -21,9 +21,10 @@ import numpy as np
 from gymnasium import spaces
 
 from reverie.errors import ReverieError
+from reverie.worlds.action_spec import ActionSpec
 
-ActionSpec = dict[str, Any]
-NONE_SPEC: ActionSpec = {"type": "none"}
+SpecLike = ActionSpec | dict[str, Any]  # the typed spec, or its JSON form
+NONE_SPEC: dict[str, Any] = {"type": "none"}
 
 # Button sets larger than this are not expanded into every combination (2^19 for ViZDoom's full
 # game); we keep noop, single buttons and the pairs a player actually presses together.
@@ -196,7 +197,7 @@ class ActionMapper:
         return out
 
     @property
-    def spec(self) -> ActionSpec:
+    def spec(self) -> dict[str, Any]:
         if self.discrete:
             return {"type": "discrete", "n": len(self._options), "names": [n for _, n in self._options]}
         assert isinstance(self.space, spaces.Box)
@@ -296,7 +297,7 @@ def native_names(env: gymnasium.Env) -> list[str] | dict[Any, list[str]] | None:
     return None
 
 
-def action_spec(space_or_env: spaces.Space | gymnasium.Env | None) -> ActionSpec:
+def action_spec(space_or_env: spaces.Space | gymnasium.Env | None) -> dict[str, Any]:
     """The normalised spec of a space or env (an env gives names when it knows them)."""
     if space_or_env is None:
         return dict(NONE_SPEC)
@@ -309,45 +310,44 @@ def action_spec(space_or_env: spaces.Space | gymnasium.Env | None) -> ActionSpec
     return ActionMapper(space_or_env).spec
 
 
-def null_action(spec: ActionSpec) -> Any:
+def null_action(spec: SpecLike) -> Any:
     """Discrete 0 ("noop"), or zeros clipped into the box (the recorded act[0])."""
-    if spec["type"] == "discrete":
-        return 0
-    if spec["type"] == "box":
-        return np.clip(np.zeros(spec["shape"], np.float32), spec["low"], spec["high"]).astype(np.float32)
-    return None
+    return ActionSpec.of(spec).null_action()
 
 
-def encode_action(spec: ActionSpec, action: Any) -> np.ndarray:
+def encode_action(spec: SpecLike, action: Any) -> np.ndarray:
     """Action -> array for storage: int64 scalar (discrete), float32 vector (box), empty (none)."""
-    if spec["type"] == "discrete":
+    s = ActionSpec.of(spec)
+    if s.is_discrete:
         a = int(np.asarray(action).reshape(-1)[0])
-        if not 0 <= a < spec["n"]:
-            raise ReverieError(f"action {a} is outside 0..{spec['n'] - 1} ({', '.join(spec['names'])})")
+        if not 0 <= a < s.n:
+            raise ReverieError(f"action {a} is outside 0..{s.n - 1} ({', '.join(s.names or ())})")
         return np.asarray(a, dtype=np.int64)
-    if spec["type"] == "box":
-        v = np.asarray(action, np.float32).reshape(spec["shape"])
-        return np.clip(v, spec["low"], spec["high"]).astype(np.float32)
+    if s.is_box:
+        v = np.asarray(action, np.float32).reshape(s.shape)
+        return np.clip(v, s.low, s.high).astype(np.float32)
     return np.zeros((0,), np.float32)
 
 
-def decode_action(spec: ActionSpec, array: np.ndarray) -> Any:
+def decode_action(spec: SpecLike, array: np.ndarray) -> Any:
     """Stored array -> the action an env wrapped with `NormalizedActions` accepts."""
-    if spec["type"] == "discrete":
+    s = ActionSpec.of(spec)
+    if s.is_discrete:
         return int(np.asarray(array).reshape(-1)[0])
-    if spec["type"] == "box":
-        return np.asarray(array, np.float32).reshape(spec["shape"])
+    if s.is_box:
+        return np.asarray(array, np.float32).reshape(s.shape)
     return None
 
 
-def action_features(spec: ActionSpec, action: Any) -> np.ndarray:
+def action_features(spec: SpecLike, action: Any) -> np.ndarray:
     """Float vector a model consumes: one-hot (discrete) or the box scaled to [-1, 1]."""
-    if spec["type"] == "discrete":
-        out = np.zeros(spec["n"], np.float32)
+    s = ActionSpec.of(spec)
+    if s.is_discrete:
+        out = np.zeros(s.n, np.float32)
         out[int(np.asarray(action).reshape(-1)[0])] = 1.0
         return out
-    if spec["type"] == "box":
-        low, high = np.asarray(spec["low"], np.float32), np.asarray(spec["high"], np.float32)
+    if s.is_box:
+        low, high = np.asarray(s.low, np.float32), np.asarray(s.high, np.float32)
         v = np.asarray(action, np.float32).reshape(-1)
         return (2 * (v - low) / np.maximum(high - low, 1e-6) - 1).clip(-1, 1).astype(np.float32)
     return np.zeros(0, np.float32)

@@ -20,7 +20,8 @@ import gymnasium
 import numpy as np
 
 from reverie.errors import ReverieError
-from reverie.worlds.actions import ActionSpec, action_spec, null_action
+from reverie.worlds.action_spec import ActionSpec
+from reverie.worlds.actions import SpecLike, action_spec
 from reverie.worlds.explore_roles import Roles, lateral_offset
 
 
@@ -120,8 +121,8 @@ class RandomPolicy(_Recorder):
 
     name = "random"
 
-    def __init__(self, spec: ActionSpec, seed: int | None = None) -> None:
-        self.spec = spec
+    def __init__(self, spec: SpecLike, seed: int | None = None) -> None:
+        self.spec = ActionSpec.of(spec)
         self.reset(seed)
 
     def reset(self, seed: int | None = None) -> None:
@@ -129,10 +130,10 @@ class RandomPolicy(_Recorder):
         self._start_stats()
 
     def __call__(self, obs: Any = None, info: dict[str, Any] | None = None) -> Any:
-        if self.spec["type"] == "discrete":
-            return self._emit(int(self.rng.integers(self.spec["n"])))
-        if self.spec["type"] == "box":
-            low, high = np.asarray(self.spec["low"], np.float32), np.asarray(self.spec["high"], np.float32)
+        if self.spec.is_discrete:
+            return self._emit(int(self.rng.integers(self.spec.n)))
+        if self.spec.is_box:
+            low, high = np.asarray(self.spec.low, np.float32), np.asarray(self.spec.high, np.float32)
             return self._emit(self.rng.uniform(low, high).astype(np.float32))
         return None
 
@@ -163,10 +164,11 @@ class ExplorePolicy(_Recorder):
 
     name = "explore"
 
-    def __init__(self, spec: ActionSpec, seed: int | None = None, temperament: str | None = None) -> None:
-        if spec["type"] not in ("discrete", "box"):
+    def __init__(self, spec: SpecLike, seed: int | None = None, temperament: str | None = None) -> None:
+        spec = ActionSpec.of(spec)
+        if not spec.has_actions:
             raise ReverieError(
-                f"cannot explore a world with action spec {spec['type']!r}: accepted discrete, box"
+                f"cannot explore a world with action spec {spec.kind!r}: accepted discrete, box"
             )
         self.spec = spec
         self.roles = Roles.from_spec(spec)
@@ -187,15 +189,15 @@ class ExplorePolicy(_Recorder):
         )
         self._start_stats()
         self._queue: list[tuple[str, Any, int]] = []  # (mode, action or target, steps)
-        self._mode, self._current, self._left = "run", null_action(self.spec), 0
+        self._mode, self._current, self._left = "run", self.spec.null_action(), 0
         self._prev_obs: Any = None
         self._lanes = False
         self._steer_dir = 0.0
         self._still = 0
-        if self.spec["type"] == "box":
-            self._x = np.asarray(null_action(self.spec), np.float32)
-            self._low = np.asarray(self.spec["low"], np.float32)
-            self._high = np.asarray(self.spec["high"], np.float32)
+        if self.spec.is_box:
+            self._x = np.asarray(self.spec.null_action(), np.float32)
+            self._low = np.asarray(self.spec.low, np.float32)
+            self._high = np.asarray(self.spec.high, np.float32)
             self._pedal = self._x == self._low
             self._rest = self._x.copy()
             self._dead = np.where(self._pedal, 0.08, 0.03) * (self._high - self._low)
@@ -236,7 +238,7 @@ class ExplorePolicy(_Recorder):
             self._still = 0
             self._queue = self._avoid_plan()
             self._left = 0
-            if self.spec["type"] == "box" and (m := self.roles.axes.get("move")) is not None:
+            if self.spec.is_box and (m := self.roles.axes.get("move")) is not None:
                 self._x[m] *= 0.2  # a player who walks into a wall lets go of the stick at once
         offset = lateral_offset(info)
         if offset is not None:
@@ -245,7 +247,7 @@ class ExplorePolicy(_Recorder):
         if self._left <= 0:
             self._next_run()
         self._left -= 1
-        if self.spec["type"] == "discrete":
+        if self.spec.is_discrete:
             return self._emit(int(self._current))
         self._targets.append(np.asarray(self._current, np.float32))
         t = self.t
@@ -281,7 +283,7 @@ class ExplorePolicy(_Recorder):
         if back is not None and self.rng.uniform() < 0.3:
             plan.append(("avoid", back, int(self.rng.integers(1, 4))))
         steps = int(self.rng.integers(lo, hi + 1))
-        if self.spec["type"] == "box":
+        if self.spec.is_box:
             steps += 4  # the smoothed stick needs a few steps to swing over
         plan.append(("avoid", self.roles.turn_plan(self.spec, d, self.rng, walk=False), steps))
         # then walk away from the wall rather than pick a fresh random run beside it
@@ -296,7 +298,7 @@ class ExplorePolicy(_Recorder):
         r = rng.uniform()
         if r < t.pause_rate and roles.has_pause:
             self._events["pause"] += 1
-            self._mode, self._current = "pause", null_action(self.spec)
+            self._mode, self._current = "pause", self.spec.null_action()
             self._left = self._duration(t.run_min * 0.8)
             return
         if r < t.pause_rate + t.revisit_rate and roles.can_turn and not self._lanes:
@@ -319,13 +321,13 @@ class ExplorePolicy(_Recorder):
             self._left = min(self._left // 2 + 1, 16)  # nobody spins in place for long
 
 
-def make_policy(name: str, env_or_spec: gymnasium.Env | ActionSpec, seed: int | None = None) -> Policy:
+def make_policy(name: str, env_or_spec: gymnasium.Env | SpecLike, seed: int | None = None) -> Policy:
     """A policy by name for an env or an action spec.
 
     explore: human-like (temperament drawn per episode from the seed); random: uniform per step
     (the dtPSNR baseline); cautious / explorer / jittery: explore with that temperament fixed.
     """
-    spec = env_or_spec if isinstance(env_or_spec, dict) else action_spec(env_or_spec)
+    spec = env_or_spec if isinstance(env_or_spec, dict | ActionSpec) else action_spec(env_or_spec)
     if name == "explore":
         return ExplorePolicy(spec, seed)
     if name == "random":

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from reverie.worlds.actions import ActionSpec, null_action
+from reverie.worlds.action_spec import ActionSpec
+from reverie.worlds.actions import SpecLike
 
 _WORDS = re.compile(
     r"forward|backward|back|accelerate|throttle|gas|brake|reverse|strafe|steer|turn|look|yaw|"
@@ -83,16 +84,17 @@ class Roles:
     axes: dict[str, int] = field(default_factory=dict)  # box: role -> axis index
 
     @classmethod
-    def from_spec(cls, spec: ActionSpec) -> Roles:
-        names = [str(n) for n in spec.get("names", [])]
-        if spec["type"] == "box":
+    def from_spec(cls, spec: SpecLike) -> Roles:
+        spec = ActionSpec.of(spec)
+        names = [str(n) for n in spec.names or ()]
+        if spec.is_box:
             axes: dict[str, int] = {}
             for i, name in enumerate(names):
                 role = _axis_role(set(_words(name)))
                 if role and role not in axes:
                     axes[role] = i
             return cls(known=bool(axes), axes=axes)
-        n = int(spec["n"])
+        n = spec.n
         fwd, lat = np.zeros(n), np.zeros(n)
         strafe, noop = np.zeros(n, bool), np.zeros(n, bool)
         for i, name in enumerate(names[:n]):
@@ -114,13 +116,13 @@ class Roles:
         return bool(self.axes.get("turn") is not None or np.any((self.lat != 0) & ~self.strafe))
 
     def moving(self, current: Any, spec: ActionSpec) -> bool:
-        if spec["type"] == "discrete":
+        if spec.is_discrete:
             return bool(self.fwd[int(current)] > 0)
         i = self.axes.get("move")
         return i is not None and float(np.asarray(current)[i]) > 0.2
 
     def turning_on_the_spot(self, current: Any, spec: ActionSpec) -> bool:
-        if spec["type"] != "discrete" or not self.known:
+        if not spec.is_discrete or not self.known:
             return False
         i = int(current)
         return bool(self.fwd[i] == 0 and self.lat[i] != 0 and not self.strafe[i])
@@ -146,14 +148,14 @@ class Roles:
 
     # ---- plans: a discrete action, or a box target --------------------------------------------
     def sample(self, spec: ActionSpec, rng: np.random.Generator, bias: float, like: Any = None) -> Any:
-        if spec["type"] == "discrete":
+        if spec.is_discrete:
             if like is not None and self.known:
                 a = self._pick(rng, self.fwd == self.fwd[int(like)], bias)
                 if a is not None:
                     return a
             return self._pick(rng, np.ones(len(self.fwd)), bias)
-        low, high = np.asarray(spec["low"], np.float32), np.asarray(spec["high"], np.float32)
-        target = np.asarray(null_action(spec), np.float32).copy()
+        low, high = np.asarray(spec.low, np.float32), np.asarray(spec.high, np.float32)
+        target = np.asarray(spec.null_action(), np.float32).copy()
         for k in range(len(target)):
             if k not in self.axes.values() and rng.uniform() < 0.35:
                 target[k] = rng.uniform(low[k], high[k])
@@ -180,7 +182,7 @@ class Roles:
 
     def turn_plan(self, spec: ActionSpec, d: int, rng: np.random.Generator, walk: bool = True) -> Any:
         """Turn towards `d` (-1 left, +1 right); a box stick may keep walking slowly unless `walk` is off."""
-        if spec["type"] == "discrete":
+        if spec.is_discrete:
             for mask in (
                 (self.lat == d) & (self.fwd == 0) & ~self.strafe,
                 (self.lat == d) & (self.fwd > 0),
@@ -194,48 +196,48 @@ class Roles:
         if (i := self.axes.get("turn")) is not None:
             target[i] = d * rng.uniform(0.6, 1.0)
             if (m := self.axes.get("move")) is not None and walk:
-                target[m] = rng.uniform(0.0, 0.3) * spec["high"][m]
+                target[m] = rng.uniform(0.0, 0.3) * spec.high[m]
             return self._clip(spec, target)
-        return self._clip(spec, rng.uniform(spec["low"], spec["high"]))
+        return self._clip(spec, rng.uniform(spec.low, spec.high))
 
     def back_plan(self, spec: ActionSpec, rng: np.random.Generator) -> Any:
-        if spec["type"] == "discrete":
+        if spec.is_discrete:
             return self._pick(rng, ((self.fwd < 0) & (self.lat == 0)).astype(float))
         target = self._box_null(spec)
         if (i := self.axes.get("brake")) is not None:
-            target[i] = spec["high"][i]
-        elif (i := self.axes.get("move")) is not None and spec["low"][i] < 0:
-            target[i] = 0.5 * spec["low"][i]
+            target[i] = spec.high[i]
+        elif (i := self.axes.get("move")) is not None and spec.low[i] < 0:
+            target[i] = 0.5 * spec.low[i]
         else:
             return None
         return self._clip(spec, target)
 
     def forward_plan(self, spec: ActionSpec, rng: np.random.Generator) -> Any:
-        if spec["type"] == "discrete":
+        if spec.is_discrete:
             a = self._pick(rng, ((self.fwd > 0) & (self.lat == 0)).astype(float))
             return a if a is not None else self.sample(spec, rng, 0.0)
         target = self._box_null(spec)
         if (i := self.axes.get("move")) is not None:
-            target[i] = rng.uniform(0.5, 1.0) * spec["high"][i]
+            target[i] = rng.uniform(0.5, 1.0) * spec.high[i]
             return self._clip(spec, target)
         return self.sample(spec, rng, 0.0)
 
     def steer_plan(self, spec: ActionSpec, d: float, rng: np.random.Generator) -> Any:
         """Steer towards `d` (-1 left, +1 right) while moving on: lane keeping."""
-        if spec["type"] == "discrete":
+        if spec.is_discrete:
             a = self._pick(rng, ((self.lat == d) & (self.fwd > 0)).astype(float))
             return a if a is not None else self.turn_plan(spec, int(d), rng)
         target = self._box_null(spec)
         if (i := self.axes.get("turn")) is not None:
             target[i] = d * rng.uniform(0.3, 0.6)
         if (m := self.axes.get("move")) is not None:
-            target[m] = rng.uniform(0.4, 0.8) * spec["high"][m]
+            target[m] = rng.uniform(0.4, 0.8) * spec.high[m]
         return self._clip(spec, target)
 
     @staticmethod
     def _box_null(spec: ActionSpec) -> np.ndarray:
-        return np.asarray(null_action(spec), np.float32).copy()
+        return np.asarray(spec.null_action(), np.float32).copy()
 
     @staticmethod
     def _clip(spec: ActionSpec, v: Any) -> np.ndarray:
-        return np.clip(np.asarray(v, np.float32), spec["low"], spec["high"]).astype(np.float32)
+        return np.clip(np.asarray(v, np.float32), spec.low, spec.high).astype(np.float32)

@@ -22,6 +22,7 @@ import gymnasium
 from reverie.errors import ReverieError
 from reverie.sizes import Size, parse_size
 from reverie.worlds import BUILTIN_WORLDS, DESCRIPTIONS, register_envs
+from reverie.worlds.action_spec import ActionSpec
 from reverie.worlds.actions import NormalizedActions, action_spec, known_names
 from reverie.worlds.adapters import RenderedFrames
 
@@ -221,10 +222,10 @@ def make_world(
             env, size, world_id, fit or ("stretch" if family and family.name == "atari" else "crop")
         )
         env = NormalizedActions(env, known_names(world_id, env.action_space))
-    spec = action_spec(env)
-    if continuous and spec["type"] != "box":
+    spec = ActionSpec.from_dict(action_spec(env))
+    if continuous and not spec.is_box:
         env.close()
-        raise ReverieError(f"{world_id} has only discrete actions ({spec['n']}): drop --continuous")
+        raise ReverieError(f"{world_id} has only discrete actions ({spec.n}): drop --continuous")
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
