@@ -14,8 +14,7 @@ from typing import Any
 import numpy as np
 
 from reverie.errors import ReverieError
-
-ACTION_TYPES = ("discrete", "box", "none")
+from reverie.worlds.action_spec import ActionSpec
 
 
 @dataclass
@@ -49,23 +48,19 @@ class Episode:
 
 
 def check_action_spec(spec: dict[str, Any]) -> dict[str, Any]:
-    """Validate a normalised action spec; returns it unchanged."""
-    kind = spec.get("type") if isinstance(spec, dict) else None
-    if kind not in ACTION_TYPES:
-        raise ReverieError(f"bad action spec {spec!r}: 'type' must be one of {', '.join(ACTION_TYPES)}")
-    if kind == "discrete" and not (isinstance(spec.get("n"), int) and spec["n"] >= 1):
-        raise ReverieError(f"bad action spec {spec!r}: a discrete spec needs an integer 'n' >= 1")
-    if kind == "box" and not (isinstance(spec.get("shape"), list | tuple) and len(spec["shape"]) >= 1):
-        raise ReverieError(f"bad action spec {spec!r}: a box spec needs a 'shape' list, e.g. [3]")
+    """Validate a normalised action spec (`ActionSpec.from_dict`); returns it unchanged."""
+    ActionSpec.from_dict(spec)
     return spec
 
 
-def action_dim(spec: dict[str, Any]) -> int:
+def action_dim(spec: ActionSpec | dict[str, Any]) -> int:
     """Number of float columns of a box action (its shape flattened); 0 for discrete and none."""
-    return int(np.prod(spec["shape"])) if spec["type"] == "box" else 0
+    return ActionSpec.of(spec).action_dim
 
 
-def check_episode(ep: Episode, *, width: int, height: int, action_spec: dict[str, Any], where: str) -> None:
+def check_episode(
+    ep: Episode, *, width: int, height: int, action_spec: ActionSpec | dict[str, Any], where: str
+) -> None:
     """Raise ReverieError (naming `where`) unless shapes, dtypes and lengths agree with the store."""
 
     def bad(msg: str) -> ReverieError:
@@ -80,7 +75,8 @@ def check_episode(ep: Episode, *, width: int, height: int, action_spec: dict[str
         raise bad("an episode needs at least one frame")
     if obs.shape[1:3] != (height, width):
         raise bad(f"frames are {obs.shape[2]}x{obs.shape[1]}, the store holds {width}x{height}")
-    kind = action_spec["type"]
+    spec = ActionSpec.of(action_spec)
+    kind = spec.kind
     if kind == "none":
         if ep.act is not None:
             raise bad("this store has no actions (video), but the episode carries some")
@@ -89,12 +85,10 @@ def check_episode(ep: Episode, *, width: int, height: int, action_spec: dict[str
     elif kind == "discrete":
         if ep.act.dtype != np.int64 or ep.act.shape != (T,):
             raise bad(f"discrete act must be int64 ({T},), got {ep.act.dtype} {ep.act.shape}")
-        if T and (ep.act.min() < 0 or ep.act.max() >= action_spec["n"]):
-            raise bad(f"discrete actions must lie in 0..{action_spec['n'] - 1}")
-    elif ep.act.dtype != np.float32 or ep.act.shape != (T, action_dim(action_spec)):
-        raise bad(
-            f"box act must be float32 ({T}, {action_dim(action_spec)}), got {ep.act.dtype} {ep.act.shape}"
-        )
+        if T and (ep.act.min() < 0 or ep.act.max() >= spec.n):
+            raise bad(f"discrete actions must lie in 0..{spec.n - 1}")
+    elif ep.act.dtype != np.float32 or ep.act.shape != (T, spec.action_dim):
+        raise bad(f"box act must be float32 ({T}, {spec.action_dim}), got {ep.act.dtype} {ep.act.shape}")
     for name, dtype in (("rew", np.float32), ("term", np.bool_), ("trunc", np.bool_)):
         a = getattr(ep, name)
         if not isinstance(a, np.ndarray) or a.dtype != dtype or a.shape != (T,):

@@ -31,6 +31,7 @@ from reverie.data.episode import Episode
 from reverie.data.store import STORE_FILE, EpisodeStore, is_store
 from reverie.errors import ReverieError
 from reverie.sizes import Size
+from reverie.worlds.action_spec import ActionSpec
 
 # Below this many frames a pool costs more (process start, imports) than it saves.
 _MIN_FRAMES_FOR_POOL = 2000
@@ -51,17 +52,24 @@ class RecordConfig:
 
 
 def record_episode(
-    env: Any, policy: Any, spec: dict[str, Any], seed: int, steps: int, meta: dict[str, Any] | None = None
+    env: Any,
+    policy: Any,
+    spec: ActionSpec | dict[str, Any],
+    seed: int,
+    steps: int,
+    meta: dict[str, Any] | None = None,
 ) -> Episode:
     """Run one episode of `env` under `policy` for at most `steps` frames, following the episode
     convention (act[i] led to obs[i]; act[0] is the null action)."""
-    from reverie.worlds.actions import encode_action, null_action
+    from reverie.worlds.actions import encode_action
+
+    spec = ActionSpec.of(spec)
 
     obs, info = env.reset(seed=seed)
     policy.reset(seed)
     # Copies: an env may hand back the same frame buffer every step.
     frames = [np.array(obs, np.uint8)]
-    acts, rews, terms, truncs, caps = [null_action(spec)], [0.0], [False], [False], []
+    acts, rews, terms, truncs, caps = [spec.null_action()], [0.0], [False], [False], []
     caps.append(str(info.get("caption", "")))
     while len(frames) < steps:
         a = policy(obs, info)
@@ -75,9 +83,9 @@ def record_episode(
         if term or trunc:
             break
     act: np.ndarray | None = None
-    if spec["type"] != "none":
+    if spec.has_actions:
         act = np.stack([encode_action(spec, a).reshape(-1) for a in acts])  # (T, 1) or (T, D)
-        act = act[:, 0] if spec["type"] == "discrete" else act
+        act = act[:, 0] if spec.is_discrete else act
     T = len(frames)
     describe = getattr(policy, "describe", None)
     if callable(describe):

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from reverie.data.episode import action_dim
 from reverie.data.store import EpisodeStore
 from reverie.errors import ReverieError
 
@@ -54,7 +53,7 @@ class WindowSampler:
         self.num_windows = int(self._window_end[-1])
         self.caption_table: list[str] = []
         self._caption_ids: dict[str, int] = {}
-        self._spec = store.action_spec
+        self._spec = store.spec
         if cache:
             self._load()
 
@@ -67,8 +66,8 @@ class WindowSampler:
         return np.array([ids[c] for c in captions], np.int32)
 
     def _empty_act(self, n: int) -> np.ndarray:
-        if self._spec["type"] == "box":
-            return np.zeros((n, action_dim(self._spec)), np.float32)
+        if self._spec.is_box:
+            return np.zeros((n, self._spec.action_dim), np.float32)
         return np.zeros(n, np.int64)
 
     def _load(self) -> None:

@@ -21,25 +21,25 @@ def describe_seeds(seeds: list[int | None]) -> str:
 
 def summarize(store: EpisodeStore, *, max_captions: int = 5) -> dict[str, Any]:
     """Everything `reverie data info` shows; reads every episode once (actions and captions)."""
-    spec = store.action_spec
+    spec = store.spec
     lengths = store.lengths
-    discrete = np.zeros(spec["n"], np.int64) if spec["type"] == "discrete" else None
+    discrete = np.zeros(spec.n, np.int64) if spec.is_discrete else None
     box: list[np.ndarray] = []
     captions: Counter[str] = Counter()
     for i in range(len(store)):
         ep = store.read(i)
         if discrete is not None and ep.act is not None:
-            discrete += np.bincount(ep.act, minlength=spec["n"])
+            discrete += np.bincount(ep.act, minlength=spec.n)
         elif ep.act is not None:
             box.append(ep.act)
         captions.update(c for c in ep.captions if c)
     actions: dict[str, Any] | None = None
     if discrete is not None:
-        names = spec.get("names") or [str(k) for k in range(spec["n"])]
+        names = list(spec.names or ()) or [str(k) for k in range(spec.n)]
         actions = {"histogram": dict(zip(names, discrete.tolist()))}
     elif box:
         a = np.concatenate(box)  # (N, D)
-        names = spec.get("names") or [str(k) for k in range(a.shape[1])]
+        names = list(spec.names or ()) or [str(k) for k in range(a.shape[1])]
         actions = {
             n: {
                 "mean": float(a[:, k].mean()),
@@ -60,7 +60,7 @@ def summarize(store: EpisodeStore, *, max_captions: int = 5) -> dict[str, Any]:
         else None,
         "size": str(store.size),
         "fps": store.fps,
-        "action_spec": spec,
+        "action_spec": store.action_spec,
         "actions": actions,
         "captions": {
             "distinct": len(captions),

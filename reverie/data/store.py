@@ -34,6 +34,7 @@ from reverie.data.episode import Episode, check_action_spec, check_episode
 from reverie.data.zarr_io import fsync_dir, fsync_tree, read_attrs, read_episode, write_episode
 from reverie.errors import ReverieError
 from reverie.sizes import Size, parse_size
+from reverie.worlds.action_spec import ActionSpec
 
 __all__ = ["STORE_FILE", "Episode", "EpisodeStore", "is_store"]
 
@@ -81,7 +82,8 @@ class EpisodeStore:
     def __init__(self, path: str, meta: dict[str, Any]) -> None:
         self.path = path
         self._meta = meta
-        self.action_spec: dict[str, Any] = meta["action_spec"]
+        self.action_spec: dict[str, Any] = meta["action_spec"]  # the JSON form, as stored
+        self.spec = ActionSpec.from_dict(self.action_spec)  # typed
         self.size = Size(int(meta["width"]), int(meta["height"]))
         self._names: list[str] = []
         self._lengths: list[int] = []
@@ -222,7 +224,7 @@ class EpisodeStore:
             self.episode_path(i),
             width=self.size.width,
             height=self.size.height,
-            action_spec=self.action_spec,
+            action_spec=self.spec,
             frames=frames,
         )
 
@@ -265,7 +267,7 @@ class EpisodeStore:
     def append(self, ep: Episode) -> int:
         """Write `ep` as the next episode, atomically; returns its index."""
         check_episode(
-            ep, width=self.size.width, height=self.size.height, action_spec=self.action_spec, where="episode"
+            ep, width=self.size.width, height=self.size.height, action_spec=self.spec, where="episode"
         )
         try:
             json.dumps(ep.meta)

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from reverie.data.episode import check_action_spec
 from reverie.data.store import EpisodeStore, write_file_atomic
 from reverie.errors import ReverieError
+from reverie.worlds.action_spec import ActionSpec
 
 RECORDED = "recorded"  # the name of the actions recorded with the frames
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -44,14 +44,14 @@ def list_streams(store: EpisodeStore) -> list[str]:
 def write_stream(store: EpisodeStore, name: str, spec: dict[str, Any], act: list[np.ndarray]) -> str:
     """Write one discrete action per frame of every episode as stream `name`, atomically; its path."""
     path = stream_path(store, name)
-    check_action_spec(spec)
-    if spec["type"] != "discrete":
-        raise ReverieError(f"action streams are discrete, got {spec['type']!r}")
+    typed = ActionSpec.from_dict(spec)
+    if not typed.is_discrete:
+        raise ReverieError(f"action streams are discrete, got {typed.kind!r}")
     if [len(a) for a in act] != [int(n) for n in store.lengths]:
         raise ReverieError(f"stream {name!r}: {len(act)} episodes of actions do not match {store.path}")
     flat = np.concatenate(act).astype(np.int64) if act else np.zeros(0, np.int64)
-    if len(flat) and (flat.min() < 0 or flat.max() >= spec["n"]):
-        raise ReverieError(f"stream {name!r}: actions must lie in 0..{spec['n'] - 1}")
+    if len(flat) and (flat.min() < 0 or flat.max() >= typed.n):
+        raise ReverieError(f"stream {name!r}: actions must lie in 0..{typed.n - 1}")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     episodes = [os.path.basename(store.episode_path(i)) for i in range(len(store))]
     buf = io.BytesIO()

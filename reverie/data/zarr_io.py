@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from reverie.data.episode import Episode, action_dim, check_episode
+from reverie.data.episode import Episode, check_episode
 from reverie.errors import ReverieError
+from reverie.worlds.action_spec import ActionSpec
 
 EPISODE_FORMAT = 1
 FRAMES_PER_CHUNK = 64  # 64 frames of 64x64 = 768 KiB raw: big enough for zstd, small enough to seek
@@ -139,7 +140,12 @@ def _diagnose(path: str, name: str, dtype: np.dtype, shape: tuple[int, ...], lo:
 
 
 def read_episode(
-    path: str, *, width: int, height: int, action_spec: dict[str, Any], frames: slice | None = None
+    path: str,
+    *,
+    width: int,
+    height: int,
+    action_spec: ActionSpec | dict[str, Any],
+    frames: slice | None = None,
 ) -> Episode:
     """Read and validate one episode (or the frames `frames` of it); errors name the bad file."""
     from zarr.core.sync import sync
@@ -149,10 +155,11 @@ def read_episode(
     lo, hi = (0, T) if frames is None else frames.indices(T)[:2]
     hi = max(lo, hi)
     expect: dict[str, tuple[np.dtype, tuple[int, ...]]] = {"obs": (np.dtype(np.uint8), (T, height, width, 3))}
-    if action_spec["type"] == "discrete":
+    spec = ActionSpec.of(action_spec)
+    if spec.is_discrete:
         expect["act"] = (np.dtype(np.int64), (T,))
-    elif action_spec["type"] == "box":
-        expect["act"] = (np.dtype(np.float32), (T, action_dim(action_spec)))
+    elif spec.is_box:
+        expect["act"] = (np.dtype(np.float32), (T, spec.action_dim))
     for name, dtype in (("rew", np.float32), ("term", np.bool_), ("trunc", np.bool_), ("cap", np.int32)):
         expect[name] = (np.dtype(dtype), (T,))
     names = list(expect)
@@ -173,7 +180,7 @@ def read_episode(
     captions = [table[i] for i in cap.tolist()]
     ep = Episode(got["obs"], got.get("act"), got["rew"], got["term"], got["trunc"], captions, attrs["meta"])
     if hi > lo:
-        check_episode(ep, width=width, height=height, action_spec=action_spec, where=path)
+        check_episode(ep, width=width, height=height, action_spec=spec, where=path)
     return ep
 
 
