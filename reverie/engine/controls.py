@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from reverie.engine.intents import ACT_KEYS, KEY_ACTS, KEY_MOVES, Intent, act_of_word, read_name
-from reverie.errors import ReverieError
+from reverie.worlds.action_spec import ActionSpec
 
 # Keys that reach the actions (or box axes) no intent reaches, in the order they are handed out.
 NUMBER_KEYS = tuple(f"digit{i}" for i in (*range(1, 10), 0)) + tuple(f"key{c}" for c in "zxvbghklui" + "oytm")
@@ -80,6 +80,7 @@ class InputMapper:
     """Maps `InputState` to actions of one action spec (see reverie.worlds.actions)."""
 
     spec: dict[str, Any]
+    actions: ActionSpec = field(init=False)  # `spec`, typed
     bindings: list[Binding] = field(init=False)
     _moves: np.ndarray = field(init=False)  # (n, 3) intent of each discrete action, NaN if unknown
     _acts: list[frozenset[str]] = field(init=False)
@@ -87,10 +88,9 @@ class InputMapper:
     _folds_side: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        kind = self.spec.get("type")
-        if kind not in ("discrete", "box", "none"):
-            raise ReverieError(f"unknown action spec type {kind!r}: accepted discrete, box, none")
-        self.names = [str(n) for n in self.spec.get("names", [])]
+        self.actions = ActionSpec.of(self.spec)
+        kind = self.actions.kind
+        self.names = [str(n) for n in self.actions.names or ()]
         self._numbered, self.bindings = {}, []
         if kind == "discrete":
             intents = [read_name(n) for n in self.names]
@@ -149,7 +149,7 @@ class InputMapper:
 
     # -- input -> action -------------------------------------------------------------------------
     def __call__(self, state: InputState) -> Any:
-        kind = self.spec["type"]
+        kind = self.actions.kind
         if kind == "none":
             return None
         f, s, r = state.intent()
@@ -192,7 +192,7 @@ class InputMapper:
             [by_name.get(n, float(n in state.buttons or n in pressed)) for n in self.names], np.float32
         )
         v[np.abs(v) < DEADZONE / 2] = 0.0  # stick drift is not an action
-        return np.clip(v, self.spec["low"], self.spec["high"]).astype(np.float32)
+        return np.clip(v, self.actions.low, self.actions.high).astype(np.float32)
 
 
 # Keys of the box axes the sticks drive, as players name them (W/S, Q/E, A/D).

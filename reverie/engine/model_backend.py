@@ -94,7 +94,8 @@ class ModelBackend:
         self.dtype = wm.dtype
         self.world = wm.world
         self.size = wm.size
-        self.spec = wm.spec
+        self.spec = wm.spec  # JSON form (sent to the page)
+        self.actions = wm.actions  # typed
         self.dit, self.ae, self.text_encoder = wm.dit, wm.ae, wm.text_encoder
         self.latent_shape = wm.latent_shape
         self.sampler = cfg.sampler(wm.sampler)
@@ -126,7 +127,7 @@ class ModelBackend:
         with self._sim_lock:
             try:
                 if self._sim is None:
-                    self._sim = make_env(self.world, self.size, continuous=self.spec["type"] == "box")
+                    self._sim = make_env(self.world, self.size, continuous=self.actions.is_box)
             except Exception:  # a world that is not installed here (recorded elsewhere, or video)
                 self._has_sim = False
                 return None
@@ -172,9 +173,7 @@ class ModelBackend:
         return StepOut(np.ascontiguousarray(frame), prompt)
 
     def _null_action(self) -> Any:
-        from reverie.worlds.actions import null_action
-
-        return null_action(self.spec)
+        return self.actions.null_action()
 
     def _regroup(self, sids: list[int]) -> None:
         """Make the rollout's rows the sessions `sids` (between ticks, lock held).

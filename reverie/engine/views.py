@@ -35,7 +35,7 @@ def make_backends(
         if dream.world != "video":
             # the model's world may not be installed here: then the dream plays alone
             with contextlib.suppress(Exception):
-                views["real"] = SimulatorBackend(dream.world, dream.size, dream.spec["type"] == "box")
+                views["real"] = SimulatorBackend(dream.world, dream.size, dream.actions.is_box)
         return views
     return {
         "dream": SimulatorBackend(world, size, continuous),

@@ -15,20 +15,9 @@ import numpy as np
 from gymnasium import spaces
 
 from reverie.engine.model_backend import ModelBackend, ModelConfig
+from reverie.worlds.action_spec import ActionSpec
 
 _SID = 1  # the env's one session in its own backend
-
-
-def spec_space(spec: dict[str, Any]) -> spaces.Space:
-    """The Gymnasium action space of an action spec; plain video ("none") has one action: continue."""
-    if spec["type"] == "discrete":
-        return spaces.Discrete(int(spec["n"]))
-    if spec["type"] == "box":
-        shape = tuple(spec["shape"])
-        low = np.asarray(spec["low"], np.float32).reshape(shape)
-        high = np.asarray(spec["high"], np.float32).reshape(shape)
-        return spaces.Box(low, high, shape, np.float32)
-    return spaces.Discrete(1)
 
 
 class WorldModelEnv(gymnasium.Env):  # type: ignore[type-arg]
@@ -48,8 +37,8 @@ class WorldModelEnv(gymnasium.Env):  # type: ignore[type-arg]
     ) -> None:
         self.backend = backend or ModelBackend(run, ModelConfig(steps=steps, threads=threads))
         b = self.backend
-        self.spec_dict = b.spec
-        self.action_space = spec_space(b.spec)
+        self.actions = ActionSpec.of(b.spec)
+        self.action_space = self.actions.space()
         self.observation_space = spaces.Box(0, 255, (b.size.height, b.size.width, 3), np.uint8)
         self.max_steps = max_steps
         self.render_mode = render_mode
@@ -71,7 +60,7 @@ class WorldModelEnv(gymnasium.Env):  # type: ignore[type-arg]
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._frame is None:
             raise gymnasium.error.ResetNeeded("call reset() before step()")
-        act = None if self.spec_dict["type"] == "none" else action
+        act = action if self.actions.has_actions else None
         (out,) = self.backend.step([_SID], [act])
         self._t += 1
         self._frame = out.frame

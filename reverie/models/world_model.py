@@ -7,7 +7,7 @@ to bf16 where the CPU has native bf16 (fp32 otherwise).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import torch
 from reverie.errors import ReverieError
 from reverie.models.shipped import resolve_model
 from reverie.sizes import Size
+from reverie.worlds.action_spec import ActionSpec
 
 DEFAULT_FPS = 15.0  # runs that do not record their data's frame rate
 PRECISIONS = ("auto", "bf16", "fp32")
@@ -47,12 +48,16 @@ class WorldModel:
     dit: Any  # reverie.models.dit.DiT
     ae: Any  # reverie.models.autoencoder.Autoencoder
     text_encoder: Any
-    spec: dict[str, Any]
+    spec: dict[str, Any]  # the action spec's JSON form, as in the run's config.json
     world: str  # the world id the data came from ("video" for imported clips)
     size: Size
     fps: float
     dtype: torch.dtype
     sampler: Any = None  # reverie.models.sampler.SamplerConfig: the play settings the model ships with
+    actions: ActionSpec = field(init=False, repr=False)  # `spec`, typed (and so validated)
+
+    def __post_init__(self) -> None:
+        self.actions = ActionSpec.from_dict(self.spec)
 
     @property
     def max_context(self) -> int:
@@ -63,7 +68,7 @@ class WorldModel:
         return tuple(self.ae.latent_shape(self.size.height, self.size.width))  # type: ignore[return-value]
 
     def action_names(self) -> list[str]:
-        return [str(n) for n in self.spec.get("names", [])]
+        return [str(n) for n in self.actions.names or ()]
 
     @torch.inference_mode()
     def encode(self, frames: np.ndarray, batch: int = 32) -> torch.Tensor:
@@ -95,12 +100,11 @@ class WorldModel:
         """Actions (spec's own form) -> (T,) int64 or (T, D) float32; None for action-less models."""
         from reverie.worlds.actions import encode_action
 
-        kind = self.spec["type"]
-        if kind == "discrete":
+        if self.actions.is_discrete:
             return torch.tensor([int(np.asarray(a).reshape(-1)[0]) for a in actions], dtype=torch.long)
-        if kind == "box":
+        if self.actions.is_box:
             return torch.from_numpy(
-                np.stack([encode_action(self.spec, a) for a in actions]).reshape(len(actions), -1)
+                np.stack([encode_action(self.actions, a) for a in actions]).reshape(len(actions), -1)
             )
         return None
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from reverie.errors import ReverieError
+
+if TYPE_CHECKING:
+    from gymnasium import spaces
 
 KINDS = ("discrete", "box", "none")
 _KNOWN = ("type", "n", "shape", "low", "high", "names")
@@ -138,7 +141,7 @@ class ActionSpec:
             return np.clip(np.zeros(self.shape, np.float32), self.low, self.high).astype(np.float32)
         return None
 
-    def space(self) -> Any:
+    def space(self) -> spaces.Space:  # type: ignore[type-arg]
         """The Gymnasium action space; plain video ("none") has one action: continue."""
         from gymnasium import spaces
 
