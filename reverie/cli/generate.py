@@ -107,7 +107,7 @@ def generate_cmd(
         from reverie.sizes import parse_size
 
         m = replace(m, size=parse_size(size))  # a size off the autoencoder's stride fails with its reason
-    script = parse_actions(actions, m.spec) if actions is not None else None
+    script = parse_actions(actions, m.actions) if actions is not None else None
     clips = generate_samples(m, frames, samples, _opts(seed, steps, prompt), image=start, script=script)
     paths, grid_path = sample_paths(out, samples)
     rate = fps or m.fps

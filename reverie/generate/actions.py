@@ -11,20 +11,21 @@ import re
 from typing import Any
 
 from reverie.errors import ReverieError
+from reverie.worlds.action_spec import ActionSpec
 
 ACTIONS_FORM = "NAME:COUNT[,NAME:COUNT...], e.g. forward:30,turn_left:10"
 _ITEM = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*(?::\s*(\d+))?\s*$")
 
 
-def parse_actions(text: str, spec: dict[str, Any]) -> list[int]:
+def parse_actions(text: str, spec: ActionSpec | dict[str, Any]) -> list[int]:
     """`forward:30,turn_left:10` -> discrete action indices, one per frame (COUNT defaults to 1)."""
-    kind = spec.get("type")
-    if kind != "discrete":
+    actions = ActionSpec.of(spec)
+    if not actions.is_discrete:
         raise ReverieError(
-            f"--actions needs a model with named discrete actions; this one's are {kind!r}; "
+            f"--actions needs a model with named discrete actions; this one's are {actions.kind!r}; "
             "accepted: leave out --actions (the explore policy picks them)"
         )
-    names = [str(n) for n in spec.get("names", [])]
+    names = [str(n) for n in actions.names or ()]
     out: list[int] = []
     for item in text.split(","):
         m = _ITEM.match(item)
@@ -39,22 +40,23 @@ def parse_actions(text: str, spec: dict[str, Any]) -> list[int]:
     return out
 
 
-def frame_actions(spec: dict[str, Any], count: int, seed: int, script: list[int] | None = None) -> list[Any]:
+def frame_actions(
+    spec: ActionSpec | dict[str, Any], count: int, seed: int, script: list[int] | None = None
+) -> list[Any]:
     """`count` actions, one per frame; act[0] (leading to the first frame) is the null action.
 
     A script shorter than the clip is padded with the null action ("noop"); a longer one is cut.
     """
-    from reverie.worlds.actions import null_action
-
     if count <= 0:
         return []
-    null = null_action(spec)
-    if spec.get("type") not in ("discrete", "box"):
+    actions = ActionSpec.of(spec)
+    null = actions.null_action()
+    if not actions.has_actions:
         return [None] * count
     if script is not None:
         rest = list(script[: count - 1])
         return [null, *rest, *[null] * (count - 1 - len(rest))]
     from reverie.worlds.explore import make_policy
 
-    policy = make_policy("explore", spec, seed=seed)
+    policy = make_policy("explore", actions, seed=seed)
     return [null, *[policy(None, {}) for _ in range(count - 1)]]

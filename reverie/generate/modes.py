@@ -87,7 +87,7 @@ def generate(
         first = fit_frame(image, model.size)
         z[0] = model.encode(first[None])[0]
         known[0] = True
-    act = model.act_tensor(frame_actions(model.spec, frames, opts.seed, script))
+    act = model.act_tensor(frame_actions(model.actions, frames, opts.seed, script))
     out_z = _fill(
         model.dit, z, known, act, None, model.text(opts.prompt), opts.sampler or model.sampler,
         seed=opts.seed, progress=opts.progress,
@@ -126,7 +126,7 @@ def _continue(
     z_ctx = model.encode(ctx)
     Tc = len(ctx)
     z = torch.cat([z_ctx, torch.zeros(n, *z_ctx.shape[1:])])  # (Tc + n, C, h, w)
-    act = model.act_tensor(frame_actions(model.spec, Tc + n, seed))
+    act = model.act_tensor(frame_actions(model.actions, Tc + n, seed))
     act_known = [False] * Tc + [True] * n
     out = _fill(
         model.dit, z, [True] * Tc + [False] * n, act, act_known, model.text(opts.prompt), opts.sampler or model.sampler,

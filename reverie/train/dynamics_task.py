@@ -27,6 +27,7 @@ from reverie.models.framestack import FrameStack
 from reverie.models.sampler import SamplerConfig, make_rollout
 from reverie.models.text import get_text_encoder
 from reverie.train.task import unwrap
+from reverie.worlds.action_spec import ActionSpec
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -183,12 +184,12 @@ class DynamicsTask:
         window = window or base.max_context + 1
         if window < 2:
             raise ReverieError(f"bad window {window}: the dynamics model needs at least 2 frames per window")
-        kind = spec["type"]
+        actions = ActionSpec.from_dict(spec)
         auto = {
             "latent_channels": C,
-            "action_type": kind,
-            "num_actions": int(spec.get("n", 1)) if kind == "discrete" else 1,
-            "action_dim": int(np.prod(spec["shape"])) if kind == "box" else 0,
+            "action_type": actions.kind,
+            "num_actions": actions.n if actions.is_discrete else 1,
+            "action_dim": actions.action_dim,
             "text_encoder": text_encoder,
             "max_context": window - 1,  # the cache never holds more context than training showed
         }
@@ -492,15 +493,11 @@ def encode_episodes(
 
     from reverie.models.autoencoder import frames_to_tensor
 
-    spec = store.action_spec
+    spec = store.spec
     total = int(sum(store.lengths[i] for i in episodes))
     C, h, w = ae.latent_shape(store.size.height, store.size.width)
     z = torch.empty(total, C, h, w)
-    act = (
-        torch.zeros(total, int(np.prod(spec["shape"])))
-        if spec["type"] == "box"
-        else torch.zeros(total, dtype=torch.long)
-    )
+    act = torch.zeros(total, spec.action_dim) if spec.is_box else torch.zeros(total, dtype=torch.long)
     cap = torch.empty(total, dtype=torch.long)
     ids: dict[str, int] = {}
     lengths: list[int] = []

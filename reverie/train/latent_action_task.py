@@ -25,6 +25,7 @@ from reverie.errors import ReverieError
 from reverie.models.latent_actions import LatentActionConfig, LatentActionModel, agreement
 from reverie.train.dynamics_task import LatentClips
 from reverie.train.task import unwrap
+from reverie.worlds.action_spec import ActionSpec
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -159,9 +160,9 @@ class LatentActionTask:
             "copy_last_mse": float((z[:, -2] - target).pow(2).mean()),
             "codes_used": float(len(codes.unique())),
         }
-        spec = self.action_spec
-        if spec.get("type") == "discrete" and self.val_clips is not None:
-            names = spec.get("names") or [f"a{i}" for i in range(spec["n"])]
+        spec = ActionSpec.of(self.action_spec)
+        if spec.is_discrete and self.val_clips is not None:
+            names = list(spec.names or ()) or [f"a{i}" for i in range(spec.n)]
             a = agreement(
                 codes.numpy(), clips.act[torch.from_numpy(rows)].numpy(), net.cfg.codes, names, VIEW_ACTIONS
             )
@@ -313,12 +314,10 @@ def evaluate_store(model_run: str, data_dir: str, save_keys: bool = False) -> di
     from reverie.models.latent_actions import contingency, one_to_one
 
     store, clips, codes, config = store_codes(model_run, data_dir)
-    spec = store.action_spec
-    if spec["type"] != "discrete":
-        raise ReverieError(
-            f"{data_dir} has {spec['type']} actions; agreement needs recorded discrete actions"
-        )
-    names = spec.get("names") or [f"a{i}" for i in range(spec["n"])]
+    spec = store.spec
+    if not spec.is_discrete:
+        raise ReverieError(f"{data_dir} has {spec.kind} actions; agreement needs recorded discrete actions")
+    names = list(spec.names or ()) or [f"a{i}" for i in range(spec.n)]
     n = int(config["model"]["codes"])
     rows = torch.from_numpy(step_rows(clips.lengths))
     c, a = codes[rows].numpy(), clips.act[rows].numpy()

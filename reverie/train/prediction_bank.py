@@ -81,7 +81,7 @@ def build_bank(
     rng = np.random.default_rng([seed, 7])
     picks = [(int(e), int(rng.integers(0, store.lengths[e] - span + 1))) for e in rng.choice(usable, windows)]
     rollout = make_rollout(wm.dit, wm.sampler)
-    has_act = wm.spec["type"] != "none"
+    has_act = wm.actions.has_actions
     zs, frames, hs = [], [], []
     for lo in tqdm(range(0, windows, ROWS), desc="prediction bank", unit="rows", disable=not progress):
         rows = picks[lo : lo + ROWS]
