@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reverie.eval.rollout import RealEpisodes, collect_real
+from reverie.worlds.action_spec import ActionSpec
 
 if TYPE_CHECKING:
     from reverie.eval.config import EvalConfig
@@ -30,7 +31,7 @@ def confusion(true: np.ndarray, pred: np.ndarray, n: int) -> list[list[int]]:
 
 def train_or_load_idm(cfg: EvalConfig, world: str, size: str, spec: dict[str, Any]) -> InverseDynamics | None:
     """The judge of action accuracy (from the cache when one was trained with the same settings)."""
-    if spec.get("type") != "discrete":
+    if not ActionSpec.of(spec).is_discrete:
         return None
     from reverie.eval.idm import IDMConfig, cached_idm, idm_cache_dir, mirror_actions
     from reverie.worlds import BUILTIN_WORLDS

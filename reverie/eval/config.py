@@ -8,6 +8,7 @@ from typing import Any
 
 from reverie.errors import ReverieError
 from reverie.eval.measures import DT_HORIZONS, HORIZONS
+from reverie.worlds.action_spec import ActionSpec
 
 __all__ = ["PREDICTORS", "EvalConfig", "Setup", "held_out_seeds", "setup"]
 
@@ -137,16 +138,16 @@ def setup(cfg: EvalConfig) -> Setup:
             f"the model {cfg.model} makes {model_size} frames, not the --size {size} asked of {world}; "
             f"pass --size {model_size}"
         )
-    model_spec = data.get("action_spec") or {}
-    continuous = model_spec.get("type") == "box"
+    model_spec = ActionSpec.from_dict(data["action_spec"]) if data.get("action_spec") else None
+    continuous = model_spec is not None and model_spec.is_box
     from reverie.worlds.make import action_spec, make_world
 
     env = make_world(world, size, continuous=continuous)
     try:
-        world_spec, fps = action_spec(env), float(env.metadata.get("render_fps") or 30)
+        world_spec, fps = ActionSpec.from_dict(action_spec(env)), float(env.metadata.get("render_fps") or 30)
     finally:
         env.close()
-    if model_spec and _spec_key(model_spec) != _spec_key(world_spec):
+    if model_spec is not None and _spec_key(model_spec) != _spec_key(world_spec):
         raise ReverieError(
             f"the model {cfg.model} acts with {_spec_text(model_spec)} but the world {world} with "
             f"{_spec_text(world_spec)}; evaluate it on the world it was trained on"
@@ -154,19 +155,17 @@ def setup(cfg: EvalConfig) -> Setup:
     return Setup(cfg, model_config, world, size, continuous, fps)
 
 
-def _spec_key(spec: dict[str, Any]) -> tuple[Any, ...]:
-    kind = spec.get("type")
-    if kind == "discrete":
-        return kind, int(spec["n"])
-    if kind == "box":
-        return kind, tuple(spec.get("shape") or ())
-    return (kind,)
+def _spec_key(spec: ActionSpec) -> tuple[Any, ...]:
+    if spec.is_discrete:
+        return spec.kind, spec.n
+    if spec.is_box:
+        return spec.kind, spec.shape
+    return (spec.kind,)
 
 
-def _spec_text(spec: dict[str, Any]) -> str:
-    kind = spec.get("type")
-    if kind == "discrete":
-        return f"{spec['n']} discrete actions ({', '.join(map(str, spec.get('names') or []))})"
-    if kind == "box":
-        return f"a continuous action of shape {spec.get('shape')}"
+def _spec_text(spec: ActionSpec) -> str:
+    if spec.is_discrete:
+        return f"{spec.n} discrete actions ({', '.join(map(str, spec.names or []))})"
+    if spec.is_box:
+        return f"a continuous action of shape {list(spec.shape)}"
     return "no actions"

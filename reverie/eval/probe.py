@@ -18,6 +18,7 @@ import numpy as np
 from reverie.eval.image_stats import frame_change, horizontal_shift
 from reverie.eval.rollout import Predictor, RealEpisodes
 from reverie.worlds import DRIVE_ID, DUNGEON_ID
+from reverie.worlds.action_spec import ActionSpec
 
 __all__ = ["Branch", "ProbeResult", "action_probe", "probe_branches", "probe_picture"]
 
@@ -36,17 +37,17 @@ class Branch:
 
 def probe_branches(world: str, spec: dict[str, Any]) -> list[Branch]:
     """The constant-action branches for an action space; the first is always the null action."""
-    kind = spec.get("type")
-    if kind == "discrete":
-        names = [str(n) for n in spec.get("names") or range(int(spec["n"]))]
+    actions = ActionSpec.of(spec)
+    if actions.is_discrete:
+        names = [str(n) for n in actions.names or range(actions.n)]
         wanted = [n for n in NAMED_BRANCHES.get(world, names) if n in names]
         if names[0] not in wanted:
             wanted.insert(0, names[0])
         return [Branch(n, names.index(n)) for n in wanted]
-    if kind == "box":
-        low = np.asarray(spec["low"], np.float32).reshape(-1)
-        high = np.asarray(spec["high"], np.float32).reshape(-1)
-        names = list(spec.get("names") or [f"a{i}" for i in range(low.size)])
+    if actions.is_box:
+        low = np.asarray(actions.low, np.float32).reshape(-1)
+        high = np.asarray(actions.high, np.float32).reshape(-1)
+        names = list(actions.names or [f"a{i}" for i in range(low.size)])
         null = np.clip(np.zeros_like(low), low, high)
         out = [Branch("noop", null)]
         for i, name in enumerate(names):

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from reverie.errors import ReverieError
+from reverie.worlds.action_spec import ActionSpec
 
 __all__ = [
     "CopyLastPredictor",
@@ -123,8 +124,9 @@ def collect_real(
 
 
 def _null_action(spec: dict[str, Any]) -> np.ndarray:
-    if spec.get("type") == "box":
-        return np.zeros(spec["shape"], dtype=np.float32)
+    actions = ActionSpec.of(spec)
+    if actions.is_box:
+        return np.zeros(actions.shape, dtype=np.float32)
     return np.asarray(0, dtype=np.int64)
 
 
@@ -242,7 +244,7 @@ class ModelPredictor:
         changes = {k: v for k, v in (("steps", steps), ("context_noise", context_noise)) if v is not None}
         self.sampler: SamplerConfig = replace(own, **changes)
         self.rollout = make_rollout(self.model, self.sampler)
-        self.has_act = self.wm.spec["type"] != "none"
+        self.has_act = self.wm.actions.has_actions
         self.seed = seed  # added to every episode seed: 0 draws the engine's noise
         self.generators: list[Any] = []
 

@@ -31,6 +31,7 @@ from reverie.eval.rollout import (
     SimulatorPredictor,
     collect_real,
 )
+from reverie.worlds.action_spec import ActionSpec
 
 __all__ = ["PREDICTORS", "EvalConfig", "evaluate", "held_out_seeds", "run_probe"]
 
@@ -138,7 +139,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     overlap = held_out_seeds(s.model_config, candidates, cfg.allow_overlap) if s.model_config else []
     real = collect_real(s.world, s.size, candidates[:B], length, continuous=s.continuous,
                         spare_seeds=candidates[B:])  # fmt: skip
-    has_act = real.action_spec.get("type") != "none"
+    has_act = ActionSpec.of(real.action_spec).has_actions
     drift_frames, segment = _drift_setup(s)
     d_seeds = list(range(cfg.seed, cfg.seed + cfg.drift_sessions))
     # The player starts W - 1 steps into the seed's explore walk (the engine's start): every predictor
@@ -212,6 +213,7 @@ def _measure(s: Setup, real: Any, progress: Progress, idm: Any) -> tuple[dict[st
     cfg = s.cfg
     K = max(cfg.horizons)
     length = cfg.context + K
+    has_act = ActionSpec.of(real.action_spec).has_actions
     predictor = _predictor(s)
     rng = np.random.default_rng(cfg.seed)
     positions = sorted(
@@ -223,7 +225,7 @@ def _measure(s: Setup, real: Any, progress: Progress, idm: Any) -> tuple[dict[st
     scores = rollout_scores(predictor, real, cfg.context, cfg.horizons, tick=progress.tick)
     copy = copy_last_scores(real, cfg.context, cfg.horizons)
     dt = None
-    if real.action_spec.get("type") != "none":
+    if has_act:
         progress.stage("control (random actions)")
         draws = [
             collect_real(s.world, s.size, [x + RANDOM_ACT_OFFSET + 1000 * d for x in real.seeds], length,
@@ -243,7 +245,7 @@ def _measure(s: Setup, real: Any, progress: Progress, idm: Any) -> tuple[dict[st
         recon[:, idx] = wm.decode(wm.encode(sub.reshape(-1, *sub.shape[2:]))).reshape(sub.shape)
     sharp = sharpness(scores.frames, target, cfg.horizons, recon)
     progress.stage("action probe")
-    probe = _probe_for(s, predictor, real, progress) if real.action_spec.get("type") != "none" else None
+    probe = _probe_for(s, predictor, real, progress) if has_act else None
     progress.stage("action accuracy")
     idm_fields = idm_accuracy(idm, s.world, s.size, real, scores.frames, cfg.context)
 
