@@ -48,8 +48,8 @@ def _label(keys: tuple[str, ...], kind: str) -> str:
 
 def page_controls(spec: dict[str, Any]) -> dict[str, Any]:
     """What the page needs to show and send this world's controls (see the module doc)."""
-    kind = str(spec.get("type"))
     mapper = InputMapper(spec)
+    kind = mapper.actions.kind
     bindings = [
         {"name": b.name, "keys": list(b.keys), "label": _label(b.keys, kind)} for b in mapper.bindings
     ]
@@ -80,4 +80,4 @@ def _extra_name(key: str, mapper: InputMapper) -> str:
 
 
 def _null(mapper: InputMapper) -> str | None:
-    return mapper.names[0] if mapper.spec.get("type") == "discrete" and mapper.names else None
+    return mapper.names[0] if mapper.actions.is_discrete and mapper.names else None
