@@ -87,3 +87,35 @@ def test_helpers() -> None:
     assert d.space() == spaces.Discrete(3) and v.space() == spaces.Discrete(1)
     box = b.space()
     assert isinstance(box, spaces.Box) and box.shape == (3,) and box.low.tolist() == [-1, -1, 0]
+
+
+def test_encode_decode_features() -> None:
+    d, b, v = ActionSpec.from_dict(DISCRETE), ActionSpec.from_dict(BOX), ActionSpec.from_dict(NONE)
+    e = d.encode(np.array([2]))
+    assert e.dtype == np.int64 and e.shape == () and d.decode(e) == 2
+    with pytest.raises(ReverieError, match=r"action 3 is outside 0\.\.2 \(noop, forward, back\)"):
+        d.encode(3)
+    box = b.encode([2.0, 0.5, -1.0])  # clipped into the box
+    assert box.dtype == np.float32 and box.tolist() == [1.0, 0.5, 0.0]
+    np.testing.assert_array_equal(b.decode(box), box)
+    assert b.decode(box).shape == (3,)
+    assert v.encode(None).shape == (0,) and v.decode(np.zeros(0)) is None
+    assert d.features(1).tolist() == [0.0, 1.0, 0.0]
+    # box features: each axis scaled from [low, high] to [-1, 1]
+    np.testing.assert_allclose(b.features([0.0, 0.5, 0.5]), [0.0, 0.5, 0.0])
+    assert v.features(None).shape == (0,)
+    # a recorded action round-trips through encode/decode and stays inside the space
+    for spec in (d, b):
+        a = spec.space().sample()
+        assert spec.space().contains(spec.decode(spec.encode(a)))
+
+
+def test_shipped_model_spec_reads_back_unchanged() -> None:
+    """The shipped weights' config.json keeps loading: its spec reads and writes the same JSON."""
+    from pathlib import Path
+
+    config = Path(__file__).resolve().parents[1] / "reverie" / "weights" / "default" / "config.json"
+    d = json.loads(config.read_text())["data"]["action_spec"]
+    spec = ActionSpec.from_dict(d)
+    assert json.dumps(spec.to_dict()) == json.dumps(d)
+    assert (spec.num_actions, spec.names[0] if spec.names else None) == (9, "noop")

@@ -61,8 +61,6 @@ def record_episode(
 ) -> Episode:
     """Run one episode of `env` under `policy` for at most `steps` frames, following the episode
     convention (act[i] led to obs[i]; act[0] is the null action)."""
-    from reverie.worlds.actions import encode_action
-
     spec = ActionSpec.of(spec)
 
     obs, info = env.reset(seed=seed)
@@ -84,7 +82,7 @@ def record_episode(
             break
     act: np.ndarray | None = None
     if spec.has_actions:
-        act = np.stack([encode_action(spec, a).reshape(-1) for a in acts])  # (T, 1) or (T, D)
+        act = np.stack([spec.encode(a).reshape(-1) for a in acts])  # (T, 1) or (T, D)
         act = act[:, 0] if spec.is_discrete else act
     T = len(frames)
     describe = getattr(policy, "describe", None)

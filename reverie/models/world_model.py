@@ -98,13 +98,11 @@ class WorldModel:
 
     def act_tensor(self, actions: list[Any]) -> torch.Tensor | None:
         """Actions (spec's own form) -> (T,) int64 or (T, D) float32; None for action-less models."""
-        from reverie.worlds.actions import encode_action
-
         if self.actions.is_discrete:
             return torch.tensor([int(np.asarray(a).reshape(-1)[0]) for a in actions], dtype=torch.long)
         if self.actions.is_box:
             return torch.from_numpy(
-                np.stack([encode_action(self.actions, a) for a in actions]).reshape(len(actions), -1)
+                np.stack([self.actions.encode(a) for a in actions]).reshape(len(actions), -1)
             )
         return None
 

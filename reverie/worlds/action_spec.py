@@ -141,6 +141,39 @@ class ActionSpec:
             return np.clip(np.zeros(self.shape, np.float32), self.low, self.high).astype(np.float32)
         return None
 
+    def encode(self, action: Any) -> np.ndarray:
+        """Env action -> array for storage and models: int64 scalar (discrete, checked in range),
+        float32 vector clipped into the box, or empty (none)."""
+        if self.kind == "discrete":
+            a = int(np.asarray(action).reshape(-1)[0])
+            if not 0 <= a < self.n:
+                raise ReverieError(f"action {a} is outside 0..{self.n - 1} ({', '.join(self.names or ())})")
+            return np.asarray(a, dtype=np.int64)
+        if self.kind == "box":
+            v = np.asarray(action, np.float32).reshape(self.shape)
+            return np.clip(v, self.low, self.high).astype(np.float32)
+        return np.zeros((0,), np.float32)
+
+    def decode(self, array: Any) -> Any:
+        """Stored array -> the action an env wrapped with `NormalizedActions` accepts; None for none."""
+        if self.kind == "discrete":
+            return int(np.asarray(array).reshape(-1)[0])
+        if self.kind == "box":
+            return np.asarray(array, np.float32).reshape(self.shape)
+        return None
+
+    def features(self, action: Any) -> np.ndarray:
+        """Float vector a model consumes: one-hot (discrete) or the box scaled to [-1, 1]."""
+        if self.kind == "discrete":
+            out = np.zeros(self.n, np.float32)
+            out[int(np.asarray(action).reshape(-1)[0])] = 1.0
+            return out
+        if self.kind == "box":
+            low, high = np.asarray(self.low, np.float32), np.asarray(self.high, np.float32)
+            v = np.asarray(action, np.float32).reshape(-1)
+            return (2 * (v - low) / np.maximum(high - low, 1e-6) - 1).clip(-1, 1).astype(np.float32)
+        return np.zeros(0, np.float32)
+
     def space(self) -> spaces.Space:  # type: ignore[type-arg]
         """The Gymnasium action space; plain video ("none") has one action: continue."""
         from gymnasium import spaces

@@ -317,37 +317,14 @@ def null_action(spec: SpecLike) -> Any:
 
 def encode_action(spec: SpecLike, action: Any) -> np.ndarray:
     """Action -> array for storage: int64 scalar (discrete), float32 vector (box), empty (none)."""
-    s = ActionSpec.of(spec)
-    if s.is_discrete:
-        a = int(np.asarray(action).reshape(-1)[0])
-        if not 0 <= a < s.n:
-            raise ReverieError(f"action {a} is outside 0..{s.n - 1} ({', '.join(s.names or ())})")
-        return np.asarray(a, dtype=np.int64)
-    if s.is_box:
-        v = np.asarray(action, np.float32).reshape(s.shape)
-        return np.clip(v, s.low, s.high).astype(np.float32)
-    return np.zeros((0,), np.float32)
+    return ActionSpec.of(spec).encode(action)
 
 
 def decode_action(spec: SpecLike, array: np.ndarray) -> Any:
     """Stored array -> the action an env wrapped with `NormalizedActions` accepts."""
-    s = ActionSpec.of(spec)
-    if s.is_discrete:
-        return int(np.asarray(array).reshape(-1)[0])
-    if s.is_box:
-        return np.asarray(array, np.float32).reshape(s.shape)
-    return None
+    return ActionSpec.of(spec).decode(array)
 
 
 def action_features(spec: SpecLike, action: Any) -> np.ndarray:
     """Float vector a model consumes: one-hot (discrete) or the box scaled to [-1, 1]."""
-    s = ActionSpec.of(spec)
-    if s.is_discrete:
-        out = np.zeros(s.n, np.float32)
-        out[int(np.asarray(action).reshape(-1)[0])] = 1.0
-        return out
-    if s.is_box:
-        low, high = np.asarray(s.low, np.float32), np.asarray(s.high, np.float32)
-        v = np.asarray(action, np.float32).reshape(-1)
-        return (2 * (v - low) / np.maximum(high - low, 1e-6) - 1).clip(-1, 1).astype(np.float32)
-    return np.zeros(0, np.float32)
+    return ActionSpec.of(spec).features(action)
