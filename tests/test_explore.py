@@ -11,6 +11,7 @@ import pytest
 from gymnasium import spaces
 
 from reverie.errors import ReverieError
+from reverie.worlds.action_spec import ActionSpec
 from reverie.worlds.actions import action_spec
 from reverie.worlds.explore import (
     TEMPERAMENTS,
@@ -230,14 +231,15 @@ def test_lane_keeping_steers_back_towards_the_centre():
 )
 def test_generic_specs(space):
     spec = action_spec(space)
+    actions = ActionSpec.from_dict(spec)
     policy = make_policy("explore", spec, seed=0)
     acts = [policy(None, {}) for _ in range(300)]
-    if spec["type"] == "discrete":
-        assert all(0 <= a < spec["n"] for a in acts)
+    if actions.is_discrete:
+        assert all(0 <= a < actions.n for a in acts)
         assert np.mean(run_lengths(acts)) > 3
     else:
         arr = np.stack(acts)
-        assert (arr >= np.asarray(spec["low"])).all() and (arr <= np.asarray(spec["high"])).all()
+        assert (arr >= np.asarray(actions.low)).all() and (arr <= np.asarray(actions.high)).all()
 
 
 def test_roles_read_from_names():

@@ -168,7 +168,8 @@ def test_box_and_video_runs(tmp_path: Path) -> None:
     for spec in (box, {"type": "none"}):
         b = ModelBackend(make_tiny_run(tmp_path, spec=spec, world=None))
         b.reset(1, 0)
-        act = np.array([0.5, -0.5], np.float32) if spec["type"] == "box" else None
+        assert b.actions.to_dict() == spec
+        act = np.array([0.5, -0.5], np.float32) if b.actions.is_box else None
         (out,) = b.step([1], [act])
         assert out.frame.shape == (64, 64, 3)
 

@@ -6,7 +6,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from reverie.checkpoint import save_run
@@ -16,6 +15,7 @@ from reverie.models.dit import preset as dit_preset
 from reverie.models.text import get_text_encoder
 from reverie.sizes import Size
 from reverie.train.dynamics_task import choose_patch
+from reverie.worlds.action_spec import ActionSpec
 
 
 def save_untrained_run(
@@ -36,14 +36,14 @@ def save_untrained_run(
     `reverie train dynamics` writes it, so `ModelBackend` loads it the same way.
     """
     C, h, w = load_autoencoder(autoencoder_run).latent_shape(size.height, size.width)
-    kind = spec["type"]
+    actions = ActionSpec.from_dict(spec)
     cfg = replace(
         dit_preset(preset),
         latent_channels=C,
         patch=choose_patch(h, w),
-        action_type=kind,
-        num_actions=int(spec.get("n", 1)) if kind == "discrete" else 1,
-        action_dim=int(np.prod(spec["shape"])) if kind == "box" else 0,
+        action_type=actions.kind,
+        num_actions=actions.n if actions.is_discrete else 1,
+        action_dim=actions.action_dim,
         text_encoder=text_encoder,
         text_dim=get_text_encoder(text_encoder).dim,
         **dict(overrides or {}),
