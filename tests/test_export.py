@@ -75,6 +75,9 @@ def test_export_is_self_contained_and_bf16(run: str, tmp_path: Path) -> None:
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["autoencoder"] == "autoencoder"
     assert {v.dtype for v in load_file(out / "model.safetensors").values()} == {torch.bfloat16}
+    plain = tmp_path / "plain"
+    plain.mkdir()  # the package directory gets the permissions any new directory gets, not a temp's 0700
+    assert (out.stat().st_mode & 0o777) == (plain.stat().st_mode & 0o777)
     # moved elsewhere (as when installed with the package), it still loads and decodes like the original
     moved = tmp_path / "elsewhere" / "model"
     shutil.move(str(out), str(moved))
@@ -157,7 +160,7 @@ def test_export_ships_chosen_play_settings(run: str, tmp_path: Path) -> None:
     export_model(run, str(out), play={"context_noise": 0.2, "steps": 1})
     wm = load_world_model(str(out))
     assert wm.sampler.context_noise == 0.2 and wm.sampler.steps == 1
-    assert "1 Euler steps, context noise 0.2" in (out / "MODEL_CARD.md").read_text()
+    assert "1 Euler step, context noise 0.2" in (out / "MODEL_CARD.md").read_text()
     with pytest.raises(ReverieError, match="steps"):
         export_model(run, str(tmp_path / "bad"), play={"steps": 0})
     assert not (tmp_path / "bad").exists()

@@ -368,7 +368,7 @@ class DynamicsTask:
                     if self.flow.p_self
                     else ""
                 )
-                + f"Played with {self.play.steps} Euler steps at context noise {self.play.context_noise}."
+                + f"Played with {self.play.steps} Euler step{'' if self.play.steps == 1 else 's'} at context noise {self.play.context_noise}."
                 + (f" Fine-tuned from {self.data_info['init']}." if self.data_info.get("init") else ""),
                 "Load with `reverie.models.dit.load_dynamics(RUN)`; sample with `reverie.models.sampler.make_rollout`.",
                 "",

@@ -131,7 +131,7 @@ def export_model(
         sampler = config["sampler"]
         extra += (
             f"\n**Play settings of this package** (set at export, they replace the run's): "
-            f"{sampler['steps']} Euler steps, context noise {sampler['context_noise']}.\n"
+            f"{sampler['steps']} Euler step{'' if sampler['steps'] == 1 else 's'}, context noise {sampler['context_noise']}.\n"
         )
     if notes:
         extra += "\n" + Path(notes).read_text(encoding="utf-8").strip() + "\n"
@@ -140,6 +140,9 @@ def export_model(
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", dir=dst.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's 0700 would make a package unreadable to anyone else
     try:
         sizes = {
             "dynamics": _write_run(run, state, tmp, config, dtype, extra),
