@@ -260,11 +260,8 @@ def _save(
     distributed.barrier(d)
 
 
-def _train(
-    task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed.Dist, budget: Budget
-) -> Path:
-    threads = cfg.threads or max(1, usable_cpus() // d.local_world_size)
-    torch.set_num_threads(threads)
+def _check_out(out: Path, resume: bool, d: distributed.Dist) -> None:
+    """Clean what a killed save left, then refuse a fresh run over an old one (or a resume of none)."""
     if d.is_main:  # before has_run: a kill inside a save's rename window is finished here
         ckpt.clean_stale_temps(out)
     distributed.barrier(d)
@@ -274,6 +271,41 @@ def _train(
         )
     if resume and not ckpt.has_run(out):
         raise ReverieError(f"--resume: no training run to continue at {out}")
+
+
+def _train_step(
+    task: Task, cfg: TrainConfig, net: nn.Module, model: nn.Module, ema: EMA,
+    opt: torch.optim.AdamW, amp: Any, step: int, d: distributed.Dist,
+) -> tuple[torch.Tensor, dict[str, float], float, float]:  # fmt: skip
+    """One optimiser step at `step`; returns (loss, task metrics, grad norm, lr)."""
+    torch.manual_seed(step_seed(cfg.seed, step, d.rank))
+    batch = {k: v.to(d.device, non_blocking=True) for k, v in task.batch(step, d.rank, d.world_size).items()}
+    lr = lr_at(
+        step, lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps, min_lr_ratio=cfg.min_lr_ratio
+    )
+    for g in opt.param_groups:
+        g["lr"] = lr
+    net.train()
+    with amp:
+        loss, metrics = task.loss(net, batch)
+    if not torch.isfinite(loss):
+        raise ReverieError(
+            f"loss became {loss.item()} at step {step}; lower lr (now {cfg.lr}) or use --set precision=fp32"
+        )
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
+    opt.step()
+    ema.update(model, step)
+    return loss, metrics, grad_norm, lr
+
+
+def _train(
+    task: Task, cfg: TrainConfig, out: Path, resume: bool, d: distributed.Dist, budget: Budget
+) -> Path:
+    threads = cfg.threads or max(1, usable_cpus() // d.local_world_size)
+    torch.set_num_threads(threads)
+    _check_out(out, resume, d)
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = task.build_model().to(d.device)
@@ -317,32 +349,7 @@ def _train(
     with _StopSignal() as sig:
         while step < cfg.steps:
             t0 = time.perf_counter()
-            torch.manual_seed(step_seed(cfg.seed, step, d.rank))
-            batch = {
-                k: v.to(d.device, non_blocking=True)
-                for k, v in task.batch(step, d.rank, d.world_size).items()
-            }
-            lr = lr_at(
-                step,
-                lr=cfg.lr,
-                warmup_steps=cfg.warmup_steps,
-                total_steps=cfg.steps,
-                min_lr_ratio=cfg.min_lr_ratio,
-            )
-            for g in opt.param_groups:
-                g["lr"] = lr
-            net.train()
-            with amp:
-                loss, metrics = task.loss(net, batch)
-            if not torch.isfinite(loss):
-                raise ReverieError(
-                    f"loss became {loss.item()} at step {step}; lower lr (now {cfg.lr}) or use --set precision=fp32"
-                )
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip))
-            opt.step()
-            ema.update(model, step)
+            loss, metrics, grad_norm, lr = _train_step(task, cfg, net, model, ema, opt, amp, step, d)
             step += 1
 
             dt = time.perf_counter() - t0
