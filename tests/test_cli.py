@@ -45,7 +45,7 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...]) -> None:
 
 def _settings() -> dict[str, list[tuple[str, Any]]]:
     from reverie.models.autoencoder import preset_config
-    from reverie.models.dit import dynamics_preset
+    from reverie.models.dynamics import dynamics_preset
     from reverie.models.flow import FlowConfig
     from reverie.models.latent_actions import latent_action_preset
     from reverie.train.config import TrainConfig

@@ -130,7 +130,7 @@ def _store(path: Path, n_eps: int = 3, length: int = 12, size: int = 32) -> None
 def test_task_from_store_trains_loads_and_samples(tmp_path: Path) -> None:
     """Store -> autoencoder run -> DynamicsTask -> loop.train -> load_dynamics -> Rollout."""
     from reverie.models.autoencoder import preset_config
-    from reverie.models.dit import load_dynamics
+    from reverie.models.dynamics import load_dynamics
     from reverie.models.sampler import Rollout, SamplerConfig
     from reverie.train.autoencoder_task import AutoencoderTask
     from reverie.train.config import TrainConfig
@@ -271,7 +271,7 @@ def test_cli_objective_is_typed_saved_and_guarded_on_resume(tmp_path: Path) -> N
     ft = str(tmp_path / "ft")
     tuned = runner.invoke(app, [*base, "--out", ft, "--init", run, "--steps", "1", *small, "--set", "lr=0"])
     assert tuned.exit_code == 0, tuned.output
-    from reverie.models.dit import load_dynamics
+    from reverie.models.dynamics import load_dynamics
 
     a, b = load_dynamics(run).state_dict(), load_dynamics(ft).state_dict()
     assert all(torch.allclose(a[k], b[k]) for k in a)  # lr 0: the fine-tune starts from the init weights

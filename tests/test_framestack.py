@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from reverie.errors import ReverieError
+from reverie.models.dynamics import make_rollout
 from reverie.models.framestack import FrameStack, FrameStackConfig, preset
 from reverie.models.framestack_rollout import FrameStackRollout
-from reverie.models.sampler import SamplerConfig, SessionContext, make_rollout
+from reverie.models.sampler import SamplerConfig, SessionContext
 
 
 def make(seed: int = 0, **kw) -> FrameStack:
@@ -139,7 +140,7 @@ def test_trains_from_the_cli_and_plays_in_the_engine(tmp_path) -> None:
     from reverie.cli import app
     from reverie.engine.model_backend import ModelBackend
     from reverie.models.autoencoder import preset_config
-    from reverie.models.dit import load_dynamics
+    from reverie.models.dynamics import load_dynamics
     from reverie.train.autoencoder_task import AutoencoderTask
     from reverie.train.config import TrainConfig
     from reverie.train.loop import train

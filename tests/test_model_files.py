@@ -16,7 +16,7 @@ from reverie import checkpoint as ckpt
 from reverie import load_check
 from reverie.errors import ReverieError
 from reverie.models.autoencoder import load_autoencoder
-from reverie.models.dit import load_dynamics
+from reverie.models.dynamics import load_dynamics
 from reverie.models.shipped import SHIPPED_DIR, default_model_available
 from reverie.models.world_model import load_world_model
 

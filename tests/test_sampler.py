@@ -178,7 +178,7 @@ def test_sample_video_prefix_equals_rollout_and_keeps_known_frames() -> None:
     act = torch.randint(0, 9, (2, 6))
     cfg = SamplerConfig(steps=2, context_noise=0.03)
     known = torch.tensor([True, True, False, False, True, False])
-    out = sample_video(m, z, known, act, cfg=cfg, generator=torch.Generator().manual_seed(4))
+    out = sample_video(Rollout(m, cfg), z, known, act, generator=torch.Generator().manual_seed(4))
     assert out.shape == z.shape
     assert torch.equal(out[:, known], z[:, known])
     r = Rollout(m, cfg)
@@ -187,7 +187,7 @@ def test_sample_video_prefix_equals_rollout_and_keeps_known_frames() -> None:
     assert torch.allclose(out[:, 2], r.step(act[:, 2], g), atol=1e-5)
     # Nothing known: text-to-video from pure noise still works.
     gen = sample_video(
-        m, z, torch.zeros(6, dtype=torch.bool), act, generator=torch.Generator().manual_seed(0)
+        Rollout(m), z, torch.zeros(6, dtype=torch.bool), act, generator=torch.Generator().manual_seed(0)
     )
     assert torch.isfinite(gen).all() and not torch.allclose(gen, z)
 

@@ -135,7 +135,7 @@ def train_autoencoder_cmd(
 
 
 def _dynamics_settings() -> str:
-    from reverie.models.dit import dynamics_preset
+    from reverie.models.dynamics import dynamics_preset
     from reverie.models.flow import FlowConfig
     from reverie.train.dynamics_task import DynamicsTask
 
@@ -207,7 +207,7 @@ def train_dynamics_cmd(
     from dataclasses import asdict
 
     from reverie.errors import ReverieError
-    from reverie.models.dit import dynamics_config, dynamics_preset
+    from reverie.models.dynamics import dynamics_config, dynamics_preset
     from reverie.models.flow import FlowConfig
     from reverie.models.sampler import SamplerConfig
     from reverie.train.config import split_section

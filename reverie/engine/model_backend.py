@@ -37,7 +37,8 @@ import torch
 
 from reverie.engine.backends import StepOut
 from reverie.errors import ReverieError
-from reverie.models.sampler import SamplerConfig, SessionContext, make_rollout
+from reverie.models.dynamics import make_rollout
+from reverie.models.sampler import SamplerConfig, SessionContext
 from reverie.models.world_model import load_world_model
 
 

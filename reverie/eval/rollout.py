@@ -235,7 +235,8 @@ class ModelPredictor:
     ) -> None:
         from dataclasses import replace
 
-        from reverie.models.sampler import SamplerConfig, make_rollout
+        from reverie.models.dynamics import make_rollout
+        from reverie.models.sampler import SamplerConfig
         from reverie.models.world_model import load_world_model
 
         self.wm = wm if wm is not None else load_world_model(str(run_dir), precision=precision)

@@ -27,6 +27,7 @@ import torch
 
 from reverie.errors import ReverieError
 from reverie.generate.actions import frame_actions
+from reverie.models.dynamics import make_rollout
 from reverie.models.sampler import SamplerConfig, sample_video
 from reverie.models.world_model import WorldModel
 
@@ -60,7 +61,7 @@ def _fill(
     with tqdm(total=len(known) - sum(known), unit="frame", desc=desc, disable=not progress) as bar:
         batch_act = act[None] if act is not None else None  # (1, T) / (1, T, D)
         out = sample_video(
-            model, z[None], known, batch_act, text, cfg, act_known=act_known, generator=gen,
+            make_rollout(model, cfg), z[None], known, batch_act, text, act_known=act_known, generator=gen,
             on_frame=bar.update,
         )  # fmt: skip
     return out[0]

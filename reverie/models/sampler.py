@@ -408,32 +408,21 @@ def pad_sessions(
     return torch.stack(zs), torch.stack(acts) if with_act else None, torch.stack(texts), torch.tensor(nulls)
 
 
-def make_rollout(model: torch.nn.Module, cfg: SamplerConfig | None = None) -> Rollout:
-    """The batched sampler for a dynamics model of either family (DiT, or the frame-stack candidate)."""
-    from reverie.models.framestack import FrameStack
-
-    if isinstance(model, FrameStack):
-        from reverie.models.framestack_rollout import FrameStackRollout
-
-        return FrameStackRollout(model, cfg)  # type: ignore[return-value]  # same interface
-    return Rollout(model, cfg)  # type: ignore[arg-type]
-
-
 @torch.inference_mode()
 def sample_video(
-    model: torch.nn.Module,
+    rollout: Rollout,
     z: torch.Tensor,
     known: Sequence[bool] | torch.Tensor,
     act: torch.Tensor | None = None,
     text: torch.Tensor | None = None,
-    cfg: SamplerConfig | None = None,
     *,
     act_known: Sequence[bool] | None = None,
     text_null: torch.Tensor | None = None,
     generator: Generators = None,
     on_frame: Callable[[], object] | None = None,
 ) -> torch.Tensor:
-    """Fill the unknown frames of z (B, T, C, h, w) in time order; known (T,) marks given frames.
+    """Fill the unknown frames of z (B, T, C, h, w) in time order with `rollout` (reset here; any
+    family's, from `reverie.models.dynamics.make_rollout`); known (T,) marks given frames.
 
     Covers next-frame rollout (a known prefix), image-to-video (only frame 0 known), text-to-video
     (nothing known) and extension through keyframes (known frames anywhere). The model is causal, so a
@@ -448,7 +437,6 @@ def sample_video(
     known = [bool(k) for k in known]
     if len(known) != T:
         raise ReverieError(f"known must mark each of the {T} frames, got {len(known)}")
-    rollout = make_rollout(model, cfg)
     rollout.reset(
         None, text=text, text_null=text_null, batch_size=B, latent_shape=(z.shape[2], z.shape[3], z.shape[4])
     )

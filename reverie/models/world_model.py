@@ -112,7 +112,7 @@ def load_world_model(run: str, precision: str = "auto", threads: int | None = No
     from reverie.checkpoint import check_kind, load_run
     from reverie.load_check import check_data
     from reverie.models.autoencoder import load_autoencoder
-    from reverie.models.dit import load_dynamics
+    from reverie.models.dynamics import load_dynamics
     from reverie.models.text import get_text_encoder
 
     run = resolve_model(run)

@@ -21,10 +21,11 @@ from torch import nn
 
 from reverie.data.seeds import seed_ranges
 from reverie.errors import ReverieError
-from reverie.models.dit import DiT, build_dynamics, dynamics_config, dynamics_preset
+from reverie.models.dit import DiT
+from reverie.models.dynamics import build_dynamics, dynamics_config, dynamics_preset, make_rollout
 from reverie.models.flow import FlowConfig, flow_loss, framestack_loss
 from reverie.models.framestack import FrameStack
-from reverie.models.sampler import SamplerConfig, make_rollout
+from reverie.models.sampler import SamplerConfig
 from reverie.models.text import get_text_encoder
 from reverie.train.task import unwrap
 from reverie.worlds.action_spec import ActionSpec
@@ -370,7 +371,7 @@ class DynamicsTask:
                 )
                 + f"Played with {self.play.steps} Euler step{'' if self.play.steps == 1 else 's'} at context noise {self.play.context_noise}."
                 + (f" Fine-tuned from {self.data_info['init']}." if self.data_info.get("init") else ""),
-                "Load with `reverie.models.dit.load_dynamics(RUN)`; sample with `reverie.models.sampler.make_rollout`.",
+                "Load with `reverie.models.dynamics.load_dynamics(RUN)`; sample with `reverie.models.dynamics.make_rollout`.",
                 "",
                 f"Data: {json.dumps({k: v for k, v in self.data_info.items() if k != 'val_episodes'})}",
             ]

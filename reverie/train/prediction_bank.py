@@ -58,7 +58,8 @@ def build_bank(
     from tqdm import tqdm
 
     from reverie.data.store import EpisodeStore
-    from reverie.models.sampler import SessionContext, make_rollout
+    from reverie.models.dynamics import make_rollout
+    from reverie.models.sampler import SessionContext
     from reverie.models.world_model import load_world_model
 
     if windows < 1 or horizon < 1:
