@@ -20,7 +20,7 @@ from reverie.serve.limits import TokenBucket
 from reverie.serve.queue import Ticket
 
 if TYPE_CHECKING:
-    from reverie.serve.app import Server
+    from reverie.serve.server import Server
 
 log = logging.getLogger("reverie.serve")
 
