@@ -263,6 +263,7 @@ def test_cli_objective_is_typed_saved_and_guarded_on_resume(tmp_path: Path) -> N
     # a run saved before a flow key existed resumes: the missing key is its default, not a change
     older = json.loads((tmp_path / "dit" / "config.json").read_text())
     del older["flow"]["p_self"]
+    del older["model"]["prev_frame"]  # and a model setting: it takes its default, as loading gives it
     (tmp_path / "dit" / "config.json").write_text(json.dumps(older))
     resumed = runner.invoke(app, [*base, "--out", run, "--resume", "--steps", "3"])
     assert resumed.exit_code == 0, resumed.output

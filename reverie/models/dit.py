@@ -53,7 +53,7 @@ class DiTConfig:
     # Each frame's tokens also read the previous frame's latent patch at the same place (`prev_in`,
     # zero at init, so switching it on in a fine-tune starts from the same function): copying and
     # shifting the last frame, most of what a next frame is, becomes a local function of each token.
-    prev_frame: bool = False
+    prev_frame: bool = False  # each token also reads the previous frame's latent patch at its place
 
     def __post_init__(self) -> None:
         if self.action_type not in ACTION_TYPES:

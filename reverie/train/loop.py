@@ -15,7 +15,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,12 +85,24 @@ def _card(task: Task, cfg: TrainConfig, info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _with_new_defaults(saved: Any, task: Task) -> Any:
+    """A saved model config with the settings added to the code since it was saved, at their defaults
+    (what loading the run gives them), so an older run resumes when nothing it knew of changed."""
+    typed = getattr(task, "model_cfg", None)
+    if not (isinstance(saved, dict) and is_dataclass(typed)):
+        return saved
+    added = {f.name: f.default for f in fields(typed) if f.name not in saved}
+    if any(v is MISSING for v in added.values()):
+        return saved
+    return {**json.loads(json.dumps(added)), **saved}
+
+
 def _resume(
     out: Path, task: Task, model: nn.Module, ema: EMA, opt: torch.optim.Optimizer
 ) -> tuple[int, dict[str, Any]]:
     config, ema_state = ckpt.load_run(out)
     ckpt.check_kind(config, task.name, out)
-    if config.get("model") != json.loads(json.dumps(task.model_config())):
+    if _with_new_defaults(config.get("model"), task) != json.loads(json.dumps(task.model_config())):
         raise ReverieError(
             f"cannot resume {out}: its model config {config.get('model')} differs from the one asked for "
             f"{task.model_config()}; use the same preset and model.* settings, or a new --out"
