@@ -211,7 +211,7 @@ def train_dynamics_cmd(
     from reverie.models.flow import FlowConfig
     from reverie.models.sampler import SamplerConfig
     from reverie.train.config import split_section
-    from reverie.train.dynamics_task import GROWABLE, DynamicsTask, load_init
+    from reverie.train.dynamics_task import DynamicsTask, load_init
     from reverie.train.loop import train
     from reverie.typed_config import apply_overrides
 
@@ -247,14 +247,12 @@ def train_dynamics_cmd(
     if init is not None:
         if saved is not None:
             raise ReverieError("--init starts a new run; drop it to --resume")
-        grow = {k: v for k, v in model_overrides.items() if k in GROWABLE}
-        if preset is not None or len(grow) < len(model_overrides):
+        if preset is not None or model_overrides:
             raise ReverieError(
-                "--init keeps the model config of the run it starts from; drop --preset and model.* "
-                f"(a fine-tune may only switch on {', '.join(f'model.{k}' for k in GROWABLE)})"
+                "--init keeps the model config of the run it starts from; drop --preset and model.*"
             )
         init_cfg = load_init(init)[0]
-        model_overrides = asdict(init_cfg) | grow
+        model_overrides = asdict(init_cfg)
         window = window or init_cfg.max_context + 1
         text_encoder = text_encoder or init_cfg.text_encoder
     if saved is not None and preset is None:

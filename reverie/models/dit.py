@@ -50,10 +50,6 @@ class DiTConfig:
     text_encoder: str = "hash"  # which reverie.models.text encoder produced the embeddings
     max_context: int = 16  # frames kept in the KV cache (and the training window)
     rope_theta: float = 10000.0  # base of the rotary position frequencies (time, row, column)
-    # Each frame's tokens also read the previous frame's latent patch at the same place (`prev_in`,
-    # zero at init, so switching it on in a fine-tune starts from the same function): copying and
-    # shifting the last frame, most of what a next frame is, becomes a local function of each token.
-    prev_frame: bool = False  # each token also reads the previous frame's latent patch at its place
 
     def __post_init__(self) -> None:
         if self.action_type not in ACTION_TYPES:
@@ -86,10 +82,6 @@ class KVCache:
         self.k: list[torch.Tensor | None] = [None] * depth
         self.v: list[torch.Tensor | None] = [None] * depth
         self.count = 0  # committed frames since reset (also the next frame's absolute index)
-        # prev_frame models: patch tokens (B, N, C*p*p) of the newest committed frame, and those of the
-        # last forward's new frames, the next commit's source.
-        self.last: torch.Tensor | None = None
-        self.new_tokens: torch.Tensor | None = None
         self.base = 0  # absolute index of the frame in slot 0
         self.start = 0  # absolute index of the first frame (a cache built to join a running batch)
 
@@ -138,8 +130,6 @@ class KVCache:
     def commit(self, frames: int = 1) -> None:
         """The last forward wrote `frames` context frames: keep them."""
         self.count += frames
-        if self.new_tokens is not None:
-            self.last = self.new_tokens[:, frames - 1]
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -314,7 +304,6 @@ class DiT(nn.Module):
         self.norm_out = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(D, 2 * D)
         self.patch_out = nn.Linear(D, C * p * p)
-        self.prev_in = nn.Linear(C * p * p, D) if cfg.prev_frame else None
         self.rope = Rope3D(D // cfg.heads, cfg.rope_theta)
         self._init_weights()
 
@@ -326,7 +315,6 @@ class DiT(nn.Module):
         nn.init.normal_(self.null_text, std=0.02)
         # adaLN-Zero: every block starts as the identity, the output as zero.
         zero = [b.ada for b in self.blocks if isinstance(b, Block)] + [self.ada_out, self.patch_out]
-        zero += [self.prev_in] if self.prev_in is not None else []
         for lin in zero:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
@@ -403,10 +391,7 @@ class DiT(nn.Module):
         gh, gw = (h + ph) // p, (w + pw) // p
         N = gh * gw
         x = x.view(B, T, C, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, T * N, C * p * p)
-        tokens = x.to(self.patch_in.weight.dtype)
-        x = self.patch_in(tokens)  # (B, T*N, D)
-        if self.prev_in is not None:
-            x = x + self.prev_in(self._previous(tokens.view(B, T, N, -1), cache, layout).flatten(1, 2))
+        x = self.patch_in(x.to(self.patch_in.weight.dtype))  # (B, T*N, D)
         c = self.condition(t, act, text, act_null, text_null)  # (B, T, D)
 
         if cache is not None:
@@ -433,21 +418,6 @@ class DiT(nn.Module):
         x = self.patch_out(x).float()  # (B, T*N, C*p*p)
         x = x.view(B, T, gh, gw, C, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(B, T, C, gh * p, gw * p)
         return x[..., :h, :w]
-
-    @staticmethod
-    def _previous(tokens: torch.Tensor, cache: KVCache | None, layout: str) -> torch.Tensor:
-        """Patch tokens (B, T, N, P) of the frame before each frame: zeros before the first; in the play
-        layout a target frame's predecessor is the context frame before it, as at play time."""
-        none = torch.zeros_like(tokens[:, :1])
-        if cache is not None:
-            cache.new_tokens = tokens
-            last = none if cache.last is None or cache.count == cache.start else cache.last[:, None]
-            return torch.cat([last.to(tokens.dtype), tokens[:, :-1]], 1)
-        if layout == "play":
-            ctx = tokens[:, : tokens.shape[1] // 2]
-            before = torch.cat([none, ctx[:, :-1]], 1)
-            return torch.cat([before, before], 1)
-        return torch.cat([none, tokens[:, :-1]], 1)
 
     def num_params(self) -> int:
         return sum(q.numel() for q in self.parameters())

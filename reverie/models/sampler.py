@@ -296,8 +296,6 @@ class Rollout(BatchRows):
             for buf in (self.cache.k, self.cache.v):
                 if buf[i] is not None:
                     buf[i] = buf[i][cache_idx]  # type: ignore[index]
-        if self.cache.last is not None:
-            self.cache.last = self.cache.last[cache_idx]
         if self.pending is not None:
             self.pending = (self.pending[0][idx], _pick(self.pending[1], idx))
         self._keep(idx)
@@ -336,14 +334,6 @@ class Rollout(BatchRows):
                 else:
                     buf = torch.cat([buf, rows])
                 mine[i] = buf
-        if self.cache.last is not None:  # prev_frame models: the newest committed frame of every row
-            last, add = self.cache.last, new.cache.last
-            if add is None:
-                add = last.new_zeros(b * (2 if self.guided else 1), *last.shape[1:])
-            B = self.B
-            self.cache.last = (
-                torch.cat([last[:B], add[:b], last[B:], add[b:]]) if self.guided else torch.cat([last, add])
-            )
 
         self.pending = (torch.cat([self.pending[0], new.pending[0]]), _cat(self.pending[1], new.pending[1]))
         self._join(new)

@@ -227,14 +227,11 @@ class DynamicsTask:
         model = build_dynamics(self.model_config())
         if self.init:  # a fine-tune: start from another run's shipped (EMA) weights
             cfg, state = load_init(self.init)
-            grown = _grown(cfg, self.model_cfg)
-            if cfg != self.model_cfg and not grown:
+            if cfg != self.model_cfg:
                 raise ReverieError(
                     f"--init {self.init}: its model config {cfg} differs from {self.model_cfg}"
-                    f" (a fine-tune may only switch on {', '.join(GROWABLE)})"
                 )
-            missing, unexpected = model.load_state_dict(state, strict=not grown)
-            assert not unexpected and all(k.split(".")[0] in grown.values() for k in missing), missing
+            model.load_state_dict(state)
         return model
 
     def extra_config(self) -> dict[str, Any]:
@@ -424,19 +421,6 @@ def _use_stream(store: Any, name: str, clips: list[LatentClips], parts: list[lis
     for c, eps in zip(clips, parts):
         c.act = torch.from_numpy(np.concatenate([act[i] for i in eps])) if eps else c.act[:0].long()
     return spec
-
-
-# Model settings a fine-tune may switch on over its --init run's, with the zero-initialised module each
-# adds: the grown network starts as the same function.
-GROWABLE = {"prev_frame": "prev_in"}
-
-
-def _grown(init: Any, cfg: Any) -> dict[str, str]:
-    """{setting: module} switched on in `cfg` over `init`, when that is their only difference; else {}."""
-    if type(init) is not type(cfg):
-        return {}
-    on = {k: m for k, m in GROWABLE.items() if not getattr(init, k, False) and getattr(cfg, k, False)}
-    return on if on and replace(init, **dict.fromkeys(on, True)) == cfg else {}
 
 
 def load_init(run: str) -> tuple[Any, dict[str, torch.Tensor]]:
