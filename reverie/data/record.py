@@ -215,10 +215,7 @@ def record(
     episodes: Iterator[Episode]
     try:
         if n_workers > 1:
-            # spawn: workers start clean (no copied threads or locks from the parent). An executor, not
-            # multiprocessing.Pool: when a worker dies (killed, out of memory) Pool.imap waits forever,
-            # the executor raises BrokenProcessPool.
-            pool = ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"))
+            pool = worker_pool(n_workers)
             episodes = pool.map(_record_one, jobs)  # ordered: episode i is appended i-th
         else:
             episodes = map(_record_one, jobs)
