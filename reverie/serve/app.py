@@ -56,6 +56,7 @@ def create_app(cfg: ServeConfig | None = None, backends: dict[str, Backend] | No
         srv.clock.start()
         lag = asyncio.create_task(srv.watch_loop_lag())
         refresh = asyncio.create_task(srv.refresh_queue())
+        trim = asyncio.create_task(srv.trim_memory())
         log.info("serving", extra={"world": srv.main.world, "backend": srv.main.name, "fps": cfg.fps,
                                    "max_sessions": cfg.max_sessions})  # fmt: skip
         try:
@@ -63,6 +64,7 @@ def create_app(cfg: ServeConfig | None = None, backends: dict[str, Backend] | No
         finally:
             lag.cancel()
             refresh.cancel()
+            trim.cancel()
             srv.clock.stop()
             for b in srv.backends.values():
                 close_all = getattr(b, "close_all", None)

@@ -7,6 +7,8 @@ not buy a fresh budget.
 
 from __future__ import annotations
 
+import ctypes
+import sys
 import time
 
 # Bytes per second one address may send, in bursts of BYTE_BURST: a player's input is ~100 bytes at
@@ -61,3 +63,23 @@ class ByteBudgets:
             return True
         b.tokens = 0.0  # refused bytes were still received: the budget stays spent
         return False
+
+
+# glibc raises its mmap threshold to the size of every big buffer it frees, so after the first ~2 MB
+# WebSocket message the next ones come from the heap, and freed heap memory is kept for reuse: the
+# server's RSS grew with every hostile connection (runs/harden.py, 36,000 messages over 1,500
+# connections: 139 -> 244 MB). Handing the free heap back every few seconds keeps RSS near where it
+# started at no per-message cost (pinning the threshold instead made every such message a fresh
+# mapping, and cost the other players' frame rate more than the memory was worth).
+TRIM_EVERY_S = 5.0
+
+
+def trim_heap() -> bool:
+    """Give the C heap's free memory back to the OS; True where the C library can (Linux, glibc)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        ctypes.CDLL(None).malloc_trim(0)  # 1 if it released memory, 0 if there was none to release
+    except (OSError, AttributeError):  # another C library (musl has no malloc_trim)
+        return False
+    return True

@@ -17,7 +17,7 @@ from reverie.engine.backends import Backend
 from reverie.engine.clock import ClockConfig, EngineClock
 from reverie.engine.encode import EncoderConfig
 from reverie.serve.guard import MAX_CONNECTIONS_PER_ADDRESS, REQUEST_TIMEOUT_S, ConnectionTable
-from reverie.serve.limits import BYTE_BURST, BYTES_PER_S, ByteBudgets
+from reverie.serve.limits import BYTE_BURST, BYTES_PER_S, TRIM_EVERY_S, ByteBudgets, trim_heap
 from reverie.serve.metrics import Metrics
 from reverie.serve.page_controls import page_controls
 from reverie.serve.queue import QUEUE_REFRESH_S, AdmissionQueue
@@ -93,6 +93,12 @@ class Server:
         while True:
             await asyncio.sleep(QUEUE_REFRESH_S)
             self.queue.refresh()
+
+    async def trim_memory(self) -> None:
+        """Hand the heap's free memory back every TRIM_EVERY_S (see serve/limits.py), off the loop."""
+        while True:
+            await asyncio.sleep(TRIM_EVERY_S)
+            await asyncio.to_thread(trim_heap)
 
     async def watch_loop_lag(self) -> None:
         """How late a 50 ms sleep wakes up: the latency every connection feels."""
