@@ -10,6 +10,9 @@ axis, NaN, wrong types, unknown types, oversized reset images, floods past the r
 new connection whenever the server closes one. Measured: the good player's frames per second before
 and during the fuzz, tracebacks in the server's output, the server's RSS before and after, /health.
 
+queue: a server with 2 slots and 50 clients arriving within a few seconds, each playing 2-8 s: every
+client must play, and each queued client's first expected wait is compared with the wait it had.
+
 kill: `reverie record -j 2` and `reverie train autoencoder` are killed with SIGKILL at random moments,
 10 times each: leftover processes and temp files are counted, the store must open with whole
 episodes only, and a training run resumed after every kill must end with the same weights, bit for
@@ -185,6 +188,73 @@ def run_fuzz(messages: int, connections: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _queue_client(url: str, i: int, rng: random.Random, out: list[dict[str, Any]]) -> None:
+    """Arrive, take a slot or wait for one, play a random while, leave; note the first estimate."""
+    row: dict[str, Any] = {"client": i}
+    try:
+        with PlayClient(url, timeout=600) as c:
+            c.wait_for("hello")
+            t0 = time.monotonic()
+            c.send({"type": "hello", "seed": i})
+            while True:
+                m = c.recv()
+                if isinstance(m, dict) and m["type"] == "queue" and "first_estimate_s" not in row:
+                    row |= {"first_estimate_s": m["expected_wait_s"], "guess": m.get("wait_is_guess"),
+                            "position": m["position"]}  # fmt: skip
+                if isinstance(m, dict) and m["type"] == "session":
+                    break
+            row["waited_s"] = time.monotonic() - t0
+            end = time.monotonic() + rng.uniform(2.0, 8.0)
+            while time.monotonic() < end:
+                c.next_frame()
+            row["played"] = True
+    except Exception as e:  # a client that fails is counted, not fatal
+        row["error"] = repr(e)
+    out.append(row)
+
+
+def run_queue(clients: int, slots: int = 2) -> dict[str, Any]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([REVERIE, "play", "--world", WORLD, "--port", str(port), "--max-sessions",
+                               str(slots), "--max-per-address", str(clients + 8), "--size", "32x32"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    try:
+        for _ in range(300):
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        rng = random.Random(0)
+        threads = []
+        for i in range(clients):
+            threads.append(threading.Thread(target=_queue_client, args=(url, i, random.Random(i), rows)))
+            threads[-1].start()
+            time.sleep(rng.uniform(0.0, 0.2))  # all arrive within a few seconds
+        for t in threads:
+            t.join(timeout=900)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    queued = [r for r in rows if "first_estimate_s" in r and r.get("waited_s", 0) > 0.5]
+    ratios = sorted(r["first_estimate_s"] / r["waited_s"] for r in queued)
+    measured = [r["first_estimate_s"] / r["waited_s"] for r in queued if not r["guess"]]
+    within = [0.5 <= x <= 2.0 for x in ratios]
+    return {
+        "part": "queue", "clients": clients, "slots": slots, "played": sum(bool(r.get("played")) for r in rows),
+        "errors": [r["error"] for r in rows if "error" in r][:5], "queued": len(queued),
+        "first_estimate_over_real_wait": {"min": round(ratios[0], 2) if ratios else None,
+                                          "median": round(ratios[len(ratios) // 2], 2) if ratios else None,
+                                          "max": round(ratios[-1], 2) if ratios else None},
+        "within_2x": f"{sum(within)}/{len(within)}", "guesses": sum(bool(r["guess"]) for r in queued),
+        "within_2x_measured": f"{sum(0.5 <= x <= 2.0 for x in measured)}/{len(measured)}",
+        "bars": {"all_played": all(r.get("played") for r in rows) and len(rows) == clients,
+                 "first_estimates_within_2x": bool(within) and all(within)},
+    }  # fmt: skip
+
+
 def _children(pid: int) -> list[int]:
     """Every descendant of pid, read from /proc (the workers a kill must take down with it)."""
     out, todo = [], [pid]
@@ -286,13 +356,15 @@ def run_kill(kills: int, seed: int = 0) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="fuzz,kill", help="comma-separated parts: fuzz, kill")
+    ap.add_argument("--only", default="fuzz,queue,kill", help="comma-separated parts: fuzz, queue, kill")
+    ap.add_argument("--clients", type=int, default=50, help="clients of the queue run (2 play at once)")
     ap.add_argument("--messages", type=int, default=12_000, help="hostile messages in the fuzz")
     ap.add_argument("--connections", type=int, default=4, help="hostile connections sending at once")
     ap.add_argument("--kills", type=int, default=10, help="SIGKILLs of record and of train, each")
     ap.add_argument("--json", action="store_true", help="one JSON line per part (default: indented)")
     a = ap.parse_args()
-    parts = {"fuzz": lambda: run_fuzz(a.messages, a.connections), "kill": lambda: run_kill(a.kills)}
+    parts = {"fuzz": lambda: run_fuzz(a.messages, a.connections), "queue": lambda: run_queue(a.clients),
+             "kill": lambda: run_kill(a.kills)}  # fmt: skip
     for name in a.only.split(","):
         if name not in parts:
             ap.error(f"unknown part {name!r}: accepted: {', '.join(parts)}")
