@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 # Each module attaches its commands to the apps when imported; a broken one fails loudly here.
-from reverie.cli import data, eval, generate, latent_actions, play, train, worlds  # noqa: F401
+from reverie.cli import bind_keys, data, eval, generate, latent_actions, play, train, worlds  # noqa: F401
 from reverie.cli.apps import app
 from reverie.errors import ReverieError
 

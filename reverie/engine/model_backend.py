@@ -36,9 +36,11 @@ import numpy as np
 import torch
 
 from reverie.engine.backends import StepOut
+from reverie.engine.key_binding import apply_binding, read_binding
 from reverie.errors import ReverieError
 from reverie.models.dynamics import make_rollout
 from reverie.models.sampler import SamplerConfig, SessionContext
+from reverie.models.shipped import resolve_model
 from reverie.models.world_model import load_world_model
 
 
@@ -95,7 +97,8 @@ class ModelBackend:
         self.dtype = wm.dtype
         self.world = wm.world
         self.size = wm.size
-        self.spec = wm.spec  # JSON form (sent to the page)
+        # JSON form (sent to the page); a saved key binding (keys.json) names latent codes for the keys
+        self.spec = apply_binding(wm.spec, read_binding(resolve_model(run), wm.spec))
         self.actions = wm.actions  # typed
         self.dit, self.ae, self.text_encoder = wm.dit, wm.ae, wm.text_encoder
         self.latent_shape = wm.latent_shape

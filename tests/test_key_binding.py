@@ -1,0 +1,102 @@
+"""Keys for latent action codes: the saved binding, its refusals, the mapper and `reverie bind-keys`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from reverie.cli import app
+from reverie.engine.controls import InputMapper, InputState
+from reverie.engine.key_binding import KEYS_FILE, apply_binding, read_binding, write_binding
+from reverie.errors import ReverieError
+
+SPEC: dict[str, Any] = {"type": "discrete", "n": 5, "names": ["noop", "c1", "c2", "c3", "c4"]}
+
+
+def _run(tmp_path: Path) -> Path:
+    (tmp_path / "config.json").write_text(json.dumps({"kind": "dynamics", "data": {"action_spec": SPEC}}))
+    return tmp_path
+
+
+def test_round_trip_and_clear(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    assert read_binding(run, SPEC) == {}
+    write_binding(run, SPEC, {"c2": "forward", "c4": "turn_left"})
+    assert read_binding(run, SPEC) == {"c2": "forward", "c4": "turn_left"}
+    assert [p.name for p in run.iterdir() if p.name.startswith(".keys.")] == []  # no temp file left
+    write_binding(run, SPEC, {})
+    assert not (run / KEYS_FILE).exists()
+
+
+@pytest.mark.parametrize(
+    ("binding", "message"),
+    [
+        ({"c9": "forward"}, "no code 'c9'; accepted: c1, c2, c3, c4"),
+        ({"noop": "forward"}, "no code 'noop'"),
+        ({"c1": "fly"}, "'fly' is not an action; accepted: forward, back"),
+        ({"c1": "forward", "c2": "forward"}, "forward is bound twice (c1 and c2)"),
+        (["c1", "forward"], "expected an object"),
+    ],
+)
+def test_refusals_name_what_is_wrong(tmp_path: Path, binding: Any, message: str) -> None:
+    run = _run(tmp_path)
+    with pytest.raises(ReverieError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        write_binding(run, SPEC, binding)
+    (run / KEYS_FILE).write_text(json.dumps(binding))  # a hand-edited file is refused the same way
+    with pytest.raises(ReverieError, match=str(run / KEYS_FILE)):
+        read_binding(run, SPEC)
+
+
+def test_a_file_that_is_not_json_is_refused(tmp_path: Path) -> None:
+    (tmp_path / KEYS_FILE).write_text("{c1: forward")
+    with pytest.raises(ReverieError, match="not JSON"):
+        read_binding(tmp_path, SPEC)
+
+
+def test_bound_codes_get_the_movement_keys_and_the_rest_keep_numbers() -> None:
+    unbound = InputMapper(SPEC)
+    assert unbound(InputState(keys=frozenset({"keyw"}))) == 0  # no code means forward yet
+    mapper = InputMapper(apply_binding(SPEC, {"c3": "forward", "c1": "turn_right"}))
+    assert mapper(InputState(keys=frozenset({"keyw"}))) == 3
+    assert mapper(InputState(keys=frozenset({"arrowup"}))) == 3
+    assert mapper(InputState(keys=frozenset({"keyd"}))) == 1
+    assert mapper(InputState()) == 0
+    keys = {b.name: b.keys for b in mapper.bindings}
+    assert keys["forward"] == ("keyw",) and keys["turn_right"] == ("keyd",)
+    assert keys["c2"] == ("digit1",) and keys["c4"] == ("digit2",)
+    assert mapper(InputState(keys=frozenset({"digit2"}))) == 4
+
+
+def test_cli_binds_shows_and_clears(tmp_path: Path) -> None:
+    run = _run(tmp_path)
+    cli = CliRunner()
+    out = cli.invoke(app, ["bind-keys", "--model", str(run), "c1=forward", "c2=back"])
+    assert out.exit_code == 0, out.output
+    out = cli.invoke(app, ["bind-keys", "--model", str(run), "c3=turn_left"])  # merges
+    assert json.loads((run / KEYS_FILE).read_text()) == {"c1": "forward", "c2": "back", "c3": "turn_left"}
+    out = cli.invoke(app, ["bind-keys", "--model", str(run), "--show"])
+    assert "c3\tturn_left" in out.output and "c4\t(number key)" in out.output
+    out = cli.invoke(app, ["bind-keys", "--model", str(run), "c4=forward"])
+    assert out.exit_code != 0 and json.loads((run / KEYS_FILE).read_text())["c1"] == "forward"
+    out = cli.invoke(app, ["bind-keys", "--model", str(run), "--clear"])
+    assert out.exit_code == 0 and not (run / KEYS_FILE).exists()
+
+
+def test_the_engine_loads_the_binding_with_the_model(tmp_path: Path) -> None:
+    from test_model_backend import make_tiny_run
+
+    from reverie.engine.model_backend import ModelBackend
+
+    run = make_tiny_run(tmp_path, spec=SPEC, world=None)
+    assert ModelBackend(run).spec["names"] == SPEC["names"]
+    write_binding(run, SPEC, {"c2": "forward"})
+    spec = ModelBackend(run).spec
+    assert spec["names"] == ["noop", "c1", "forward", "c3", "c4"] and spec["codes"] == SPEC["names"]
+    assert InputMapper(spec)(InputState(keys=frozenset({"keyw"}))) == 2
+    (Path(run) / KEYS_FILE).write_text(json.dumps({"c7": "forward"}))
+    with pytest.raises(ReverieError, match="no code 'c7'"):
+        ModelBackend(run)
