@@ -10,7 +10,7 @@ axis, NaN, wrong types, unknown types, oversized reset images, floods past the r
 new connection whenever the server closes one. Measured: the good player's frames per second before
 and during the fuzz, tracebacks in the server's output, the server's RSS before and after, /health.
 
-queue: a server with 2 slots and 50 clients arriving within a few seconds, each playing 2-8 s: every
+queue: a server with 2 slots and 50 clients arriving within a few seconds, each playing 2-8 s (--play): every
 client must play, and each queued client's first expected wait is compared with the wait it had.
 
 kill: `reverie record -j 2` and `reverie train autoencoder` are killed with SIGKILL at random moments,
@@ -188,7 +188,9 @@ def run_fuzz(messages: int, connections: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _queue_client(url: str, i: int, rng: random.Random, out: list[dict[str, Any]]) -> None:
+def _queue_client(
+    url: str, i: int, rng: random.Random, play_s: tuple[float, float], out: list[dict[str, Any]]
+) -> None:
     """Arrive, take a slot or wait for one, play a random while, leave; note the first estimate."""
     row: dict[str, Any] = {"client": i}
     try:
@@ -204,7 +206,7 @@ def _queue_client(url: str, i: int, rng: random.Random, out: list[dict[str, Any]
                 if isinstance(m, dict) and m["type"] == "session":
                     break
             row["waited_s"] = time.monotonic() - t0
-            end = time.monotonic() + rng.uniform(2.0, 8.0)
+            end = time.monotonic() + rng.uniform(*play_s)
             while time.monotonic() < end:
                 c.next_frame()
             row["played"] = True
@@ -213,7 +215,7 @@ def _queue_client(url: str, i: int, rng: random.Random, out: list[dict[str, Any]
     out.append(row)
 
 
-def run_queue(clients: int, slots: int = 2) -> dict[str, Any]:
+def run_queue(clients: int, play_s: tuple[float, float], slots: int = 2) -> dict[str, Any]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([REVERIE, "play", "--world", WORLD, "--port", str(port), "--max-sessions",
@@ -230,7 +232,9 @@ def run_queue(clients: int, slots: int = 2) -> dict[str, Any]:
         rng = random.Random(0)
         threads = []
         for i in range(clients):
-            threads.append(threading.Thread(target=_queue_client, args=(url, i, random.Random(i), rows)))
+            threads.append(
+                threading.Thread(target=_queue_client, args=(url, i, random.Random(i), play_s, rows))
+            )
             threads[-1].start()
             time.sleep(rng.uniform(0.0, 0.2))  # all arrive within a few seconds
         for t in threads:
@@ -243,7 +247,7 @@ def run_queue(clients: int, slots: int = 2) -> dict[str, Any]:
     measured = [r["first_estimate_s"] / r["waited_s"] for r in queued if not r["guess"]]
     within = [0.5 <= x <= 2.0 for x in ratios]
     return {
-        "part": "queue", "clients": clients, "slots": slots, "played": sum(bool(r.get("played")) for r in rows),
+        "part": "queue", "clients": clients, "slots": slots, "play_s": list(play_s), "played": sum(bool(r.get("played")) for r in rows),
         "errors": [r["error"] for r in rows if "error" in r][:5], "queued": len(queued),
         "first_estimate_over_real_wait": {"min": round(ratios[0], 2) if ratios else None,
                                           "median": round(ratios[len(ratios) // 2], 2) if ratios else None,
@@ -358,12 +362,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="fuzz,queue,kill", help="comma-separated parts: fuzz, queue, kill")
     ap.add_argument("--clients", type=int, default=50, help="clients of the queue run (2 play at once)")
+    ap.add_argument("--play", type=float, nargs=2, default=(2.0, 8.0), metavar=("MIN", "MAX"),
+                    help="seconds each queue client plays (uniform); players' real sessions are minutes")  # fmt: skip
     ap.add_argument("--messages", type=int, default=12_000, help="hostile messages in the fuzz")
     ap.add_argument("--connections", type=int, default=4, help="hostile connections sending at once")
     ap.add_argument("--kills", type=int, default=10, help="SIGKILLs of record and of train, each")
     ap.add_argument("--json", action="store_true", help="one JSON line per part (default: indented)")
     a = ap.parse_args()
-    parts = {"fuzz": lambda: run_fuzz(a.messages, a.connections), "queue": lambda: run_queue(a.clients),
+    parts = {"fuzz": lambda: run_fuzz(a.messages, a.connections), "queue": lambda: run_queue(a.clients, tuple(a.play)),
              "kill": lambda: run_kill(a.kills)}  # fmt: skip
     for name in a.only.split(","):
         if name not in parts:
