@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,3 +101,47 @@ def test_the_engine_loads_the_binding_with_the_model(tmp_path: Path) -> None:
     (Path(run) / KEYS_FILE).write_text(json.dumps({"c7": "forward"}))
     with pytest.raises(ReverieError, match="no code 'c7'"):
         ModelBackend(run)
+
+
+def test_the_bind_message_is_checked_for_shape() -> None:
+    from reverie.serve import protocol as P
+
+    m = P.parse(json.dumps({"type": "bind", "binding": {"c1": "forward", "c2": "back"}}))
+    assert m.type == "bind" and dict(m.binding) == {"c1": "forward", "c2": "back"}
+    for bad in (
+        [["c1", "forward"]],
+        {"c1": 3},
+        {"": "forward"},
+        {"c1": "x" * 33},
+        {f"c{i}": "x" for i in range(17)},
+    ):
+        with pytest.raises(P.ProtocolError) as e:
+            P.parse(json.dumps({"type": "bind", "binding": bad}))
+        assert e.value.code == "bad_message"
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_the_server_writes_the_binding_only_when_allowed(tmp_path: Path, allow: bool) -> None:
+    from test_model_backend import make_tiny_run
+
+    from reverie.engine.model_backend import ModelConfig
+    from reverie.engine.views import make_backends
+    from reverie.serve.app import BackgroundServer, ServeConfig, create_app
+    from reverie.serve.client import PlayClient
+
+    run = make_tiny_run(tmp_path, spec=SPEC, world=None)
+    backends = make_backends(run, "ignored", "64x64", model_cfg=ModelConfig(steps=1))
+    app = create_app(ServeConfig(model=run, fps=30, allow_bind=allow), backends)
+    with BackgroundServer(app) as url, PlayClient(url) as c:
+        c.start(seed=1, views=["dream"])
+        c.send({"type": "bind", "binding": {"c2": "forward"}})
+        first = c.wait_for("bound" if allow else "error")
+        time.sleep(0.3)  # the server answers refusals at most every 0.2 s
+        c.send({"type": "bind", "binding": {"c7": "forward"}})  # no such code: refused either way
+        second = c.wait_for("error")
+    if allow:
+        assert first["binding"] == {"c2": "forward"} and read_binding(run, SPEC) == {"c2": "forward"}
+        assert second["code"] == "bad_binding" and "no code 'c7'" in second["message"]
+    else:
+        assert first["code"] == second["code"] == "bind_disabled" and "reverie bind-keys" in first["message"]
+        assert not (Path(run) / KEYS_FILE).exists()

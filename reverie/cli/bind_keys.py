@@ -22,6 +22,8 @@ def bind_keys_cmd(
     Pairs given are merged into the saved binding. Actions: forward, back, turn_left, turn_right,
     strafe_left, strafe_right, forward_left, forward_right, back_left, back_right, fire, jump, use.
 
+    Example:
+
     \b
     reverie bind-keys --model runs/dyn c1=forward c2=back c3=turn_left c4=turn_right
     reverie bind-keys --model runs/dyn --show

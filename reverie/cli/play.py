@@ -60,6 +60,12 @@ def play_cmd(
     max_per_address: int = typer.Option(
         32, "--max-per-address", min=1, help="Open connections allowed from one address."
     ),
+    allow_bind: bool = typer.Option(
+        False,
+        "--allow-bind",
+        help="Let the page save a key binding for the model's latent action codes (writes "
+        "MODEL/keys.json; off by default: a public page must not write files).",
+    ),
 ) -> None:
     """Play a world live in the browser: keyboard, gamepad or phone.
 
@@ -100,7 +106,7 @@ def play_cmd(
         world=world, model=model, size=str(parse_size(size)), continuous=continuous, fps=fps,
         quality=quality, codec=codec, max_sessions=max_sessions, idle_timeout_s=idle_timeout,
         time_limit_s=time_limit or None, allow_origins=origins, max_per_address=max_per_address,
-        hosts=(host,) if host not in ("0.0.0.0", "::") else (),
+        hosts=(host,) if host not in ("0.0.0.0", "::") else (), allow_bind=allow_bind,
     )  # fmt: skip
     asgi = create_app(cfg, backends)  # the world is built first: a bad --world fails before serving
     setup_logging()

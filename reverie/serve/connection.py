@@ -215,6 +215,8 @@ class Connection:
         s = self.session
         if m.type == "ping":
             self.say(P.control("pong", t=m.t))
+        elif m.type == "bind":
+            self._bind(m)
         elif m.type == "hello":
             if s is None:
                 self.hello_seen = True
@@ -241,6 +243,34 @@ class Connection:
             if not self.reset_bucket.take():
                 raise P.ProtocolError("rate_limited", f"at most {RESETS_PER_S:g} restart per second")
             await self._reset(s, m)
+
+    def _bind(self, m: P.Message) -> None:
+        """Save a key binding with the model. A public page must not write files: only with
+        `reverie play --allow-bind`; it takes effect when the model is next loaded."""
+        from reverie.engine.key_binding import check_binding, run_spec, write_binding
+        from reverie.errors import ReverieError
+        from reverie.models.shipped import resolve_model
+
+        model = self.srv.cfg.model
+        if not self.srv.cfg.allow_bind or model is None:
+            raise P.ProtocolError(
+                "bind_disabled",
+                "this server does not save key bindings (reverie play --model RUN --allow-bind does); "
+                "or run: reverie bind-keys --model RUN c1=forward ...",
+            )
+        try:  # checked before the rate limit: only a write spends it
+            run = resolve_model(model)
+            spec = run_spec(run)
+            binding = check_binding(dict(m.binding), spec)
+        except ReverieError as e:
+            raise P.ProtocolError("bad_binding", str(e)[:300]) from e
+        if not self.reset_bucket.take():  # a file write: no faster than restarts
+            raise P.ProtocolError("rate_limited", f"at most {RESETS_PER_S:g} binding per second")
+        try:
+            path = write_binding(run, spec, binding)
+        except (ReverieError, OSError) as e:
+            raise P.ProtocolError("bad_binding", str(e)[:300]) from e
+        self.say(P.control("bound", path=str(path), binding=dict(m.binding)))
 
     def _check_views(self, views: tuple[str, ...]) -> tuple[str, ...]:
         missing = [v for v in views if v not in self.srv.backends]

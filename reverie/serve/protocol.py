@@ -3,7 +3,7 @@
 Server -> client:
 - binary: one frame = `HEADER` + image bytes (JPEG, or WebP when the server encodes WebP);
 - text: JSON control messages {"type": "hello" | "queue" | "session" | "caption" | "notice" |
-  "error" | "pong" | "end", ...}.
+  "error" | "pong" | "end" | "bound", ...}.
 Client -> server (JSON text only):
 - {"type": "hello", "seed"?: int, "views"?: ["dream", "real"]}      options before the session starts
 - {"type": "input", "seq": int, "keys": [...], "axes": {"forward", "side", "turn"}, "buttons": [...]}
@@ -11,6 +11,7 @@ Client -> server (JSON text only):
 - {"type": "pause", "seq": int, "paused": bool}
 - {"type": "views", "views": [...]}
 - {"type": "ping", "t": number}
+- {"type": "bind", "binding": {code: action}}   save a latent-code key binding (play --allow-bind)
 Anything else is answered with {"type": "error", "code": ..., "message": ...} and otherwise ignored.
 """
 
@@ -108,6 +109,7 @@ class Message:
     paused: bool = False
     views: tuple[str, ...] = ()
     t: float = 0.0
+    binding: tuple[tuple[str, str], ...] = ()  # (code, action) pairs of a "bind"
 
 
 def _seq(d: dict[str, Any]) -> int:
@@ -143,6 +145,19 @@ def _names(d: dict[str, Any], field: str) -> frozenset[str]:
     if not all(isinstance(k, str) and 0 < len(k) <= MAX_NAME_CHARS for k in v):
         raise ProtocolError("bad_message", f"{field} must hold names of 1..{MAX_NAME_CHARS} characters")
     return frozenset(k.lower() for k in v)
+
+
+def _binding(d: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The shape of a "bind" message; whether the codes and actions exist is the engine's check."""
+    v = d.get("binding")
+    if not isinstance(v, dict) or len(v) > MAX_KEYS:
+        raise ProtocolError("bad_message", f"binding must be an object of at most {MAX_KEYS} code -> action")
+    pairs = tuple(v.items())
+    if not all(isinstance(x, str) and 0 < len(x) <= MAX_NAME_CHARS for pair in pairs for x in pair):
+        raise ProtocolError(
+            "bad_message", f"binding codes and actions must be names of 1-{MAX_NAME_CHARS} characters"
+        )
+    return pairs
 
 
 def _views(d: dict[str, Any]) -> tuple[str, ...]:
@@ -246,9 +261,11 @@ def parse(text: str, action_names: list[str] | None = None) -> Message:
         if t is None:
             raise ProtocolError("bad_message", "ping t must be a finite number")
         return Message("ping", t=t)
+    if kind == "bind":
+        return Message("bind", binding=_binding(d))
     raise ProtocolError(
         "unknown_type",
-        f"unknown message type {kind[:20]!r}: accepted input, reset, pause, views, hello, ping",
+        f"unknown message type {kind[:20]!r}: accepted input, reset, pause, views, hello, ping, bind",
     )
 
 

@@ -45,6 +45,7 @@ class ServeConfig:
     request_timeout_s: float = REQUEST_TIMEOUT_S  # an HTTP connection starts a request this often
     allow_origins: tuple[str, ...] = ()  # page origins allowed besides the server's own ("*": any)
     hosts: tuple[str, ...] = ()  # host names served besides IP addresses and localhost
+    allow_bind: bool = False  # a "bind" message may write keys.json in the model's run (never by default)
 
 
 class Server:
