@@ -82,6 +82,7 @@ class Server:
             "codec": self.cfg.codec,
             "actions": self.main.spec,
             "controls": page_controls(self.main.spec),  # this world's keys, pad and touch buttons
+            "allow_bind": self.cfg.allow_bind,  # the page may save a key binding (play --allow-bind)
             "available_views": list(self.backends),
             "has_simulator": "real" in self.backends,
             "accepts_prompt": self.main.accepts_prompt,

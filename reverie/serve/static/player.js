@@ -120,8 +120,12 @@ function onControl(m) {
       ui.realToggle.classList.toggle("hidden", !m.available_views.includes("real"));
       setAspect(m.size[0], m.size[1]);
       if (m.controls) showControls(m.controls);
+      bindPanel.show(m); // bind.js: keys for unnamed latent codes
       sentAt.clear();
       sendInput("keyboard", false); // keys already held; the world's first frame is not a reaction
+      break;
+    case "bound":
+      bindPanel.bound(m);
       break;
     case "caption":
       ui.caption.textContent = m.text;
