@@ -99,6 +99,7 @@ class ModelBackend:
         self.size = wm.size
         # JSON form (sent to the page); a saved key binding (keys.json) names latent codes for the keys
         self.spec = apply_binding(wm.spec, read_binding(resolve_model(run), wm.spec))
+        self.code_spec = wm.spec  # the spec as trained (codes unrenamed), for rebinding
         self.actions = wm.actions  # typed
         self.dit, self.ae, self.text_encoder = wm.dit, wm.ae, wm.text_encoder
         self.latent_shape = wm.latent_shape
@@ -110,6 +111,11 @@ class ModelBackend:
         self._sim: Any = None  # the real world, for start frames (built on first use)
         self._sim_lock = threading.Lock()  # resets may come from several threads (WorldSession)
         self._has_sim = self.world != "video"
+
+    def rebind(self, binding: dict[str, str]) -> dict[str, Any]:
+        """Apply a new key binding (already saved) to the spec new sessions and mappers read."""
+        self.spec = apply_binding(self.code_spec, binding)
+        return self.spec
 
     # -- conversions -------------------------------------------------------------------------------
     def _actions(self, actions: Sequence[Any]) -> torch.Tensor | None:

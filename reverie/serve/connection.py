@@ -15,8 +15,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 import reverie
 from reverie.engine.clock import PlaySession, ResetRequest
+from reverie.engine.controls import InputMapper
 from reverie.serve import protocol as P
 from reverie.serve.limits import TokenBucket
+from reverie.serve.page_controls import page_controls
 from reverie.serve.queue import Ticket
 
 if TYPE_CHECKING:
@@ -270,7 +272,14 @@ class Connection:
             path = write_binding(run, spec, binding)
         except (ReverieError, OSError) as e:
             raise P.ProtocolError("bad_binding", str(e)[:300]) from e
-        self.say(P.control("bound", path=str(path), binding=dict(m.binding)))
+        rebind = getattr(self.srv.main, "rebind", None)  # the page's controls change without a reload
+        if rebind is not None:
+            spec = rebind(binding)
+            if self.session is not None:  # this player's keys now; other sessions' on their next start
+                self.session.mapper = InputMapper(spec)
+        self.say(
+            P.control("bound", path=str(path), binding=binding, actions=spec, controls=page_controls(spec))
+        )
 
     def _check_views(self, views: tuple[str, ...]) -> tuple[str, ...]:
         missing = [v for v in views if v not in self.srv.backends]

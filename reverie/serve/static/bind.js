@@ -40,6 +40,6 @@ const bindPanel = {
 
   bound(m) {
     document.getElementById("bind-state").textContent =
-      `saved to ${m.path}; restart reverie play to play with these keys`;
+      `saved to ${m.path}; the keys above play it now`;
   },
 };

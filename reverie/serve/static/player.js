@@ -125,6 +125,7 @@ function onControl(m) {
       sendInput("keyboard", false); // keys already held; the world's first frame is not a reaction
       break;
     case "bound":
+      if (m.controls) showControls(m.controls); // the saved keys play now, no reload
       bindPanel.bound(m);
       break;
     case "caption":
