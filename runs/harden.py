@@ -55,6 +55,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _serve(args: list[str], out: int) -> tuple[subprocess.Popen[bytes], str]:
+    """`reverie play --world WORLD ARGS` on a free port, its output to `out`; returns once /health answers."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([REVERIE, "play", "--world", WORLD, "--port", str(port), *args],
+                              stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    for _ in range(300):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return server, url
+
+
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -131,19 +146,10 @@ def _fps(client: PlayClient, seconds: float) -> float:
 
 
 def run_fuzz(messages: int, connections: int) -> dict[str, Any]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     fd, log = tempfile.mkstemp(suffix=".log")
-    server = subprocess.Popen([REVERIE, "play", "--world", WORLD, "--port", str(port), "--max-sessions", "8"],
-                              stdout=fd, stderr=subprocess.STDOUT)  # fmt: skip
+    server, url = _serve(["--max-sessions", "8"], fd)
     os.close(fd)
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         with PlayClient(url) as good:
             good.start(seed=1)
             _fps(good, 3.0)  # warm up
@@ -216,19 +222,10 @@ def _queue_client(
 
 
 def run_queue(clients: int, play_s: tuple[float, float], slots: int = 2) -> dict[str, Any]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([REVERIE, "play", "--world", WORLD, "--port", str(port), "--max-sessions",
-                               str(slots), "--max-per-address", str(clients + 8), "--size", "32x32"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    args = ["--max-sessions", str(slots), "--max-per-address", str(clients + 8), "--size", "32x32"]
+    server, url = _serve(args, subprocess.DEVNULL)
     rows: list[dict[str, Any]] = []
     try:
-        for _ in range(300):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
         rng = random.Random(0)
         threads = []
         for i in range(clients):
