@@ -11,7 +11,9 @@ new connection whenever the server closes one. Measured: the good player's frame
 and during the fuzz, tracebacks in the server's output, the server's RSS before and after, /health.
 
 queue: a server with 2 slots and 50 clients arriving within a few seconds, each playing 2-8 s (--play): every
-client must play, and each queued client's first expected wait is compared with the wait it had.
+client must play, and each queued client's first expected wait is compared with the wait it had. Twice:
+on a server that never played (its first waits are guesses, marked so), then on the same server
+restarted, which starts from the session lengths it remembered (`play --session-memory`).
 
 kill: `reverie record -j 2` and `reverie train autoencoder` are killed with SIGKILL at random moments,
 10 times each: leftover processes and temp files are counted, the store must open with whole
@@ -147,7 +149,7 @@ def _fps(client: PlayClient, seconds: float) -> float:
 
 def run_fuzz(messages: int, connections: int) -> dict[str, Any]:
     fd, log = tempfile.mkstemp(suffix=".log")
-    server, url = _serve(["--max-sessions", "8"], fd)
+    server, url = _serve(["--max-sessions", "8", "--session-memory", "none"], fd)
     os.close(fd)
     try:
         with PlayClient(url) as good:
@@ -221,8 +223,19 @@ def _queue_client(
     out.append(row)
 
 
-def run_queue(clients: int, play_s: tuple[float, float], slots: int = 2) -> dict[str, Any]:
-    args = ["--max-sessions", str(slots), "--max-per-address", str(clients + 8), "--size", "32x32"]
+def run_queue(clients: int, play_s: tuple[float, float], slots: int = 2) -> list[dict[str, Any]]:
+    """Two crowds: one on a server that never played (its first waits are guesses, and say so), then
+    one on the same server restarted, which remembers how long the first crowd's sessions lasted."""
+    with tempfile.TemporaryDirectory() as tmp:
+        memory = Path(tmp) / "sessions.json"
+        return [_queue_crowd(clients, play_s, slots, memory, start) for start in ("new", "restarted")]
+
+
+def _queue_crowd(
+    clients: int, play_s: tuple[float, float], slots: int, memory: Path, start: str
+) -> dict[str, Any]:
+    args = ["--max-sessions", str(slots), "--max-per-address", str(clients + 8), "--size", "32x32",
+            "--session-memory", str(memory)]  # fmt: skip
     server, url = _serve(args, subprocess.DEVNULL)
     rows: list[dict[str, Any]] = []
     try:
@@ -244,7 +257,7 @@ def run_queue(clients: int, play_s: tuple[float, float], slots: int = 2) -> dict
     measured = [r["first_estimate_s"] / r["waited_s"] for r in queued if not r["guess"]]
     within = [0.5 <= x <= 2.0 for x in ratios]
     return {
-        "part": "queue", "clients": clients, "slots": slots, "play_s": list(play_s), "played": sum(bool(r.get("played")) for r in rows),
+        "part": "queue", "server": start, "clients": clients, "slots": slots, "play_s": list(play_s), "played": sum(bool(r.get("played")) for r in rows),
         "errors": [r["error"] for r in rows if "error" in r][:5], "queued": len(queued),
         "first_estimate_over_real_wait": {"min": round(ratios[0], 2) if ratios else None,
                                           "median": round(ratios[len(ratios) // 2], 2) if ratios else None,
@@ -366,13 +379,13 @@ def main() -> None:
     ap.add_argument("--kills", type=int, default=10, help="SIGKILLs of record and of train, each")
     ap.add_argument("--json", action="store_true", help="one JSON line per part (default: indented)")
     a = ap.parse_args()
-    parts = {"fuzz": lambda: run_fuzz(a.messages, a.connections), "queue": lambda: run_queue(a.clients, tuple(a.play)),
-             "kill": lambda: run_kill(a.kills)}  # fmt: skip
+    parts = {"fuzz": lambda: [run_fuzz(a.messages, a.connections)], "queue": lambda: run_queue(a.clients, tuple(a.play)),
+             "kill": lambda: [run_kill(a.kills)]}  # fmt: skip
     for name in a.only.split(","):
         if name not in parts:
             ap.error(f"unknown part {name!r}: accepted: {', '.join(parts)}")
-        r = parts[name]()
-        print(json.dumps(r) if a.json else json.dumps(r, indent=1), flush=True)
+        for r in parts[name]():
+            print(json.dumps(r) if a.json else json.dumps(r, indent=1), flush=True)
 
 
 if __name__ == "__main__":

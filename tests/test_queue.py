@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,7 @@ from reverie.serve import queue as Q
 from reverie.serve.app import BackgroundServer, ServeConfig, create_app
 from reverie.serve.client import PlayClient
 from reverie.serve.queue import AdmissionQueue, Ticket
+from reverie.serve.session_memory import Remembered
 
 
 def test_queue_positions_promotion_and_expected_wait() -> None:
@@ -41,10 +44,15 @@ def test_queue_positions_promotion_and_expected_wait() -> None:
 
 
 def _crowd(
-    monkeypatch: pytest.MonkeyPatch, arrival_gap_s: float, play_s: tuple[float, float]
+    monkeypatch: pytest.MonkeyPatch,
+    arrival_gap_s: float,
+    play_s: tuple[float, float],
+    remembered: Remembered | None = None,
+    seed: int = 0,
+    out: list[AdmissionQueue] | None = None,
 ) -> list[tuple[float, float, bool]]:
     """50 players on 2 slots on a simulated clock: (first expected wait, real wait, is_guess) each."""
-    rng, now = random.Random(0), [0.0]
+    rng, now = random.Random(seed), [0.0]
     monkeypatch.setattr(Q.time, "monotonic", lambda: now[0])
     events = [(i * arrival_gap_s, "join", i) for i in range(50)]
     first: dict[int, tuple[float, bool]] = {}
@@ -52,7 +60,9 @@ def _crowd(
     admitted: dict[int, float] = {}
 
     async def scenario() -> None:
-        q = AdmissionQueue(max_active=2)
+        q = AdmissionQueue(max_active=2, remembered=remembered)
+        if out is not None:
+            out.append(q)
 
         def told(i: int, position: int, wait_s: float, guess: bool) -> None:
             if position == 0:
@@ -88,6 +98,48 @@ def test_expected_waits_are_measured_once_a_session_ended_and_say_when_they_gues
     # Before anything ended, a guess is a few rounds of a short session, not minutes per round.
     for w, real, g in waits[:first_measured]:
         assert g and w <= 4 * Q.MIN_GUESS_S and w <= 10 * real
+
+
+def test_a_remembered_session_length_makes_the_first_waits_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Long sessions (20-60 s) all arriving at once: with nothing known, the first waits are guesses
+    # and far too short; a server that remembers the last crowd tells each its wait within 2x.
+    first_crowd: list[AdmissionQueue] = []
+    cold = _crowd(monkeypatch, arrival_gap_s=0.1, play_s=(20.0, 60.0), out=first_crowd)
+    assert cold[0][2] and sum(real / 2 <= w <= 2 * real for w, real, _ in cold) < len(cold) / 2
+    remembered = first_crowd[0].remembered()
+    assert remembered is not None and remembered.sessions == 50 and 30 < remembered.mean_s < 50
+    warm = _crowd(monkeypatch, arrival_gap_s=0.1, play_s=(20.0, 60.0), remembered=remembered, seed=1)
+    assert not any(g for _, _, g in warm)  # measured on earlier sessions, not a guess
+    assert all(real / 2 <= w <= 2 * real for w, real, _ in warm if real > 5), warm
+    # The memory counts as at most PRIOR_SESSIONS of today's sessions: a new crowd soon outvotes it.
+    q = AdmissionQueue(1, remembered=Remembered(mean_s=1000.0, sessions=10_000))
+    now = [0.0]
+    monkeypatch.setattr(Q.time, "monotonic", lambda: now[0])
+    for _ in range(30):
+        t = Ticket()
+        q.join(t)
+        now[0] += 5.0
+        q.leave(t)
+    left = q.remembered()
+    assert left is not None and left.sessions == 10_030 and left.mean_s < 60
+
+
+def test_the_server_remembers_session_lengths_across_restarts(tmp_path: Path) -> None:
+    memory = tmp_path / "cache" / "sessions.json"
+    cfg = ServeConfig(world="reverie/Dungeon-v0", size="32x32", max_sessions=1, session_memory=str(memory))
+    with BackgroundServer(create_app(cfg)) as url, PlayClient(url) as a:
+        a.start(seed=1)
+        a.next_frame()
+        time.sleep(0.5)
+    saved = json.loads(memory.read_text())["entries"]["reverie/Dungeon-v0"]
+    assert saved["sessions"] == 1 and 0.4 < saved["mean_s"] < 30
+    assert not [p for p in memory.parent.iterdir() if p.name != "sessions.json"]  # no temp files left
+    with BackgroundServer(create_app(cfg)) as url, PlayClient(url) as a, PlayClient(url) as b:
+        a.start(seed=1)
+        b.wait_for("hello")
+        b.send({"type": "hello"})
+        pos = b.wait_for("queue")
+        assert pos["wait_is_guess"] is False and 0 < pos["expected_wait_s"] <= saved["mean_s"] + 0.1
 
 
 def test_more_clients_than_slots_over_the_wire() -> None:

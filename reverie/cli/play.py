@@ -60,6 +60,13 @@ def play_cmd(
     max_per_address: int = typer.Option(
         32, "--max-per-address", min=1, help="Open connections allowed from one address."
     ),
+    session_memory: str = typer.Option(
+        "",
+        "--session-memory",
+        help="JSON file where the server remembers how long sessions lasted, so a restarted server "
+        "tells the first in line a measured wait, not a guess (default: "
+        "$XDG_CACHE_HOME/reverie/sessions.json, i.e. ~/.cache/reverie/sessions.json; `none`: keep nothing).",
+    ),
     allow_bind: bool = typer.Option(
         False,
         "--allow-bind",
@@ -85,6 +92,7 @@ def play_cmd(
     from reverie.serve.app import ServeConfig, create_app, uvicorn_options
     from reverie.serve.metrics import setup_logging
     from reverie.serve.origin import normalize_origin
+    from reverie.serve.session_memory import default_path
     from reverie.sizes import parse_size
 
     if model is not None and world is not None:
@@ -107,6 +115,7 @@ def play_cmd(
         quality=quality, codec=codec, max_sessions=max_sessions, idle_timeout_s=idle_timeout,
         time_limit_s=time_limit or None, allow_origins=origins, max_per_address=max_per_address,
         hosts=(host,) if host not in ("0.0.0.0", "::") else (), allow_bind=allow_bind,
+        session_memory=None if session_memory.lower() == "none" else session_memory or str(default_path()),
     )  # fmt: skip
     asgi = create_app(cfg, backends)  # the world is built first: a bad --world fails before serving
     setup_logging()

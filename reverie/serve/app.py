@@ -57,6 +57,7 @@ def create_app(cfg: ServeConfig | None = None, backends: dict[str, Backend] | No
         lag = asyncio.create_task(srv.watch_loop_lag())
         refresh = asyncio.create_task(srv.refresh_queue())
         trim = asyncio.create_task(srv.trim_memory())
+        remember = asyncio.create_task(srv.remember_sessions())
         log.info("serving", extra={"world": srv.main.world, "backend": srv.main.name, "fps": cfg.fps,
                                    "max_sessions": cfg.max_sessions})  # fmt: skip
         try:
@@ -65,6 +66,8 @@ def create_app(cfg: ServeConfig | None = None, backends: dict[str, Backend] | No
             lag.cancel()
             refresh.cancel()
             trim.cancel()
+            remember.cancel()
+            await srv.remember_sessions(once=True)
             srv.clock.stop()
             for b in srv.backends.values():
                 close_all = getattr(b, "close_all", None)

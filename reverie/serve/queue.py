@@ -3,9 +3,11 @@ position and expected wait. Leaving (a disconnect, a timeout) frees the slot at 
 the next in line. Runs on the event loop only, so it needs no locks.
 
 The expected wait is built from what is known: how long ended sessions lasted (a mean that forgets,
-so the recent crowd predicts best) and how long the active ones have played. Until a session has
-ended it is a guess, and says so: each active session is assumed to be halfway through (a session
-seen e seconds in is as likely to be in its first half as in its second), never past the time limit.
+so the recent crowd predicts best) and how long the active ones have played. A server that played
+before starts from the mean it remembered (serve/session_memory.py), weighed like at most
+PRIOR_SESSIONS sessions so that today's crowd soon outvotes it. With neither, the wait is a guess,
+and says so: each active session is assumed to be halfway through (a session seen e seconds in is
+as likely to be in its first half as in its second), never past the time limit.
 """
 
 from __future__ import annotations
@@ -16,9 +18,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from reverie.serve.session_memory import Remembered
+
 # Until a session has ended, the guessed session length is at least this: sessions that started a
 # moment ago say nothing yet, and "0 s" would be a promise.
 MIN_GUESS_S = 10.0
+PRIOR_SESSIONS = 10  # a remembered mean counts as at most this many of today's sessions
 QUEUE_REFRESH_S = 2.0  # how often the waiting are told their (changing) expected wait
 
 
@@ -34,7 +39,9 @@ class Ticket:
 
 
 class AdmissionQueue:
-    def __init__(self, max_active: int, time_limit_s: float | None = None) -> None:
+    def __init__(
+        self, max_active: int, time_limit_s: float | None = None, remembered: Remembered | None = None
+    ) -> None:
         if max_active < 1:
             raise ValueError("max_active must be at least 1")
         self.max_active = max_active
@@ -42,7 +49,16 @@ class AdmissionQueue:
         self.active: set[Ticket] = set()
         self.waiting: deque[Ticket] = deque()
         self._mean_s = 0.0  # mean length of ended sessions (meaningful once _ended > 0)
-        self._ended = 0
+        self._ended = 0  # sessions behind _mean_s, a remembered mean counting as <= PRIOR_SESSIONS
+        self._sessions = 0  # sessions behind _mean_s in all, remembered ones included
+        if remembered is not None:
+            self._mean_s = remembered.mean_s
+            self._ended = min(remembered.sessions, PRIOR_SESSIONS)
+            self._sessions = remembered.sessions
+
+    def remembered(self) -> Remembered | None:
+        """What to remember for the next start: the mean session length so far (None: none ended)."""
+        return Remembered(self._mean_s, self._sessions) if self._sessions else None
 
     def __len__(self) -> int:
         return len(self.waiting)
@@ -64,6 +80,7 @@ class AdmissionQueue:
             self.active.discard(ticket)
             dur = time.monotonic() - ticket.started
             self._ended += 1
+            self._sessions += 1
             # Running mean that forgets: the recent crowd predicts the next wait best.
             w = max(0.1, 1.0 / self._ended)
             self._mean_s = (1 - w) * self._mean_s + w * dur

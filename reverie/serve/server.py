@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reverie.engine.backends import Backend
@@ -22,6 +23,7 @@ from reverie.serve.metrics import Metrics
 from reverie.serve.page_controls import page_controls
 from reverie.serve.queue import QUEUE_REFRESH_S, AdmissionQueue
 from reverie.serve.ratelog import RateLimitedLog
+from reverie.serve.session_memory import Remembered, load, save
 from reverie.worlds import DEFAULT_WORLD
 
 log = logging.getLogger("reverie.serve")
@@ -46,6 +48,10 @@ class ServeConfig:
     allow_origins: tuple[str, ...] = ()  # page origins allowed besides the server's own ("*": any)
     hosts: tuple[str, ...] = ()  # host names served besides IP addresses and localhost
     allow_bind: bool = False  # a "bind" message may write keys.json in the model's run (never by default)
+    session_memory: str | None = None  # JSON file remembering session lengths across restarts (None: none)
+
+
+REMEMBER_EVERY_S = 10.0  # how often a changed mean session length is written to the session memory
 
 
 class Server:
@@ -62,7 +68,10 @@ class Server:
             ClockConfig(fps=cfg.fps, encoder=EncoderConfig(cfg.codec, cfg.quality)),
             on_tick=self.metrics.on_tick,
         )
-        self.queue = AdmissionQueue(cfg.max_sessions, cfg.time_limit_s)
+        self.memory_key = cfg.model or cfg.world
+        remembered = load(Path(cfg.session_memory), self.memory_key) if cfg.session_memory else None
+        self.queue = AdmissionQueue(cfg.max_sessions, cfg.time_limit_s, remembered)
+        self._saved: Remembered | None = remembered
         self.connections = ConnectionTable(cfg.max_per_address)
         self.loop_lag_s = 0.0
         m = self.metrics
@@ -95,6 +104,19 @@ class Server:
         while True:
             await asyncio.sleep(QUEUE_REFRESH_S)
             self.queue.refresh()
+
+    async def remember_sessions(self, once: bool = False) -> None:
+        """Write the mean session length to the session memory when it changed (every
+        REMEMBER_EVERY_S, and `once` at shutdown), off the loop."""
+        while self.cfg.session_memory:
+            if not once:
+                await asyncio.sleep(REMEMBER_EVERY_S)
+            now = self.queue.remembered()
+            if now is not None and now != self._saved:
+                await asyncio.to_thread(save, Path(self.cfg.session_memory), self.memory_key, now)
+                self._saved = now
+            if once:
+                return
 
     async def trim_memory(self) -> None:
         """Hand the heap's free memory back every TRIM_EVERY_S (see serve/limits.py), off the loop."""
