@@ -226,3 +226,29 @@ def test_breakout_fires_from_keyboard_and_gamepad_and_each_pane_has_its_own_hud(
         page.screenshot(path=str(tmp_path / "breakout.png"))
         assert not errors, errors
         page.close()
+
+
+def test_the_bind_panel_previews_each_latent_code(chromium: Any, tmp_path: Path) -> None:
+    from test_key_binding import SPEC
+    from test_model_backend import make_tiny_run
+
+    from reverie.engine.model_backend import ModelConfig
+    from reverie.engine.views import make_backends
+
+    run = make_tiny_run(tmp_path, spec=SPEC, world=None)
+    backends = make_backends(run, "ignored", "64x64", model_cfg=ModelConfig(steps=1))
+    app = create_app(ServeConfig(model=run, fps=30), backends)
+    with BackgroundServer(app) as url:
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_function("() => window.__reverie.status === 'live'")
+        assert page.is_visible("#bind") and page.locator("#bind select").count() == 4  # c1..c4
+        page.click("#bind-preview")
+        page.wait_for_function("() => window.__reverie.previews === 4", timeout=30_000)
+        image = page.eval_on_selector(".bind-preview[data-code='c1']", "s => s.style.backgroundImage")
+        assert image.startswith('url("data:image/jpeg;base64,')
+        page.screenshot(path=str(tmp_path / "bind.png"))
+        page.close()
+    assert not errors, errors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from pathlib import Path
@@ -145,3 +146,63 @@ def test_the_server_writes_the_binding_only_when_allowed(tmp_path: Path, allow: 
     else:
         assert first["code"] == second["code"] == "bind_disabled" and "reverie bind-keys" in first["message"]
         assert not (Path(run) / KEYS_FILE).exists()
+
+
+def test_previews_show_each_code_from_the_session_without_touching_it(tmp_path: Path) -> None:
+    import numpy as np
+    from test_model_backend import make_tiny_run
+
+    from reverie.engine.model_backend import PREVIEW_FRAMES, ModelBackend
+
+    run = make_tiny_run(tmp_path, spec=SPEC, world=None)
+    a, b = ModelBackend(run), ModelBackend(run)
+    for backend in (a, b):
+        backend.reset(1, 7)
+        backend.step([1], [2])
+    previews = a.previews(1)
+    assert list(previews) == SPEC["names"]  # the codes as trained, whatever keys they are bound to
+    assert all(v.shape == (PREVIEW_FRAMES, 64, 64, 3) and v.dtype == np.uint8 for v in previews.values())
+    assert not np.array_equal(previews["c1"], previews["c2"])  # the same noise: only the code differs
+    assert np.array_equal(a.previews(1)["c3"], previews["c3"])  # seeded: the same strip again
+    # The session plays on exactly as if no preview had been taken.
+    for t in range(3):
+        assert np.array_equal(a.step([1], [t]).pop().frame, b.step([1], [t]).pop().frame)
+    with pytest.raises(ReverieError, match="no session 9"):
+        a.previews(9)
+
+
+def test_the_server_sends_previews_to_the_bind_panel(tmp_path: Path) -> None:
+    from test_model_backend import make_tiny_run
+
+    from reverie.engine import encode
+    from reverie.engine.model_backend import PREVIEW_FRAMES, ModelConfig
+    from reverie.engine.views import make_backends
+    from reverie.serve.app import BackgroundServer, ServeConfig, create_app
+    from reverie.serve.client import PlayClient
+
+    run = make_tiny_run(tmp_path, spec=SPEC, world=None)
+    backends = make_backends(run, "ignored", "64x64", model_cfg=ModelConfig(steps=1))
+    app = create_app(ServeConfig(model=run, fps=30), backends)
+    with BackgroundServer(app) as url, PlayClient(url) as c:
+        c.start(seed=1, views=["dream"])
+        c.next_frame()
+        c.send({"type": "preview"})
+        c.send({"type": "preview"})  # while the first is made: refused, the session plays on
+        assert c.wait_for("error")["code"] == "rate_limited"
+        c.next_frame()
+        m = c.wait_for("previews", timeout=30)
+        assert m["frames"] == PREVIEW_FRAMES and list(m["strips"]) == SPEC["names"]
+        strip = encode.decode(base64.b64decode(m["strips"]["c1"].partition(",")[2]))
+        assert strip.shape == (64, 64 * PREVIEW_FRAMES, 3)
+
+
+def test_a_simulator_has_no_previews() -> None:
+    from reverie.serve.app import BackgroundServer, ServeConfig, create_app
+    from reverie.serve.client import PlayClient
+
+    app = create_app(ServeConfig(world="reverie/Dungeon-v0", size="32x32"))
+    with BackgroundServer(app) as url, PlayClient(url) as c:
+        c.start(seed=1)
+        c.send({"type": "preview"})
+        e = c.wait_for("error")
+        assert e["code"] == "no_preview" and "--model" in e["message"]

@@ -76,6 +76,11 @@ class ModelConfig:
 # that is not scheduled): a 2-session tick took 312 ms vs 46 ms at 1 thread. Hence 1 by default.
 DEFAULT_THREADS = 1
 
+# A preview is a short dream per discrete action, all from one session's current frames (the bind
+# panel shows what each latent code does): PREVIEW_FRAMES frames each, one batched rollout.
+PREVIEW_FRAMES = 8
+PREVIEW_SEED = 0  # the same noise for every action, so the strips differ by the action alone
+
 
 @dataclass
 class _Slot:
@@ -230,6 +235,33 @@ class ModelBackend:
             row_of = {sid: r for r, sid in enumerate(self._rows)}
         frames = self._decode(z)
         return [StepOut(frames[row_of[s]]) for s in sids]
+
+    @torch.inference_mode()
+    def previews(self, sid: int, frames: int = PREVIEW_FRAMES) -> dict[str, np.ndarray]:
+        """What each action does from session `sid`'s current frames: {action name as trained (a
+        latent code's c1, c2, ...): (frames, H, W, 3) uint8}. One private rollout, a row per action,
+        so the session itself is not touched; it runs beside the clock (the lock only guards the
+        copy of the session's context), costing about `frames` batched steps."""
+        if self.actions.is_box:
+            raise ReverieError("previews are for discrete actions; this model's actions are continuous")
+        names = list(self.code_spec.get("names", []))
+        with self._lock:
+            slot = self._slots.get(sid)
+            if slot is None:
+                raise ReverieError(f"no session {sid} to preview from")
+            ctx = slot.ctx if slot.ctx is not None else self.rollout.session_context(self._rows.index(sid))
+            ctx = SessionContext(
+                ctx.z.clone(), None if ctx.act is None else ctx.act.clone(),
+                None if ctx.text is None else ctx.text.clone(),
+            )  # fmt: skip
+        r = make_rollout(self.dit, self.sampler)
+        gens = [torch.Generator().manual_seed(PREVIEW_SEED) for _ in names]
+        r.add_rows([ctx] * len(names), gens)  # an empty rollout: built from the contexts
+        act = self._actions(list(range(len(names))))
+        z = torch.stack([r.step(act, gens) for _ in range(frames)], 1)  # (A, frames, C, h, w)
+        video = self._decode(z.flatten(0, 1))  # (A * frames, H, W, 3)
+        video = video.reshape(len(names), frames, *video.shape[1:])
+        return dict(zip(names, video, strict=True))
 
     def close(self, sid: int) -> None:
         with self._lock:

@@ -9,13 +9,15 @@ import contextlib
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 import reverie
 from reverie.engine.clock import PlaySession, ResetRequest
 from reverie.engine.controls import InputMapper
+from reverie.engine.encode import Encoder
+from reverie.errors import ReverieError
 from reverie.serve import protocol as P
 from reverie.serve.limits import TokenBucket
 from reverie.serve.page_controls import page_controls
@@ -58,6 +60,7 @@ class Connection:
         self.sent = 0
         self.connected = time.monotonic()
         self.hello_seen = False
+        self.preview_task: asyncio.Task[None] | None = None  # kept: the loop holds tasks weakly
 
     def say(self, text: str) -> None:
         self.texts.append(text)
@@ -219,6 +222,8 @@ class Connection:
             self.say(P.control("pong", t=m.t))
         elif m.type == "bind":
             self._bind(m)
+        elif m.type == "preview":
+            self._start_preview()
         elif m.type == "hello":
             if s is None:
                 self.hello_seen = True
@@ -281,6 +286,32 @@ class Connection:
             P.control("bound", path=str(path), binding=binding, actions=spec, controls=page_controls(spec))
         )
 
+    def _start_preview(self) -> None:
+        """Send a short dream per action from this session's current frames (the bind panel shows
+        what each latent code does). One preview at a time per server, on a worker thread, within
+        the restart budget: it costs about PREVIEW_FRAMES batched steps beside the clock, and this
+        connection's input is read on meanwhile."""
+        previews = getattr(self.srv.main, "previews", None)
+        s = self.session
+        if previews is None or s is None or "dream" not in s.views:
+            raise P.ProtocolError(
+                "no_preview", "previews need a world model's dream playing (reverie play --model)"
+            )
+        if self.srv.previewing or not self.reset_bucket.take():
+            raise P.ProtocolError("rate_limited", "one preview at a time, at most one a second")
+        self.srv.previewing = True
+
+        async def run() -> None:
+            try:
+                frames, strips = await asyncio.to_thread(_preview_strips, previews, s.sid)
+                self.say(P.control("previews", frames=frames, strips=strips))
+            except ReverieError as e:  # the session restarted or ended meanwhile
+                self._reject("no_preview", str(e)[:300])
+            finally:
+                self.srv.previewing = False
+
+        self.preview_task = asyncio.create_task(run())
+
     def _check_views(self, views: tuple[str, ...]) -> tuple[str, ...]:
         missing = [v for v in views if v not in self.srv.backends]
         if missing or "dream" not in views:
@@ -310,3 +341,17 @@ class Connection:
                                                  "cannot start from one, so it starts a fresh world"))  # fmt: skip
         s.note_seq(m.seq)
         s.request_reset(ResetRequest(seed=m.seed, prompt=m.prompt, image=image))
+
+
+def _preview_strips(previews: Any, sid: int) -> tuple[int, dict[str, str]]:
+    """(frames per action, {action: a JPEG data URL of its frames side by side}) (worker thread)."""
+    import base64
+
+    import numpy as np
+
+    strips, frames, encode = {}, 0, Encoder()
+    for name, video in previews(sid).items():  # (k, H, W, 3)
+        frames = len(video)
+        strip = np.concatenate(list(video), axis=1)  # (H, k * W, 3)
+        strips[name] = "data:image/jpeg;base64," + base64.b64encode(encode(strip)).decode()
+    return frames, strips

@@ -3,7 +3,7 @@
 Server -> client:
 - binary: one frame = `HEADER` + image bytes (JPEG, or WebP when the server encodes WebP);
 - text: JSON control messages {"type": "hello" | "queue" | "session" | "caption" | "notice" |
-  "error" | "pong" | "end" | "bound", ...}.
+  "error" | "pong" | "end" | "bound" | "previews", ...}.
 Client -> server (JSON text only):
 - {"type": "hello", "seed"?: int, "views"?: ["dream", "real"]}      options before the session starts
 - {"type": "input", "seq": int, "keys": [...], "axes": {"forward", "side", "turn"}, "buttons": [...]}
@@ -12,6 +12,8 @@ Client -> server (JSON text only):
 - {"type": "views", "views": [...]}
 - {"type": "ping", "t": number}
 - {"type": "bind", "binding": {code: action}}   save a latent-code key binding (play --allow-bind)
+- {"type": "preview"}   a short dream per action from the session's current frames, one JPEG strip
+  each: {"type": "previews", "frames": k, "strips": {action: "data:image/jpeg;base64,..."}}
 Anything else is answered with {"type": "error", "code": ..., "message": ...} and otherwise ignored.
 """
 
@@ -263,9 +265,11 @@ def parse(text: str, action_names: list[str] | None = None) -> Message:
         return Message("ping", t=t)
     if kind == "bind":
         return Message("bind", binding=_binding(d))
+    if kind == "preview":
+        return Message("preview")
     raise ProtocolError(
         "unknown_type",
-        f"unknown message type {kind[:20]!r}: accepted input, reset, pause, views, hello, ping, bind",
+        f"unknown message type {kind[:20]!r}: accepted input, reset, pause, views, hello, ping, bind, preview",
     )
 
 

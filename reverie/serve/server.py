@@ -74,6 +74,7 @@ class Server:
         self._saved: Remembered | None = remembered
         self.connections = ConnectionTable(cfg.max_per_address)
         self.loop_lag_s = 0.0
+        self.previewing = False  # a "preview" is being made (one at a time per server)
         m = self.metrics
         m.gauge("reverie_active_sessions", lambda: len(self.queue.active), "Sessions playing now.")
         m.gauge("reverie_queue_length", lambda: len(self.queue), "Connections waiting for a slot.")

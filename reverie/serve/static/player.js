@@ -108,7 +108,8 @@ function onControl(m) {
       break;
     case "queue":
       setStatus("wait", `queue #${m.position}`);
-      showOverlay(`You are <b>#${m.position}</b> in line.<small>about ${fmtWait(m.expected_wait_s)} · ` +
+      showOverlay(`You are <b>#${m.position}</b> in line.<small>about ${fmtWait(m.expected_wait_s)}` +
+                  `${m.wait_is_guess ? " (a guess: nobody has finished yet)" : ""} · ` +
                   `${m.max_sessions} playing at once</small>`, false);
       break;
     case "session":
@@ -127,6 +128,9 @@ function onControl(m) {
     case "bound":
       if (m.controls) showControls(m.controls); // the saved keys play now, no reload
       bindPanel.bound(m);
+      break;
+    case "previews":
+      bindPanel.previews(m);
       break;
     case "caption":
       ui.caption.textContent = m.text;
@@ -249,52 +253,6 @@ function pollGamepad() {
   sendInput("gamepad");
 }
 
-// ---- touch joystick and buttons (pointer events) --------------------------------------------
-let stickPointer = null;
-function stickMove(ev) {
-  const r = ui.stick.getBoundingClientRect();
-  const radius = r.width / 2;
-  let dx = ev.clientX - (r.left + radius), dy = ev.clientY - (r.top + radius);
-  const len = Math.hypot(dx, dy);
-  if (len > radius) { dx *= radius / len; dy *= radius / len; }
-  ui.knob.style.transform = `translate(${dx}px, ${dy}px)`;
-  stick.forward = -dy / radius;
-  stick.turn = dx / radius;
-  sendInput("touch");
-}
-ui.stick.addEventListener("pointerdown", (ev) => {
-  stickPointer = ev.pointerId;
-  ui.stick.setPointerCapture(ev.pointerId);
-  stickMove(ev);
-});
-ui.stick.addEventListener("pointermove", (ev) => { if (ev.pointerId === stickPointer) stickMove(ev); });
-const stickEnd = (ev) => {
-  if (ev.pointerId !== stickPointer) return;
-  stickPointer = null;
-  ui.knob.style.transform = "";
-  stick.forward = stick.turn = 0;
-  sendInput("touch");
-};
-ui.stick.addEventListener("pointerup", stickEnd);
-ui.stick.addEventListener("pointercancel", stickEnd);
-// One on-screen button per entry of the world's touch row: it holds a key (combined with the
-// stick, like the keyboard) or, for actions no key reaches, the action itself.
-function touchButton(entry) {
-  const b = document.createElement("button");
-  b.className = "tb" + (entry.label.length > 2 ? " word" : "");
-  b.textContent = entry.label;
-  b.dataset.key = entry.key || "";
-  b.dataset.action = entry.action || "";
-  const held = entry.key ? touchKeys : touchActions;
-  const value = entry.key || entry.action;
-  b.addEventListener("pointerdown", (ev) => { ev.preventDefault(); held.add(value); b.classList.add("on"); sendInput("touch"); });
-  const up = () => { if (held.delete(value)) { b.classList.remove("on"); sendInput("touch"); } };
-  b.addEventListener("pointerup", up);
-  b.addEventListener("pointercancel", up);
-  b.addEventListener("pointerleave", up);
-  return b;
-}
-
 // This world's controls: the keys the page captures, the help line, the touch row, the gamepad.
 function showControls(c) {
   gameKeys = new Set([...MOVE_KEYS, ...c.keys]);
@@ -313,14 +271,6 @@ function showControls(c) {
     pads + (touchOnly ? " · more actions on the touch row" : "");
   stats.controls = c;
 }
-function showTouch(on) {
-  ui.touch.classList.toggle("hidden", !on);
-  document.body.classList.toggle("touching", on);
-  ui.touchToggle.classList.toggle("on", on);
-}
-ui.touchToggle.onclick = () => showTouch(ui.touch.classList.contains("hidden"));
-showTouch(matchMedia("(pointer: coarse)").matches || navigator.maxTouchPoints > 0);
-
 // ---- session controls ---------------------------------------------------------------------------
 function togglePause() {
   paused = !paused;
@@ -372,37 +322,6 @@ $("image").onchange = async (ev) => {
   } catch (e) {
     notice("could not read that image");
   }
-};
-
-// ---- recording: MediaRecorder on the dream canvas; MP4 where the browser records it, else WebM --
-let recorder = null;
-function recordingType() {
-  const types = ["video/mp4;codecs=avc1", "video/mp4", "video/webm;codecs=vp9", "video/webm"];
-  return types.find((t) => window.MediaRecorder && MediaRecorder.isTypeSupported(t)) || null;
-}
-ui.record.onclick = () => {
-  if (recorder) { recorder.stop(); return; }
-  const type = recordingType();
-  if (!type) return notice("this browser cannot record video");
-  const chunks = [];
-  const fps = session ? session.fps : 30;
-  recorder = new MediaRecorder(ui.canvases[0].captureStream(fps), { mimeType: type, videoBitsPerSecond: 4e6 });
-  stats.recordingType = type;
-  recorder.ondataavailable = (e) => e.data.size && chunks.push(e.data);
-  recorder.onstop = () => {
-    const blob = new Blob(chunks, { type });
-    const a = $("download");
-    a.href = URL.createObjectURL(blob);
-    const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
-    a.download = `reverie-${stamp}.${type.startsWith("video/mp4") ? "mp4" : "webm"}`;
-    a.click();
-    recorder = null;
-    ui.record.classList.remove("on");
-    ui.record.textContent = "● rec";
-  };
-  recorder.start(1000);
-  ui.record.classList.add("on");
-  ui.record.textContent = "■ stop";
 };
 
 // ---- small helpers ------------------------------------------------------------------------------
