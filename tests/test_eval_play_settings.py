@@ -72,6 +72,29 @@ def test_a_model_and_a_world_that_do_not_match_are_refused(tmp_path: Path) -> No
         setup(EvalConfig(model=ok, world="reverie/Drive-v0"))
 
 
+def test_a_model_of_named_latent_actions_plays_the_world_actions_by_name(tmp_path: Path) -> None:
+    from reverie.eval.config import EvalConfig, setup
+
+    names = ["noop", "forward", "turn_left", "turn_right", "c4"]  # 5 codes, named by eval-actions --save-keys
+    run = make_tiny_runs(tmp_path / "a", 5, names=names, actions="latent")
+    _lively(run)
+    s = setup(EvalConfig(model=str(run), allow_overlap=True))
+    # Dungeon: noop forward back turn_left turn_right strafe_left strafe_right forward_left forward_right
+    assert s.act_map == [0, 1, 0, 2, 3, 0, 0, 0, 0]
+    assert s.act_map_names is not None and s.act_map_names["turn_left"] == "turn_left"
+    assert s.act_map_names["back"] == "noop"  # no code for it: the null action, as an unbound key plays
+    real = collect_real(WORLD, SIZE, [7], 8)
+    mapped = ModelPredictor(str(run), precision="fp32", act_map=s.act_map)
+    direct = ModelPredictor(str(run), precision="fp32")
+    for p in (mapped, direct):
+        p.reset(real.obs[:, :4], np.zeros((1, 4), np.int64), real.seeds)
+    assert np.array_equal(mapped.step(np.array([3])), direct.step(np.array([2])))  # turn_left is code 2
+    # Unnamed codes on a stream are still refused: nothing says which key plays which.
+    bare = make_tiny_runs(tmp_path / "b", 5, actions="latent")
+    with pytest.raises(ReverieError, match=r"5 discrete actions"):
+        setup(EvalConfig(model=str(bare), allow_overlap=True))
+
+
 def test_report_and_probe_writes_are_atomic_and_make_their_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -38,9 +38,16 @@ def other() -> RealEpisodes:
 
 
 def make_tiny_runs(
-    root: Path, n_actions: int, world: str = WORLD, data: str = "", sampler: dict[str, Any] | None = None
+    root: Path,
+    n_actions: int,
+    world: str = WORLD,
+    data: str = "",
+    sampler: dict[str, Any] | None = None,
+    names: list[str] | None = None,
+    actions: str = "recorded",
 ) -> Path:
-    """An untrained tiny autoencoder + dynamics run pair saved the way training saves them."""
+    """An untrained tiny autoencoder + dynamics run pair saved the way training saves them
+    (`actions`: the store's action stream it trained on, `names`: that stream's action names)."""
     from reverie.checkpoint import save_run
     from reverie.models.autoencoder import PRESETS as AE_PRESETS
     from reverie.models.autoencoder import Autoencoder
@@ -79,10 +86,11 @@ def make_tiny_runs(
                 "width": 32,
                 "height": 32,
                 "autoencoder": str(ae_dir),
+                "actions": actions,
                 "action_spec": {
                     "type": "discrete",
                     "n": n_actions,
-                    "names": [f"a{i}" for i in range(n_actions)],
+                    "names": names or [f"a{i}" for i in range(n_actions)],
                 },
             },
         },

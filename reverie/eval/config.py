@@ -103,6 +103,11 @@ class Setup:
     size: str
     continuous: bool
     fps: float
+    # A model trained on another action stream (latent actions named after the recorded ones): the
+    # model action each world action plays, matched by name, the rest its null action, as a player's
+    # keys would play them; None where the model acts with the world's own actions.
+    act_map: list[int] | None = None
+    act_map_names: dict[str, str] | None = None  # world action name -> model action name
 
 
 def setup(cfg: EvalConfig) -> Setup:
@@ -147,12 +152,32 @@ def setup(cfg: EvalConfig) -> Setup:
         world_spec, fps = ActionSpec.from_dict(action_spec(env)), float(env.metadata.get("render_fps") or 30)
     finally:
         env.close()
-    if model_spec is not None and _spec_key(model_spec) != _spec_key(world_spec):
+    act_map = None
+    if model_spec is not None and data.get("actions", "recorded") != "recorded":
+        act_map = _map_by_name(model_spec, world_spec)
+    if act_map is None and model_spec is not None and _spec_key(model_spec) != _spec_key(world_spec):
         raise ReverieError(
             f"the model {cfg.model} acts with {_spec_text(model_spec)} but the world {world} with "
             f"{_spec_text(world_spec)}; evaluate it on the world it was trained on"
         )
-    return Setup(cfg, model_config, world, size, continuous, fps)
+    names = None
+    if act_map is not None:
+        w, m = list(world_spec.names or ()), list(model_spec.names or ())  # type: ignore[union-attr]
+        names = {w[i]: m[j] for i, j in enumerate(act_map)}
+    return Setup(cfg, model_config, world, size, continuous, fps, act_map, names)
+
+
+def _map_by_name(model: ActionSpec, world: ActionSpec) -> list[int] | None:
+    """World action -> model action of the same name (else the model's action 0, its null action),
+    for a model trained on a stream whose actions were named after the recorded ones
+    (`reverie eval-actions --save-keys`); None unless both are discrete, named, and share a name
+    besides noop."""
+    if not (model.is_discrete and world.is_discrete and model.names and world.names):
+        return None
+    m = list(model.names)
+    if not set(m).intersection(world.names) - {"noop"}:
+        return None
+    return [m.index(n) if n in m else 0 for n in world.names]
 
 
 def _spec_key(spec: ActionSpec) -> tuple[Any, ...]:

@@ -232,6 +232,7 @@ class ModelPredictor:
         precision: str = "auto",
         context_noise: float | None = None,
         wm: Any = None,
+        act_map: list[int] | None = None,
     ) -> None:
         from dataclasses import replace
 
@@ -248,6 +249,14 @@ class ModelPredictor:
         self.has_act = self.wm.actions.has_actions
         self.seed = seed  # added to every episode seed: 0 draws the engine's noise
         self.generators: list[Any] = []
+        # world action -> the model's action (a model trained on named latent actions; eval/config.py)
+        self.act_map = np.asarray(act_map, dtype=np.int64) if act_map is not None else None
+
+    def _act(self, act: np.ndarray) -> Any:
+        """World actions (N, ...) -> the model's action tensor (None for an action-less model)."""
+        if not self.has_act:
+            return None
+        return self.wm.act_tensor(list(self.act_map[act] if self.act_map is not None else act))
 
     def encode(self, frames: np.ndarray) -> Any:
         """frames uint8 (N, H, W, 3) -> normalised latents z (N, C, h, w)."""
@@ -265,7 +274,7 @@ class ModelPredictor:
         # differently can differ in the last bit, which the rollout amplifies into different frames.
         z = torch.stack([self.wm.encode(frames[b]) for b in range(B)])  # (B, Tc, C, h, w)
         self.generators = [torch.Generator().manual_seed(self.seed + int(s)) for s in seeds]
-        a = self.wm.act_tensor(list(act.reshape(B * ctx, *act.shape[2:]))) if self.has_act else None
+        a = self._act(act.reshape(B * ctx, *act.shape[2:]))
         a = a.reshape(B, ctx, *a.shape[1:]) if a is not None else None  # (B, Tc) or (B, Tc, D)
         sessions = [SessionContext(z[b], a[b] if a is not None else None, None) for b in range(B)]
         with torch.inference_mode():
@@ -275,8 +284,7 @@ class ModelPredictor:
         import torch
 
         with torch.inference_mode():
-            a = self.wm.act_tensor(list(act)) if self.has_act else None
-            z = self.rollout.step(a, self.generators)
+            z = self.rollout.step(self._act(np.asarray(act)), self.generators)
             return self.wm.decode(z)
 
     def fork(self) -> ModelPredictor:

@@ -44,7 +44,9 @@ def _predictor(s: Setup) -> Predictor:
     cfg = s.cfg
     if cfg.predictor == "model":
         assert cfg.model is not None
-        return ModelPredictor(cfg.model, cfg.steps, precision=cfg.precision, context_noise=cfg.context_noise)
+        return ModelPredictor(
+            cfg.model, cfg.steps, precision=cfg.precision, context_noise=cfg.context_noise, act_map=s.act_map
+        )
     if cfg.predictor == "simulator":
         return SimulatorPredictor(s.world, s.size, s.continuous)
     return CopyLastPredictor()
@@ -259,6 +261,7 @@ def _measure(s: Setup, real: Any, progress: Progress, idm: Any) -> tuple[dict[st
         "world": s.world, "size": s.size, "predictor": cfg.predictor,
         "episodes": len(real.seeds), "seeds": real.seeds, "context": cfg.context,
         "play_settings": play_settings(cfg, predictor),
+        **({"action_map": s.act_map_names} if s.act_map_names else {}),
         "sampler_steps": predictor.sampler.steps if isinstance(predictor, ModelPredictor) else None,
         "psnr_cap_db": PSNR_CAP_DB,
         "psnr_tf": tf["psnr"]["mean"], "psnr_tf_median": tf["psnr"]["median"], "ssim_tf": tf["ssim"]["mean"],
