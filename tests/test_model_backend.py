@@ -215,6 +215,16 @@ def test_bench_engine_model_json(tiny_run: str) -> None:
     assert row["backend"] == "model" and row["steps"] == 1 and row["sessions"] == 2 and row["fps"] > 0
 
 
+def test_bench_engine_times_players_joining_and_leaving(tiny_run: str) -> None:
+    from reverie.engine.bench import bench_engine
+
+    row = bench_engine(tiny_run, frames=1000, sessions=1, steps=1, joins=1)  # a start: ~100 tiny ticks
+    # the join (reset on the worker, then the guest's first step) and the leave were timed
+    assert row["joins"] == 1 and row["join_ms_max"] >= row["join_ms_p50"] > 0
+    assert row["join_ticks"] == 2  # the tick that added its row and the one it left on
+    assert row["frame_ms_p99"] >= row["frame_ms_p50"] > 0
+
+
 def test_eval_speed_times_the_model_with_the_engine_bench(tiny_run: str) -> None:
     """`eval --speed` calls the bench of `reverie bench engine` on the model's own world: a number, not null."""
     from reverie.cli.eval import _engine_fps

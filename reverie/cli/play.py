@@ -171,6 +171,13 @@ def bench_engine_cmd(
         help="Time the ticks again while another process keeps one core busy; adds loaded_fps, "
         "loaded_frame_ms_p50/p99 and loaded_slowdown (loaded over quiet frame time).",
     ),
+    joins: int = typer.Option(
+        0,
+        "--joins",
+        min=0,
+        help="A guest player joins this many times during the timed ticks and leaves 30 ticks later "
+        "(as players do from a queue); the percentiles include those ticks; adds join_ms_max/p50.",
+    ),
 ) -> None:
     """Time the engine's tick (batched step of every session + JPEG encode), unpaced.
 
@@ -179,6 +186,7 @@ def bench_engine_cmd(
     Example:  reverie bench engine --model runs/out/dit --frames 1000 --sessions 2 --steps 1 --json
     Example:  reverie bench engine --world reverie/Dungeon-v0 --json   (the simulator)
     Example:  reverie bench engine --load --json   (quiet, then with one core busy)
+    Example:  reverie bench engine --sessions 2 --joins 10 --load --json   (players come and go)
     """
     from reverie.engine.bench import bench_engine
 
@@ -187,7 +195,7 @@ def bench_engine_cmd(
     model, world = _model_or_world(model, world)
     result = bench_engine(
         model, None if model else world, size=size, frames=frames, sessions=sessions, quality=quality,
-        seed=seed, steps=steps, threads=threads, load=load, progress=not as_json,
+        seed=seed, steps=steps, threads=threads, load=load, joins=joins, progress=not as_json,
     )  # fmt: skip
     if as_json:
         print(json.dumps(result))

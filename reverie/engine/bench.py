@@ -30,6 +30,7 @@ def bench_engine(
     steps: int | None = None,
     threads: int = 0,
     load: bool = False,
+    joins: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Time `frames` ticks of `sessions` players after a short warm-up; one JSON-able result dict.
@@ -37,7 +38,11 @@ def bench_engine(
     `model` (a run dir or model package) plays its own world, size and actions; otherwise `world`'s
     simulator plays at `size`. `steps` and `threads` (0: the default) apply to a model only. With
     `load`, the same ticks are timed again while another process keeps one core busy (as a training
-    run beside the server does), and the result adds `loaded_*` and the slowdown.
+    run beside the server does), and the result adds `loaded_*` and the slowdown. With `joins`, a
+    guest player joins that many times during the timed ticks (evenly spaced) and leaves JOIN_STAY
+    ticks later, as in a server with a queue (its start runs on the clock's reset worker meanwhile);
+    the percentiles include every tick, and `join_ms_max` / `join_ms_p50` are the ticks that added
+    the guest's row to the batch and the ticks it left on.
     """
     from reverie.engine.backends import SimulatorBackend
     from reverie.engine.clock import ClockConfig, EngineClock, PlaySession
@@ -69,10 +74,12 @@ def bench_engine(
         clock.stop()
         raise ReverieError(f"{world} could not start: {failed[0]}")
     try:
-        ms = _time_ticks(clock, live, frames, seed, progress, "bench engine")
+        ms, at_join = _time_ticks(clock, live, frames, seed, progress, "bench engine", joins, backend)
         if load:
             with busy_core():
-                loaded = _time_ticks(clock, live, frames, seed + 1, progress, "bench engine, one core busy")
+                loaded, loaded_at_join = _time_ticks(
+                    clock, live, frames, seed + 1, progress, "bench engine, one core busy", joins, backend
+                )
     finally:
         clock.stop()
     if any(s.error is not None for s in live):
@@ -84,6 +91,9 @@ def bench_engine(
         "width": backend.size.width, "steps": backend.sampler.steps if model else 0, "threads": getattr(backend, "threads", 1),
         "precision": str(getattr(backend, "dtype", "numpy")).replace("torch.", ""), "quality": quality,
     }  # fmt: skip
+    if joins:
+        result |= {"joins": joins, "join_ticks": int(at_join.sum()), "join_ms_max": round(float(ms[at_join].max()), 3),
+                   "join_ms_p50": round(float(np.percentile(ms[at_join], 50)), 3)}  # fmt: skip
     if load:
         result |= {
             "load": "one core busy", "loaded_fps": round(1e3 / float(loaded.mean()), 1),
@@ -91,29 +101,61 @@ def bench_engine(
             "loaded_frame_ms_p99": round(float(np.percentile(loaded, 99)), 3),
             "loaded_slowdown": round(float(loaded.mean() / ms.mean()), 2),
         }  # fmt: skip
+        if joins:
+            result["loaded_join_ms_max"] = round(float(loaded[loaded_at_join].max()), 3)
     return result
 
 
-def _time_ticks(clock: Any, live: list[Any], frames: int, seed: int, progress: bool, desc: str) -> np.ndarray:
-    """Milliseconds of `frames` ticks after a short warm-up, the players' keys changing every 8 ticks."""
+JOIN_STAY = 30  # ticks a bench guest plays before it leaves
+
+
+def _time_ticks(
+    clock: Any,
+    live: list[Any],
+    frames: int,
+    seed: int,
+    progress: bool,
+    desc: str,
+    joins: int = 0,
+    backend: Any = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(milliseconds of `frames` ticks after a short warm-up, the players' keys changing every 8 ticks;
+    which of them a guest's join or leave touched). A guest joins `joins` times, evenly spaced."""
     from tqdm import tqdm
 
+    from reverie.engine.clock import PlaySession
     from reverie.engine.controls import InputState
 
     rng = np.random.default_rng(seed)
-    times = []
+    times, touched = [], []
     warmup = min(50, frames // 10)
+    period = frames // (joins + 1) if joins else 0
+    join_at = {warmup + k * period for k in range(1, joins + 1)}
+    guest, guest_since, joining = None, 0, False  # joining: reset asked, its row not yet in the batch
     for i in tqdm(range(warmup + frames), desc=desc, unit="tick", disable=not progress):
+        if i in join_at and guest is None:  # a player leaves the queue and starts: a reset, then a join
+            guest, guest_since, joining = PlaySession({"dream": backend}, seed=seed + 1000 + i), i, True
+            clock.add(guest)
+        leaving = guest is not None and i - guest_since >= JOIN_STAY and not joining
+        if leaving:
+            clock.remove(guest)
+            guest = None
         if i % 8 == 0:  # a player holds a key for a few frames, like the exploration policy
             for s in live:
                 s.set_input(InputState(keys=_KEYS[int(rng.integers(len(_KEYS)))], seq=i))
+        started = guest is not None and guest.produced == 1  # its start frame is out; not yet stepped
         t0 = time.perf_counter()
         clock.tick()
+        elapsed = time.perf_counter() - t0
+        joined = joining and started and guest is not None and guest.produced > 1  # this tick added its row
+        joining = joining and not joined
+        guest_since = i if joined else guest_since  # it plays JOIN_STAY ticks from here
         if i >= warmup:
-            times.append(time.perf_counter() - t0)
-        for s in live:
+            times.append(elapsed)
+            touched.append(joined or leaving)
+        for s in [*live, *([guest] if guest is not None else [])]:
             s.take_frames()
-    return np.asarray(times) * 1e3
+    return np.asarray(times) * 1e3, np.asarray(touched, dtype=bool)
 
 
 @contextlib.contextmanager
