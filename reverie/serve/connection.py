@@ -255,7 +255,6 @@ class Connection:
         """Save a key binding with the model. A public page must not write files: only with
         `reverie play --allow-bind`; it takes effect when the model is next loaded."""
         from reverie.engine.key_binding import check_binding, run_spec, write_binding
-        from reverie.errors import ReverieError
         from reverie.models.shipped import resolve_model
 
         model = self.srv.cfg.model
