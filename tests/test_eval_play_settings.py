@@ -89,10 +89,16 @@ def test_a_model_of_named_latent_actions_plays_the_world_actions_by_name(tmp_pat
     for p in (mapped, direct):
         p.reset(real.obs[:, :4], np.zeros((1, 4), np.int64), real.seeds)
     assert np.array_equal(mapped.step(np.array([3])), direct.step(np.array([2])))  # turn_left is code 2
-    # Unnamed codes on a stream are still refused: nothing says which key plays which.
-    bare = make_tiny_runs(tmp_path / "b", 5, actions="latent")
+    # Unnamed codes are refused until keys are bound to them, as the player binds them.
+    codes = ["noop", "c1", "c2", "c3", "c4"]
+    bare = make_tiny_runs(tmp_path / "b", 5, names=codes, actions="latent")
     with pytest.raises(ReverieError, match=r"5 discrete actions"):
         setup(EvalConfig(model=str(bare), allow_overlap=True))
+    from reverie.engine.key_binding import write_binding
+
+    write_binding(bare, {"type": "discrete", "n": 5, "names": codes}, {"c3": "forward", "c1": "turn_right"})
+    bound = setup(EvalConfig(model=str(bare), allow_overlap=True))
+    assert bound.act_map == [0, 3, 0, 0, 1, 0, 0, 0, 0]
 
 
 def test_report_and_probe_writes_are_atomic_and_make_their_folder(

@@ -143,7 +143,13 @@ def setup(cfg: EvalConfig) -> Setup:
             f"the model {cfg.model} makes {model_size} frames, not the --size {size} asked of {world}; "
             f"pass --size {model_size}"
         )
-    model_spec = ActionSpec.from_dict(data["action_spec"]) if data.get("action_spec") else None
+    spec_dict = data.get("action_spec")
+    if spec_dict and data.get("actions", "recorded") != "recorded" and cfg.model:
+        # the keys a player gets: latent codes renamed by the run's saved binding (keys.json)
+        from reverie.engine.key_binding import apply_binding, read_binding
+
+        spec_dict = apply_binding(spec_dict, read_binding(cfg.model, spec_dict))
+    model_spec = ActionSpec.from_dict(spec_dict) if spec_dict else None
     continuous = model_spec is not None and model_spec.is_box
     from reverie.worlds.make import action_spec, make_world
 
@@ -170,8 +176,8 @@ def setup(cfg: EvalConfig) -> Setup:
 def _map_by_name(model: ActionSpec, world: ActionSpec) -> list[int] | None:
     """World action -> model action of the same name (else the model's action 0, its null action),
     for a model trained on a stream whose actions were named after the recorded ones
-    (`reverie eval-actions --save-keys`); None unless both are discrete, named, and share a name
-    besides noop."""
+    (`reverie eval-actions --save-keys`) or bound to keys (`reverie bind-keys`); None unless both
+    are discrete, named, and share a name besides noop."""
     if not (model.is_discrete and world.is_discrete and model.names and world.names):
         return None
     m = list(model.names)
