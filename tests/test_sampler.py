@@ -268,3 +268,24 @@ def test_add_rows_equals_a_rebuild_for_the_new_row_and_keeps_the_others(
     a.keep_rows([1])
     za, zb = a.step(torch.tensor([1]), gens_a[1:]), both.step(torch.tensor([0, 1]), g_both)
     assert a.B == 1 and torch.allclose(za[0], zb[1], atol=1e-4)
+
+
+def test_a_reset_prefills_its_context_in_one_pass_as_appends_would() -> None:
+    m = make()
+    cfg = SamplerConfig(steps=2, context_noise=0.2)
+    z = torch.randn(2, 6, C, H, W)
+    act = torch.randint(0, 4, (2, 7))
+    one, calls = Rollout(m, cfg), []
+    hook = m.register_forward_hook(lambda mod, args, out: calls.append(args[0].shape[1]))
+    one.reset(z, act[:, :6], generator=torch.Generator().manual_seed(3))
+    hook.remove()
+    assert calls == [5]  # the 5 committed frames in one pass; the 6th waits for the next frame's pass
+    appended = Rollout(m, cfg)
+    appended.reset(None, batch_size=2, latent_shape=(C, H, W))
+    g = torch.Generator().manual_seed(3)
+    for i in range(6):
+        appended.append(z[:, i], act[:, i], generator=g)
+    assert one.cache.count == appended.cache.count == 5
+    a = one.step(act[:, 6], torch.Generator().manual_seed(9))
+    b = appended.step(act[:, 6], torch.Generator().manual_seed(9))
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -67,7 +67,7 @@ class KVCache:
 
     A cached forward takes up to MAX_NEW frames after the committed ones (the sampler commits the
     last generated frame in the same pass as the first denoising step of the next: one pass per frame
-    instead of two). Frames sit in time order in a buffer of 2 * max_frames + MAX_NEW slots, so the
+    instead of two), or more where they fit in the buffer as it is (a prefill of a fresh cache). Frames sit in time order in a buffer of 2 * max_frames + MAX_NEW slots, so the
     keys each new frame may see (its last max_frames frames and itself) are one contiguous view:
     no attention mask, no copy. When the buffer fills, the live frames move back to the start (one
     copy every ~max_frames frames). Keys are stored rotated at their absolute frame index.
@@ -395,7 +395,9 @@ class DiT(nn.Module):
         c = self.condition(t, act, text, act_null, text_null)  # (B, T, D)
 
         if cache is not None:
-            if T > cache.MAX_NEW:
+            # More than MAX_NEW frames only where they fit without moving the buffer: a prefill of a
+            # fresh cache (Rollout.reset), one pass instead of one per context frame.
+            if T > cache.MAX_NEW and cache.count + T - cache.base > cache.slots:
                 raise ValueError(f"a cached forward takes at most {cache.MAX_NEW} new frames, got {T}")
             frame_pos = torch.arange(cache.count, cache.count + T)
             plan = None  # each new frame attends to its own contiguous key window (KVCache.update)
