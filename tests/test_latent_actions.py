@@ -199,6 +199,14 @@ def test_train_label_and_dynamics_on_the_stream(lam_run: dict[str, str]) -> None
     dyn_config = json.loads(Path(dyn, "config.json").read_text())
     assert dyn_config["model"]["num_actions"] == 8 and dyn_config["data"]["actions"] == "latent"
     assert dyn_config["data"]["action_spec"]["source"] == "latent-actions"
+    # A resume keeps the run's own actions (it once fell back to the recorded ones), and refuses others.
+    r = runner.invoke(app, ["train", "dynamics", "--data", lam_run["data"], "--autoencoder", lam_run["ae"],
+                            "--out", dyn, "--resume", "--steps", "2"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(Path(dyn, "config.json").read_text())["data"]["actions"] == "latent"
+    r = runner.invoke(app, ["train", "dynamics", "--data", lam_run["data"], "--autoencoder", lam_run["ae"],
+                            "--out", dyn, "--resume", "--steps", "3", "--actions", "recorded"])  # fmt: skip
+    assert r.exit_code != 0 and "trained on the actions 'latent'" in r.output + str(r.exception)
 
 
 def test_saved_keys_name_the_stream_after_recorded_actions(lam_run: dict[str, str]) -> None:

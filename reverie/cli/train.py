@@ -179,11 +179,12 @@ def train_dynamics_cmd(
         help="Start from this dynamics run's (or model package's, or 'default') weights: a fine-tune "
         "that keeps its model config; the objective and play settings are this run's own.",
     ),
-    actions: str = typer.Option(
-        "recorded",
+    actions: str | None = typer.Option(
+        None,
         "--actions",
         help="Which actions condition the model: recorded (those recorded with the frames) or the name "
-        "of an action stream written later, e.g. latent (`reverie data label-actions`).",
+        "of an action stream written later, e.g. latent (`reverie data label-actions`). Default: "
+        "recorded; a resumed run keeps its own.",
     ),
     allow_config_change: bool = typer.Option(
         False,
@@ -255,6 +256,13 @@ def train_dynamics_cmd(
         model_overrides = asdict(init_cfg)
         window = window or init_cfg.max_context + 1
         text_encoder = text_encoder or init_cfg.text_encoder
+    if saved is not None:  # a resumed run keeps the action stream it was trained on
+        own = saved.get("data", {}).get("actions", "recorded")
+        if actions is not None and actions != own:
+            raise ReverieError(f"{out} was trained on the actions {own!r}, not {actions!r}: resume it with "
+                               f"--actions {own} (or leave --actions out), or start a new run")  # fmt: skip
+        actions = own
+    actions = actions or "recorded"
     if saved is not None and preset is None:
         # a resumed run rebuilds exactly its saved model config (plus any model.* overrides)
         typed = apply_overrides(dynamics_config(saved["model"]), model_overrides, "model")
