@@ -241,16 +241,18 @@ class Rollout(BatchRows):
         """Commit clean context frames z (B, n, C, h, w) in one cached pass: the same frames, noise
         draws and cache as n `append`s, at a fraction of the cost (a joining player's ~8 one-row passes
         were the hitch the others felt)."""
-        s = self.cfg.context_noise
-        noised = []
-        for i in range(z.shape[1]):  # the noise draws of n appends, in their order
-            zi = z[:, i]
-            self._history = [*self._history, (zi, act[:, i] if act is not None else None)][
-                -self.max_context :
-            ]
-            noised.append((1 - s) * zi + s * _randn(tuple(zi.shape), generator, zi.device) if s > 0 else zi)
-        self._forward(torch.stack(noised, 1), [s] * z.shape[1], act)  # (B, n, C, h, w) at level s
+        acts = [act[:, i] if act is not None else None for i in range(z.shape[1])]
+        noised = [
+            self._remember(z[:, i], a, generator) for i, a in enumerate(acts)
+        ]  # append's draws, in order
+        self._forward(torch.stack(noised, 1), [self.cfg.context_noise] * z.shape[1], act)  # (B, n, C, h, w)
         self.cache.commit(z.shape[1])
+
+    def _remember(self, z: torch.Tensor, act: torch.Tensor | None, generator: Generators) -> torch.Tensor:
+        """Keep clean frame z (B, C, h, w) in the history; return it noised to the context level."""
+        self._history = [*self._history, (z, act)][-self.max_context :]
+        s = self.cfg.context_noise
+        return (1 - s) * z + s * _randn(tuple(z.shape), generator, z.device) if s > 0 else z
 
     def _forward(
         self, x: torch.Tensor, t: list[float], act: torch.Tensor | None, act_null: torch.Tensor | None = None
@@ -291,13 +293,7 @@ class Rollout(BatchRows):
         (one network pass per frame instead of two at 1 step); outputs are the same either way.
         """
         self._flush()
-        self._history = (
-            [*self._history[-(self.max_context - 1) :], (z, act)] if self.max_context > 1 else [(z, act)]
-        )
-        s = self.cfg.context_noise
-        if s > 0:
-            z = (1 - s) * z + s * _randn(tuple(z.shape), generator, z.device)
-        self.pending = (z, act)
+        self.pending = (self._remember(z, act, generator), act)
 
     def _rows(self, rows: torch.Tensor) -> torch.Tensor:
         """Cache rows of batch rows `rows`: guided rollouts keep a null-text copy of every row after them."""
