@@ -28,13 +28,20 @@ Text and action are dropped (replaced by their learned null embeddings) for clas
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from reverie.errors import ReverieError
 from reverie.typed_config import config_from_dict
+
+if TYPE_CHECKING:
+    from reverie.models.critic import Adversary
+
+# The critic judges x0 estimates from targets this noisy or noisier: the 1-step sample (t = 1) and
+# the first of 2 steps (t = 1/2) are what play decodes; below, the estimate is mostly the input.
+ADV_MIN_T = 0.5
 
 
 @dataclass
@@ -54,6 +61,11 @@ class FlowConfig:
     p_self: float = 0.0  # share of play-layout windows whose context is the model's own rollout
     self_steps: int = 2  # sampler steps of that rollout
     self_context_noise: float = 0.1  # context noise of that rollout
+    # Adversarial term (reverie/models/critic.py): a critic judges the model's x0 estimates of
+    # play-layout targets at t >= ADV_MIN_T (the 1-step sample at t = 1) against the real next
+    # frames, given the real previous frame and the action; 0 turns it off.
+    adv_weight: float = 0.0  # weight of the critic's generator loss beside the flow loss
+    adv_lr: float = 2e-4  # the critic's learning rate (constant)
 
     def __post_init__(self) -> None:
         if not 1 <= self.self_steps <= 8:
@@ -65,6 +77,10 @@ class FlowConfig:
             raise ReverieError("flow.p_uniform_t + flow.p_one_t must be at most 1")
         if not 0.0 <= self.context_noise_max < 1.0:
             raise ReverieError(f"flow.context_noise_max must be in [0, 1), got {self.context_noise_max}")
+        if not 0.0 <= self.adv_weight <= 10.0:
+            raise ReverieError(f"flow.adv_weight must be in [0, 10], got {self.adv_weight}")
+        if not 0.0 < self.adv_lr <= 1.0:
+            raise ReverieError(f"flow.adv_lr must be in (0, 1], got {self.adv_lr}")
         if self.t_std <= 0:
             raise ReverieError(f"flow.t_std must be > 0, got {self.t_std}")
 
@@ -117,10 +133,13 @@ def flow_loss(
     *,
     text_null: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    adversary: Adversary | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Mean squared velocity error over the target frames of clean latent windows z (B, T, C, h, w).
 
     The batch is split: the first round(p_play * B) windows in the play layout, the rest forcing.
+    With an `adversary` and `cfg.adv_weight` > 0 the critic takes one step on this batch's samples
+    and `adv_weight` times its generator loss joins the flow loss.
     """
     B, T = z.shape[:2]
     dev = z.device
@@ -149,6 +168,7 @@ def flow_loss(
         return mse, x0_err
 
     losses, x0_errs, counts = [], [], []
+    adv: tuple[torch.Tensor, dict[str, float]] | None = None
     if n_play:
         p = slice(0, n_play)
         zp, tp = z[p], t[p]
@@ -186,6 +206,10 @@ def flow_loss(
         losses.append(mse.sum())
         x0_errs.append(x0e.sum())
         counts.append(mse.numel())
+        if adversary is not None and cfg.adv_weight > 0:
+            x0_hat = noised(zp, tp, eps[p]) - tp.to(dev)[:, :, None, None, None] * v.float()
+            real_ctx = (torch.arange(n_play) >= n_self) & ~drop_act[p]  # the critic conditions on both
+            adv = _adversarial(adversary, zp, x0_hat, tp, act[p] if act is not None else None, real_ctx)
     if n_play < B:
         f = slice(n_play, B)
         zf, tf = z[f], t[f]
@@ -205,7 +229,35 @@ def flow_loss(
     n = float(sum(counts))
     loss = torch.stack(losses).sum() / n
     x0_err = float(torch.stack(x0_errs).sum().detach()) / n
-    return loss, {"loss": float(loss.detach()), "x0_mse": x0_err}
+    metrics = {"loss": float(loss.detach()), "x0_mse": x0_err}
+    if adv is not None:
+        metrics |= {"flow_loss": metrics["loss"]} | adv[1]
+        loss = loss + cfg.adv_weight * adv[0]
+        metrics["loss"] = float(loss.detach())
+    return loss, metrics
+
+
+def _adversarial(
+    adversary: Adversary,
+    z: torch.Tensor,
+    x0_hat: torch.Tensor,
+    t: torch.Tensor,
+    act: torch.Tensor | None,
+    real_ctx: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """One critic step and the generator loss over play-layout targets 1.. at t >= ADV_MIN_T of the
+    windows whose context is real (`real_ctx`, (b,)): (previous real frame, sample | real frame, action)."""
+    dev = z.device
+    pick = (t >= ADV_MIN_T) & real_ctx[:, None]  # (b, T)
+    pick[:, 0] = False  # the first target has no previous frame
+    pick = pick.to(dev)
+    if not bool(pick.any()):
+        return x0_hat.sum() * 0.0, {"critic_pairs": 0.0}
+    prev, real, fake = z[:, :-1][pick[:, 1:]], z[pick], x0_hat[pick]  # (N, C, h, w)
+    a = act[pick] if act is not None else None
+    metrics = adversary.update(prev, real, fake, a)
+    g = adversary.generator_loss(prev, fake, a)
+    return g, metrics | {"adv_loss": float(g.detach()), "critic_pairs": float(len(fake))}
 
 
 def framestack_loss(

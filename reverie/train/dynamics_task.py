@@ -21,6 +21,7 @@ from torch import nn
 
 from reverie.data.seeds import seed_ranges
 from reverie.errors import ReverieError
+from reverie.models.critic import Adversary
 from reverie.models.dit import DiT
 from reverie.models.dynamics import build_dynamics, dynamics_config, dynamics_preset, make_rollout
 from reverie.models.flow import FlowConfig, flow_loss, framestack_loss
@@ -204,6 +205,9 @@ class DynamicsTask:
             )
         self.preset_name, self.seed, self.window, self.batch_size = preset_name, seed, window, batch_size
         self.flow = flow or FlowConfig()
+        self.adversary: Adversary | None = None  # set by build_model when flow.adv_weight > 0
+        if self.flow.adv_weight > 0 and self.framestack:
+            raise ReverieError("flow.adv_weight: the adversarial term is built for the DiT only; set it to 0")
         self.train_clips, self.val_clips, self.ae, self.data_info = train, val, ae, info
         self.starts, _ = train.window_index(window)
         if len(self.starts) == 0:
@@ -224,7 +228,12 @@ class DynamicsTask:
         return getattr(self.model_cfg, "family", "dit") == "framestack"
 
     def build_model(self) -> nn.Module:
+        """The dynamics network (and, with flow.adv_weight > 0, the critic beside it: built here,
+        after the loop has seeded torch, so a fresh run starts from the same critic every time)."""
         model = build_dynamics(self.model_config())
+        self.adversary = None
+        if self.flow.adv_weight > 0:
+            self.adversary = Adversary.for_model(self.model_cfg, self.flow.adv_lr)
         if self.init:  # a fine-tune: start from another run's shipped (EMA) weights
             cfg, state = load_init(self.init)
             if cfg != self.model_cfg:
@@ -257,8 +266,14 @@ class DynamicsTask:
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         act = batch["act"] if self.model_cfg.action_type != "none" else None
-        loss = framestack_loss if self.framestack else flow_loss
-        return loss(model, batch["z"], act, batch["text"], self.flow, text_null=batch["text_null"])
+        if self.framestack:
+            return framestack_loss(
+                model, batch["z"], act, batch["text"], self.flow, text_null=batch["text_null"]
+            )
+        return flow_loss(
+            model, batch["z"], act, batch["text"], self.flow, text_null=batch["text_null"],
+            adversary=self.adversary,
+        )  # fmt: skip
 
     def _eval_windows(self, n: int = 8) -> dict[str, torch.Tensor]:
         clips = self.val_clips or self.train_clips

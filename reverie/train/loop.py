@@ -115,6 +115,12 @@ def _resume(
         ckpt.restore_optimizer(opt, tensors, info)
     except (ValueError, KeyError, RuntimeError) as e:
         raise ReverieError(f"cannot resume {out}: optimizer state does not fit the model ({e})") from e
+    adversary = getattr(task, "adversary", None)
+    if adversary is not None and "critic_opt" in info:  # else a new critic starts (a fine-tune turning it on)
+        try:
+            adversary.load_state_tensors(tensors, info["critic_opt"])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise ReverieError(f"cannot resume {out}: the critic's state does not fit ({e})") from e
     return int(config["step"]), info
 
 
@@ -252,6 +258,10 @@ def _save(
             config |= extra()
         opt_tensors, opt_json = ckpt.flatten_optimizer(opt)
         tensors = {f"model/{k}": v for k, v in model.state_dict().items()} | opt_tensors
+        adversary = getattr(task, "adversary", None)
+        if adversary is not None:  # the critic and its optimiser, for an exact resume
+            critic_tensors, opt_json["critic_opt"] = adversary.state_tensors()
+            tensors |= critic_tensors
         state_json = {
             **opt_json,
             "step": step,
@@ -321,6 +331,11 @@ def _train(
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = task.build_model().to(d.device)
+    adversary = getattr(task, "adversary", None)
+    if adversary is not None:
+        if d.world_size > 1:  # its steps are not synchronised across processes
+            raise ReverieError("the adversarial term (flow.adv_weight > 0) trains in one process only")
+        adversary.critic.to(d.device)
     ema = EMA(model, cfg.ema_decay)
     opt = _optimizer(model, cfg)
     step, prev = 0, dict[str, Any]()

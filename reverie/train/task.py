@@ -12,6 +12,9 @@ Notes for task authors:
   step, so noise drawn with torch.randn / torch.rand is reproducible across a resume.
 - Optional extra: `evaluate(model) -> dict[str, float]` (held-out metrics on the EMA model); when a
   task has it the loop calls it at every checkpoint and puts the numbers in TensorBoard and the card.
+- Optional extra: `adversary` (a reverie.models.critic.Adversary or None, set by `build_model`): a
+  critic with its own optimiser that the task's loss steps; the loop saves and restores its state
+  with the run's training state (exact resume) and refuses it under DDP.
 - Optional extra: `data_config() -> dict` (JSON-able: data path, world, size, held-out episodes);
   the loop stores it as "data" in config.json.
 """

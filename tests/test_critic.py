@@ -1,0 +1,137 @@
+"""The adversarial term: the critic learns to tell real next frames from fakes, its generator loss
+moves only the dynamics model, and a run with it resumes exactly."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from test_dynamics_train import tiny_task
+
+from reverie.checkpoint import load_run, load_train_state
+from reverie.errors import ReverieError
+from reverie.models.critic import Adversary, LatentCritic
+from reverie.models.flow import FlowConfig, flow_loss
+from reverie.train.config import TrainConfig
+from reverie.train.loop import train
+
+C, S = 4, 6  # latent channels and grid of the tiny tasks
+
+
+def pairs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(prev, real next = prev shifted by the action, blurred fake = the mean of all shifts, action)."""
+    g = torch.Generator().manual_seed(seed)
+    prev = torch.randn(n, C, S, S, generator=g)
+    act = torch.randint(0, 3, (n,), generator=g)
+    shifts = torch.stack([prev, prev.roll(1, -1), prev.roll(-1, -1)], 1)  # (n, 3, C, S, S)
+    real = shifts[torch.arange(n), act]
+    return prev, real, shifts.mean(1), act
+
+
+def test_critic_learns_sharp_from_blurred_and_keeps_its_gradient_to_itself() -> None:
+    torch.manual_seed(0)
+    adv = Adversary(LatentCritic(C, "discrete", 3, 0, width=16), lr=1e-3)
+    before = None
+    for i in range(60):
+        prev, real, fake, act = pairs(32, i)
+        m = adv.update(prev, real, fake, act)
+        before = before or m["critic_loss"]
+    assert before > 1.5 and m["critic_loss"] < 0.5 * before  # hinge: 2 at chance, 0 when separated
+    prev, real, fake, act = pairs(64, 999)  # held out
+    with torch.no_grad():
+        assert (adv.critic(prev, real, act) > adv.critic(prev, fake, act)).float().mean() > 0.9
+
+    # the generator loss reaches the sample, never the critic's weights
+    fake = fake.clone().requires_grad_(True)
+    adv.opt.zero_grad(set_to_none=True)
+    adv.generator_loss(prev, fake, act).backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in adv.critic.parameters())
+    assert all(p.requires_grad for p in adv.critic.parameters())
+
+
+def test_critic_sees_the_action() -> None:
+    """A next frame that another action would have made is a fake: the critic must read the action."""
+    torch.manual_seed(0)
+    adv = Adversary(LatentCritic(C, "discrete", 3, 0, width=16), lr=1e-3)
+    offset = torch.tensor([0.0, 1.0, -1.0])  # what each action does to the frame
+
+    def made(prev: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        return prev + offset[act][:, None, None, None]
+
+    for i in range(80):
+        prev, _, _, act = pairs(32, i)
+        adv.update(prev, made(prev, act), made(prev, (act + 1) % 3), act)
+    prev, _, _, act = pairs(64, 999)
+    with torch.no_grad():
+        right, wrong = (
+            adv.critic(prev, made(prev, act), act),
+            adv.critic(prev, made(prev, (act + 1) % 3), act),
+        )
+    assert (right.mean((1, 2)) > wrong.mean((1, 2))).float().mean() > 0.9
+
+
+def test_state_round_trip_continues_identically() -> None:
+    torch.manual_seed(0)
+    a = Adversary(LatentCritic(C, "box", 0, 2, width=8), lr=1e-3)
+    prev, real, fake, _ = pairs(8, 0)
+    act = torch.randn(8, 2)
+    a.update(prev, real, fake, act)
+    tensors, info = a.state_tensors()
+    torch.manual_seed(1)  # a different initialisation, overwritten by the state
+    b = Adversary(LatentCritic(C, "box", 0, 2, width=8), lr=1e-3)
+    b.load_state_tensors({k: v.clone() for k, v in tensors.items()}, info)  # as read back from a file
+    ma, mb = a.update(prev, real, fake, act), b.update(prev, real, fake, act)
+    assert ma == mb
+    with torch.no_grad():
+        assert torch.equal(a.critic(prev, real, act), b.critic(prev, real, act))
+
+
+def test_flow_loss_adds_the_term_only_when_weighted() -> None:
+    task = tiny_task()
+    torch.manual_seed(0)
+    model = task.build_model()
+    batch = task.batch(0, 0, 1)
+    adv = Adversary.for_model(task.model_cfg, 1e-3)
+    cfg = replace(task.flow, p_self=0.0)
+
+    def run(c: FlowConfig, a: Adversary | None) -> tuple[torch.Tensor, dict[str, float]]:
+        torch.manual_seed(3)
+        return flow_loss(model, batch["z"], batch["act"], batch["text"], c, adversary=a)
+
+    plain, m0 = run(cfg, None)
+    off, _ = run(cfg, adv)  # adv_weight 0: the adversary is never touched
+    assert torch.equal(plain, off) and "critic_loss" not in m0
+    on, m = run(replace(cfg, adv_weight=0.5), adv)
+    assert m["critic_pairs"] > 0 and m["flow_loss"] == pytest.approx(plain.item())
+    assert on.item() == pytest.approx(plain.item() + 0.5 * m["adv_loss"], rel=1e-5)
+    model.zero_grad()
+    on.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_run_with_critic_resumes_exactly(tmp_path: Path) -> None:
+    flow = FlowConfig(adv_weight=0.5, adv_lr=1e-3, p_self=0.25, self_steps=1)
+    cfg = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, log_every=1, sample_every=100,
+                      checkpoint_minutes=100.0, threads=1, precision="fp32")  # fmt: skip
+    train(tiny_task(flow=flow), cfg, tmp_path / "whole")
+    train(tiny_task(flow=flow), replace(cfg, steps=2), tmp_path / "split")
+    train(tiny_task(flow=flow), cfg, tmp_path / "split", resume=True)
+    for name in ("whole", "split"):
+        config, _ = load_run(tmp_path / name)
+        assert config["flow"]["adv_weight"] == 0.5
+    (_, whole), (_, split) = load_run(tmp_path / "whole"), load_run(tmp_path / "split")
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+    tw, _ = load_train_state(tmp_path / "whole", load_run(tmp_path / "whole")[0])
+    ts, _ = load_train_state(tmp_path / "split", load_run(tmp_path / "split")[0])
+    critic = [k for k in tw if k.startswith("critic/")]
+    assert critic and all(torch.equal(tw[k], ts[k]) for k in critic)
+    # the shipped weights hold the dynamics model only
+    assert not any(k.startswith("critic") for k in whole)
+
+
+def test_critic_is_refused_for_the_frame_stack_model() -> None:
+    with pytest.raises(ReverieError, match="adv_weight"):
+        tiny_task("conv-tiny", model_overrides={}, flow=FlowConfig(adv_weight=0.1))
