@@ -271,3 +271,23 @@ def test_a_join_or_leave_does_not_disturb_the_running_session(tiny_run: str) -> 
         got = busy.step(sids, [t % 9] * len(sids))[0].frame
         want = alone.step([1], [t % 9])[0].frame
         assert np.abs(got.astype(int) - want.astype(int)).max() <= 1, t
+
+
+def test_a_joining_player_costs_the_tick_no_extra_pass(tiny_run: str) -> None:
+    """`reset` builds the joiner's rows on its own thread; the tick that takes it in runs only the
+    passes of an ordinary tick (the prefill that used to run there was the hitch the others felt)."""
+    b = ModelBackend(tiny_run, ModelConfig(precision="fp32"))
+    b.reset(1, 21)
+    passes: list[int] = []
+    hook = b.dit.register_forward_hook(lambda mod, args, out: passes.append(args[0].shape[1]))
+    b.step([1], [0])  # the first tick takes the first player in
+    passes.clear()
+    b.step([1], [0])
+    ordinary = len(passes)
+    b.reset(2, 22)  # the real-walk start: several frames of context, prefilled here
+    assert passes[ordinary:] == [b.rollout.max_context - 1]  # one prefill pass, on this thread
+    passes.clear()
+    b.step([1, 2], [0, 3])
+    hook.remove()
+    assert len(passes) == ordinary and all(n <= 2 for n in passes)  # no prefill in the tick
+    assert b._slots[2].prepared is None and b._rows == [1, 2]

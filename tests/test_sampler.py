@@ -289,3 +289,84 @@ def test_a_reset_prefills_its_context_in_one_pass_as_appends_would() -> None:
     a = one.step(act[:, 6], torch.Generator().manual_seed(9))
     b = appended.step(act[:, 6], torch.Generator().manual_seed(9))
     torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("guidance", [1.0, 2.0])
+def test_a_prepared_row_joins_without_a_pass_and_plays_as_if_alone(guidance: float) -> None:
+    """`prepare_rows` builds a joiner's rows away from the batch (on its own frame clock); `add_rows`
+    then copies them in with no network pass, and the joiner plays as a rollout of its own would."""
+    model = make(max_context=4)
+    cfg = SamplerConfig(steps=2, context_noise=0.1, guidance=guidance)
+    g = torch.Generator().manual_seed(0)
+    text = torch.randn(1, 384, generator=g)
+    a = Rollout(model, cfg)
+    a.reset(torch.randn(1, 3, C, H, W, generator=g), torch.tensor([[0, 1, 2]]), text,
+            generator=[torch.Generator().manual_seed(1)])  # fmt: skip
+    gen_a = torch.Generator().manual_seed(2)
+    for i in range(7):  # the window has slid: the batch's clock is far from the joiner's
+        a.step(torch.tensor([i % 9]), [gen_a])
+    alone = a.fork()
+    state_a = gen_a.get_state()
+
+    joiner = SessionContext(torch.randn(6, C, H, W, generator=g), torch.tensor([3, 4, 5, 6, 7, 8]), None)
+    gen_j = torch.Generator().manual_seed(7)
+    prepared = a.prepare_rows([joiner], [gen_j])
+    assert gen_j.initial_seed() == 7 and torch.equal(
+        gen_j.get_state(), torch.Generator().manual_seed(7).get_state()
+    )
+    solo = Rollout(model, cfg)  # the joiner's own rollout: the window's newest 4 frames
+    solo.reset(joiner.z[None, -4:], joiner.act[None, -4:], torch.zeros(1, 384), text_null=torch.tensor([True]),
+               generator=[torch.Generator().manual_seed(7)])  # fmt: skip
+
+    calls: list[int] = []
+    hook = model.register_forward_hook(lambda mod, args, out: calls.append(1))
+    a.add_rows([joiner], [gen_j], prepared=prepared)
+    hook.remove()
+    assert calls == [] and a.B == 2  # nothing ran in the tick: the keys were copied
+    # the joiner's generator now stands where the prefill left it
+    assert torch.equal(gen_j.get_state(), prepared.generators[0].get_state())  # type: ignore[index]
+
+    gens_a = [torch.Generator().set_state(state_a), torch.Generator().manual_seed(8)]
+    gen_alone, gen_solo = torch.Generator().set_state(state_a), torch.Generator().manual_seed(8)
+    for i in range(6):
+        act = torch.tensor([i % 9, (i + 3) % 9])
+        za = a.step(act, gens_a)
+        assert torch.allclose(za[0], alone.step(act[:1], [gen_alone])[0], atol=1e-4), i  # untouched
+        # as if alone, but for one slot: the joiner's first pass sees the batch's window, one key slot
+        # longer than a fresh rollout's at its first commit, and that slot is empty
+        assert torch.allclose(za[1], solo.step(act[1:], [gen_solo])[0], atol=2e-2), i
+    a.keep_rows([1])  # the first player leaves; the joiner goes on on its own clock
+    assert a.cache.offset is not None and a.cache.offset.shape[0] == (2 if guidance != 1.0 else 1)
+    act = torch.tensor([5])
+    assert torch.allclose(a.step(act, gens_a[1:])[0], solo.step(act, [gen_solo])[0], atol=2e-2)
+
+
+def test_prepared_rows_hand_over_their_noise_and_start_an_empty_batch() -> None:
+    model = make(max_context=4)
+    cfg = SamplerConfig(steps=1, context_noise=0.2)
+    g = torch.Generator().manual_seed(0)
+    ctx = SessionContext(torch.randn(5, C, H, W, generator=g), torch.tensor([1, 2, 3, 4, 5]), None)
+    # an empty batch takes the prepared rows as they are (what a rebuild would have built)
+    gen_p, gen_r = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    p, r = Rollout(model, cfg), Rollout(model, cfg)
+    prepared = p.prepare_rows([ctx], [gen_p])
+    calls: list[int] = []
+    hook = model.register_forward_hook(lambda mod, args, out: calls.append(1))
+    p.add_rows([ctx], [gen_p], prepared=prepared)
+    hook.remove()
+    assert calls == []
+    r.add_rows([ctx], [gen_r])  # built in place: the same draws, the same frames
+    assert torch.equal(gen_p.get_state(), gen_r.get_state())
+    for i in range(3):
+        act = torch.tensor([i])
+        assert torch.equal(p.step(act, [gen_p]), r.step(act, [gen_r]))
+    # a prepared row that is not used leaves the session's generator where it was
+    gen_q = torch.Generator().manual_seed(4)
+    short = SessionContext(ctx.z[:1], ctx.act[:1], None)  # one frame: a rebuild pads to 1, not 4
+    q = Rollout(model, cfg)
+    unused = q.prepare_rows([short], [gen_q])
+    q.add_rows([short], [gen_q], prepared=unused)
+    ref = Rollout(model, cfg)
+    gen_ref = torch.Generator().manual_seed(4)
+    ref.add_rows([short], [gen_ref])
+    assert q.cache.count == ref.cache.count == 0 and torch.equal(gen_q.get_state(), gen_ref.get_state())

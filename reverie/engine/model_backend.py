@@ -8,9 +8,10 @@ Reproducibility: each session owns a `torch.Generator` seeded from its seed, and
 a session's frames do not depend on who else is in the batch (batched == unbatched for sessions that
 start together; bf16 matmuls may differ in the last bit between batch sizes). When a player joins,
 leaves, pauses or restarts, only that row changes, at the start of the next tick, on the clock thread,
-under the backend's lock: a leaving row is dropped from the cache, a joining one is built from its own
-recent frames alone (`add_rows`, ~max_context one-row passes) at the batch's frame clock, so the other
-players neither wait for a rebuild of every row nor see their context re-noised.
+under the backend's lock: a leaving row is dropped from the cache, a joining one was built from its own
+recent frames alone by `reset` on the reset worker (`Rollout.prepare_rows`: one prefill pass, on its own
+frame clock) and the tick only copies its keys in, so the other players neither wait for a rebuild of
+every row, nor for a prefill, nor see their context re-noised.
 
 Speed on a CPU: weights are cast to bf16 once where the CPU has native bf16 (AVX512-BF16 / AMX),
 fp32 otherwise; everything runs under `torch.inference_mode`. torch.compile, measured on the
@@ -86,6 +87,7 @@ PREVIEW_SEED = 0  # the same noise for every action, so the strips differ by the
 class _Slot:
     gen: torch.Generator
     ctx: SessionContext | None  # frames to (re)join the batch with; None while the slot is a row
+    prepared: Any = None  # its rows, built off the clock by reset (Rollout.prepare_rows), or None
 
 
 class ModelBackend:
@@ -165,8 +167,7 @@ class ModelBackend:
         if real is not None:
             frames, acts = real
             ctx = SessionContext(self.wm.encode(np.stack(frames)), self._actions(acts), text)
-            with self._lock:
-                self._slots[sid] = _Slot(gen, ctx)
+            self._set_slot(sid, gen, ctx)
             return StepOut(np.ascontiguousarray(frames[-1]), prompt)
         frame = fit_frame(image, self.size) if image is not None else None
         if frame is not None:
@@ -183,9 +184,16 @@ class ModelBackend:
             z0 = solo.step(act0, [gen])[0]
             frame = self._decode(z0[None])[0]
         ctx = SessionContext(z0[None], act0, text)  # act0 (1,) / (1, D): the null action led to frame 0
-        with self._lock:
-            self._slots[sid] = _Slot(gen, ctx)
+        self._set_slot(sid, gen, ctx)
         return StepOut(np.ascontiguousarray(frame), prompt)
+
+    def _set_slot(self, sid: int, gen: torch.Generator, ctx: SessionContext) -> None:
+        """Session `sid` waits to join with context `ctx`. Its rows are built here, on the caller's
+        thread (the reset worker), not on the clock: the tick that takes the player in only copies
+        their keys, so the others feel no join (a prefill in the tick cost them ~24 ms)."""
+        prepared = self.rollout.prepare_rows([ctx], [gen])
+        with self._lock:
+            self._slots[sid] = _Slot(gen, ctx, prepared)
 
     def _null_action(self) -> Any:
         return self.actions.null_action()
@@ -194,9 +202,9 @@ class ModelBackend:
         """Make the rollout's rows the sessions `sids` (between ticks, lock held).
 
         Rows that keep playing are untouched; leaving rows are dropped (their recent frames kept, so a
-        paused session can rejoin) and joining or restarted sessions are appended with `add_rows`,
-        which runs only their own frames through the network. So a join costs the other players about
-        one window of one-row passes, not a rebuild of every row.
+        paused session can rejoin) and joining or restarted sessions are appended with `add_rows`:
+        rows that `reset` prepared are copied in; a paused session coming back is built here, in one
+        prefill pass of its own frames.
         """
         want = set(sids)
         keep = [r for r, sid in enumerate(self._rows) if sid in want and self._slots[sid].ctx is None]
@@ -208,15 +216,19 @@ class ModelBackend:
         if len(keep) != len(self._rows):
             self.rollout.keep_rows(keep)
         joining = [sid for sid in sids if sid not in rows]
-        if joining:
-            contexts = []
-            for sid in joining:
-                slot = self._slots[sid]
-                assert slot.ctx is not None
-                contexts.append(slot.ctx)
-                slot.ctx = None
-            self.rollout.add_rows(contexts, [self._slots[s].gen for s in joining])
-        self._rows = rows + joining
+        ready = [sid for sid in joining if self._slots[sid].prepared is not None]
+        late = [sid for sid in joining if self._slots[sid].prepared is None]  # paused players coming back
+        for sid in ready:
+            slot = self._slots[sid]
+            assert slot.ctx is not None
+            self.rollout.add_rows([slot.ctx], [slot.gen], prepared=slot.prepared)
+            slot.ctx = slot.prepared = None
+        if late:
+            contexts = [self._slots[sid].ctx for sid in late]
+            self.rollout.add_rows(contexts, [self._slots[s].gen for s in late])  # type: ignore[arg-type]
+            for sid in late:
+                self._slots[sid].ctx = None
+        self._rows = rows + ready + late
 
     @torch.inference_mode()
     def step(self, sids: Sequence[int], actions: Sequence[Any]) -> list[StepOut]:

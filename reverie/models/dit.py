@@ -83,7 +83,10 @@ class KVCache:
         self.v: list[torch.Tensor | None] = [None] * depth
         self.count = 0  # committed frames since reset (also the next frame's absolute index)
         self.base = 0  # absolute index of the frame in slot 0
-        self.start = 0  # absolute index of the first frame (a cache built to join a running batch)
+        # Per cache row, how far its own frame clock runs ahead of `count` (None: every row on the
+        # batch's clock). A row built on its own, away from the batch (a joining player's, prefilled
+        # on another thread), keeps its keys rotated at its own positions: RoPE only sees offsets.
+        self.offset: torch.Tensor | None = None
 
     @property
     def context_frames(self) -> int:
@@ -102,7 +105,7 @@ class KVCache:
             or buf_k.shape != (B, H, self.slots * N, hd)
             or buf_k.dtype != k.dtype
         ):
-            if self.count > self.start:
+            if self.count > 0:
                 raise RuntimeError("KV cache batch, frame size or dtype changed mid-rollout; call reset()")
             buf_k = k.new_zeros(B, H, self.slots * N, hd)
             buf_v = v.new_zeros(B, H, self.slots * N, hd)
@@ -400,6 +403,8 @@ class DiT(nn.Module):
             if T > cache.MAX_NEW and cache.count + T - cache.base > cache.slots:
                 raise ValueError(f"a cached forward takes at most {cache.MAX_NEW} new frames, got {T}")
             frame_pos = torch.arange(cache.count, cache.count + T)
+            if cache.offset is not None:  # rows on clocks of their own: (B, T)
+                frame_pos = frame_pos[None, :] + cache.offset.cpu()[:, None]
             plan = None  # each new frame attends to its own contiguous key window (KVCache.update)
         elif layout == "play":
             if T % 2 or cache is not None:

@@ -78,8 +78,14 @@ class FrameStackRollout(BatchRows):
             return
         self._keep(torch.tensor(rows, device=self._device()))
 
+    def prepare_rows(self, sessions: list[SessionContext], generator: Generators = None) -> None:
+        """Nothing to build ahead: a frame-stack row is its frames, added at the join without a pass."""
+        return None
+
     @torch.no_grad()
-    def add_rows(self, sessions: list[SessionContext], generator: Generators = None) -> None:
+    def add_rows(
+        self, sessions: list[SessionContext], generator: Generators = None, prepared: None = None
+    ) -> None:
         """Append rows for new sessions, padded to the batch's window; the running rows are untouched."""
         if self.B == 0 or not self._history:
             self.rebuild(sessions, generator)

@@ -31,16 +31,17 @@ class Rope3D:
         self.freqs = [theta ** (-torch.arange(0, d // 2, dtype=torch.float64) / (d // 2)) for d in self.dims]
 
     def angles(self, frame_pos: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """Rotation angles (T*h*w, head_dim // 2) in float64 for frames at positions `frame_pos` (T,)."""
-        T = frame_pos.shape[0]
+        """Rotation angles (..., T*h*w, head_dim // 2) in float64 for frames at positions `frame_pos`
+        (..., T): (T,) for a batch on one clock, (B, T) for rows on clocks of their own."""
+        *lead, T = frame_pos.shape
         ft, fy, fx = self.freqs
-        at = frame_pos.to(torch.float64)[:, None] * ft  # (T, dt/2)
+        at = frame_pos.to(torch.float64)[..., None] * ft  # (..., T, dt/2)
         ay = torch.arange(h, dtype=torch.float64)[:, None] * fy  # (h, dy/2)
         ax = torch.arange(w, dtype=torch.float64)[:, None] * fx  # (w, dx/2)
-        at = at[:, None, None, :].expand(T, h, w, -1)
-        ay = ay[None, :, None, :].expand(T, h, w, -1)
-        ax = ax[None, None, :, :].expand(T, h, w, -1)
-        return torch.cat([at, ay, ax], dim=-1).reshape(T * h * w, self.head_dim // 2)
+        at = at[..., None, None, :].expand(*lead, T, h, w, -1)
+        ay = ay[None, :, None, :].expand(*lead, T, h, w, -1)
+        ax = ax[None, None, :, :].expand(*lead, T, h, w, -1)
+        return torch.cat([at, ay, ax], dim=-1).reshape(*lead, T * h * w, self.head_dim // 2)
 
     def cos_sin(
         self, frame_pos: torch.Tensor, h: int, w: int, dtype: torch.dtype, device: torch.device
@@ -50,6 +51,9 @@ class Rope3D:
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs (i, i + hd/2) of x (B, H, L, hd) by the angles behind cos, sin (L, hd/2)."""
+    """Rotate channel pairs (i, i + hd/2) of x (B, H, L, hd) by the angles behind cos, sin (L, hd/2),
+    or (B, L, hd/2) when every row has its own positions."""
+    if cos.dim() == 3:
+        cos, sin = cos[:, None], sin[:, None]  # (B, 1, L, hd/2): the same rotation for every head
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)

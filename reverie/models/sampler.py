@@ -165,6 +165,25 @@ class BatchRows:
         self.B += new.B
 
 
+def _clone(generator: Generators) -> Generators:
+    """Copies of the generators at their current states (None stays None)."""
+    if generator is None:
+        return None
+    if isinstance(generator, torch.Generator):
+        return torch.Generator(generator.device).set_state(generator.get_state())
+    return [torch.Generator(g.device).set_state(g.get_state()) for g in generator]
+
+
+def _hand_over(live: Generators, used: Generators) -> None:
+    """Move generators `live` to the states of their copies `used` (the draws made on their behalf)."""
+    if live is None or used is None:
+        return
+    pairs = [(live, used)] if isinstance(live, torch.Generator) else zip(live, used, strict=True)  # type: ignore[arg-type]
+    for g, u in pairs:
+        assert isinstance(g, torch.Generator) and isinstance(u, torch.Generator)
+        g.set_state(u.get_state())
+
+
 def _pick(x: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
     return x[idx] if x is not None else None
 
@@ -176,9 +195,10 @@ def _cat(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
 class Rollout(BatchRows):
     """Batched autoregressive generation with a KV cache; one object per engine (B sessions).
 
-    Sessions share one cache (and its frame clock). A leaving session's rows are dropped
-    (`keep_rows`); a joining one is built from its own recent frames at the batch's clock
-    (`add_rows`, ~max_context one-row passes); `rebuild` restarts every row from its recent frames.
+    Sessions share one cache and its slots; each row may run on its own frame clock (RoPE sees only
+    offsets). A leaving session's rows are dropped (`keep_rows`); a joining one is built from its own
+    recent frames in one prefill pass (`prepare_rows`, on any thread) and its keys copied in
+    (`add_rows`); `rebuild` restarts every row from its recent frames.
     """
 
     def __init__(self, model: DiT, cfg: SamplerConfig | None = None) -> None:
@@ -193,6 +213,7 @@ class Rollout(BatchRows):
         # The newest frame, noised to the context level, waiting to enter the cache: (z, act).
         self.pending: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._history = []  # the last max_context clean frames: (z, act)
+        self.generators: Generators = None  # prepare_rows: the draws made for the joining sessions
 
     @property
     def frames(self) -> int:
@@ -213,19 +234,16 @@ class Rollout(BatchRows):
         batch_size: int | None = None,
         latent_shape: tuple[int, int, int] | None = None,
         generator: Generators = None,
-        start: int = 0,
     ) -> None:
         """Start B sessions from clean context latents z_context (B, Tc, C, h, w) (Tc may be 0 or None).
 
         act_context: (B, Tc) or (B, Tc, D), the actions that led to the context frames. text: (B, E)
         sentence embeddings (None = no text); text_null (B,) marks sessions without text.
-        Without context, give batch_size and latent_shape (C, h, w). `start`: the absolute frame index
-        of the first context frame (a row built to join a running batch takes the batch's clock).
+        Without context, give batch_size and latent_shape (C, h, w).
         """
         Tc = self._start(z_context, text, text_null, batch_size, latent_shape)
         dev = self._device()
         self.cache = self.model.new_cache(self.max_context)
-        self.cache.count = self.cache.base = self.cache.start = start
         self.pending = None
         first = max(0, Tc - self.max_context)  # older frames would fall out of the window anyway
         if Tc - first > 1:
@@ -311,47 +329,98 @@ class Rollout(BatchRows):
             for buf in (self.cache.k, self.cache.v):
                 if buf[i] is not None:
                     buf[i] = buf[i][cache_idx]  # type: ignore[index]
+        if self.cache.offset is not None:
+            self.cache.offset = self.cache.offset[cache_idx]
         if self.pending is not None:
             self.pending = (self.pending[0][idx], _pick(self.pending[1], idx))
         self._keep(idx)
 
     @torch.no_grad()
-    def add_rows(self, sessions: list[SessionContext], generator: Generators = None) -> None:
+    def prepare_rows(
+        self, sessions: list[SessionContext], generator: Generators = None, length: int | None = None
+    ) -> Rollout:
+        """The rows of joining sessions, built on their own for `add_rows(..., prepared=)`.
+
+        Each session's recent frames are padded to `length` (default: the whole window, as a join
+        into a running batch pads them) and run through the network in one prefill, at the rows' own
+        frame clock. Nothing of this rollout is touched, so it may run on another thread while this
+        one plays: the engine prepares a joining player's rows on its reset worker, and the tick that
+        takes them in only copies their keys. The generators are not advanced here; the noise drawn
+        is carried by the result and handed to them when the rows join.
+        """
+        length = length or self.max_context
+        z, act, text, null = pad_sessions(sessions, length, self._text_dim(), length=length)
+        new = Rollout(self.model, self.cfg)
+        new.generators = _clone(generator)
+        new.reset(z, act, text, text_null=null, generator=new.generators)
+        return new
+
+    @torch.no_grad()
+    def add_rows(
+        self, sessions: list[SessionContext], generator: Generators = None, prepared: Rollout | None = None
+    ) -> None:
         """Append rows for new sessions without touching the running ones (no rebuild, no hitch for them).
 
-        Each new session's recent frames are padded or cut to the batch's window (as `rebuild` pads)
-        and run through the network on their own, at the batch's absolute frame positions, in
-        ~window one-row passes; their keys and values then join the batch's cache. `generator`: one
-        per new session.
+        The new rows come from `prepared` (`prepare_rows` of the same sessions and generators, done
+        beforehand) or are built now, in one prefill pass of their own frames. Their keys and values
+        then join the batch's cache on their own frame clock (`KVCache.offset`), cut to the batch's
+        window. `generator`: one per new session.
         """
         if self.B == 0 or not self._history or self.pending is None:
-            self.rebuild(sessions, generator)
+            longest = min(self.max_context, max(len(s.z) for s in sessions))
+            if prepared is not None and len(prepared._history) == longest:
+                self._adopt(prepared, generator)  # what a rebuild would build, built already
+            else:
+                self.rebuild(sessions, generator)
             return
         W = len(self._history)  # the pending frame and the W - 1 committed frames the next one sees
-        z, act, text, null = pad_sessions(sessions, W, self._text_dim(), length=W)
-        new = Rollout(self.model, self.cfg)
-        new.reset(z, act, text, text_null=null, generator=generator, start=self.cache.count - (W - 1))
-        assert new.pending is not None and new.cache.count == self.cache.count
-        b = len(sessions)
+        new = prepared if prepared is not None and len(prepared._history) >= W else None
+        if new is None:
+            new = self.prepare_rows(sessions, generator, length=W)
+        _hand_over(generator, new.generators)
+        assert new.pending is not None
+        b, c = len(sessions), self.cache.count
         for i in range(self.cache.depth):
             for mine, theirs in ((self.cache.k, new.cache.k), (self.cache.v, new.cache.v)):
                 buf, add = mine[i], theirs[i]
                 if buf is None:
                     continue
+                N = buf.shape[2] // self.cache.slots
                 rows = buf.new_zeros(b * (2 if self.guided else 1), *buf.shape[1:])  # (b, H, slots * N, hd)
-                if add is not None:  # its committed frames, at the same slots as the batch's
-                    N = buf.shape[2] // self.cache.slots
-                    lo, hi = (new.cache.base - self.cache.base) * N, (self.cache.count - self.cache.base) * N
-                    rows[:, :, lo:hi] = add[:, :, : hi - lo]
-                if self.guided:  # [text rows | null rows] in both
-                    B = self.B
-                    buf = torch.cat([buf[:B], rows[:b], buf[B:], rows[b:]])
-                else:
-                    buf = torch.cat([buf, rows])
-                mine[i] = buf
-
+                if add is not None:  # its newest W - 1 committed frames, at the batch's slots for them
+                    src = (new.cache.count - (W - 1) - new.cache.base) * N
+                    dst = (c - (W - 1) - self.cache.base) * N
+                    rows[:, :, dst : dst + (W - 1) * N] = add[:, :, src : src + (W - 1) * N]
+                mine[i] = self._with_rows(buf, rows, b)
+        # the new rows' clocks: their pending frame commits at the batch's `c`, at their own count
+        theirs_off = torch.full((b,), new.cache.count - c, dtype=torch.long)
+        if new.cache.offset is not None:
+            theirs_off = theirs_off + new.cache.offset[:b].cpu()
+        mine_off = self.cache.offset
+        if mine_off is None:
+            mine_off = torch.zeros(self.B * (2 if self.guided else 1), dtype=torch.long)
+        self.cache.offset = self._with_rows(mine_off, theirs_off.repeat(2 if self.guided else 1), b)
         self.pending = (torch.cat([self.pending[0], new.pending[0]]), _cat(self.pending[1], new.pending[1]))
+        new._history = new._history[-W:]  # the batch's window
         self._join(new)
+
+    def _with_rows(self, buf: torch.Tensor, rows: torch.Tensor, b: int) -> torch.Tensor:
+        """Cache rows `buf` with `rows` of b new sessions added: guided caches keep [text rows | null rows]."""
+        if self.guided:
+            B = self.B
+            return torch.cat([buf[:B], rows[:b], buf[B:], rows[b:]])
+        return torch.cat([buf, rows])
+
+    def _adopt(self, new: Rollout, generator: Generators) -> None:
+        """Become the prepared rollout `new` (an empty batch taking in its first players)."""
+        _hand_over(generator, new.generators)
+        self.cache, self.pending, self._history = new.cache, new.pending, new._history
+        self.B, self.latent_shape, self.text, self.text_null = (
+            new.B,
+            new.latent_shape,
+            new.text,
+            new.text_null,
+        )
 
     def fork(self) -> Rollout:
         """An independent copy (same model) that continues from here: the KV cache buffers are cloned."""
