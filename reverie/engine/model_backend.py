@@ -38,6 +38,7 @@ import torch
 
 from reverie.engine.backends import StepOut
 from reverie.engine.key_binding import apply_binding, read_binding
+from reverie.engine.start_walks import StartWalker
 from reverie.errors import ReverieError
 from reverie.models.dynamics import make_rollout
 from reverie.models.sampler import SamplerConfig, SessionContext
@@ -55,6 +56,9 @@ class ModelConfig:
     guidance: float | None = None  # text guidance scale
     max_context: int | None = None  # frames in the window; None: the model's own
     precision: str = "auto"  # auto (bf16 where the CPU has it) | bf16 | fp32
+    walk_process: bool = (
+        True  # real start walks in a helper process (start_walks.py); False: on the reset thread
+    )
 
     def sampler(self, own: SamplerConfig) -> SamplerConfig:
         """The model's own play settings `own`, with this config's explicit choices on top."""
@@ -118,6 +122,9 @@ class ModelBackend:
         self._sim: Any = None  # the real world, for start frames (built on first use)
         self._sim_lock = threading.Lock()  # resets may come from several threads (WorldSession)
         self._has_sim = self.world != "video"
+        self._walker: StartWalker | None = None  # walks in a helper process (cfg.walk_process)
+        if self._has_sim and cfg.walk_process:
+            self._walker = StartWalker(self.world, self.size, self.actions.is_box)
 
     def rebind(self, binding: dict[str, str]) -> dict[str, Any]:
         """Apply a new key binding (already saved) to the spec new sessions and mappers read."""
@@ -139,6 +146,14 @@ class ModelBackend:
         """The real world's start walk for `seed` (frames, actions), or None without a simulator."""
         if not self._has_sim:
             return None
+        if self._walker is not None:
+            try:
+                return self._walker.walk(seed)
+            except BrokenPipeError:  # the helper is gone (killed, out of memory): walk here from now on
+                self._walker = None
+            except ReverieError:  # a world that is not installed here (recorded elsewhere)
+                self._has_sim = False
+                return None
         from reverie.engine.backends import make_env, start_walk
 
         with self._sim_lock:
@@ -287,3 +302,6 @@ class ModelBackend:
             if self._sim is not None:
                 self._sim.close()
                 self._sim = None
+            if self._walker is not None:
+                self._walker.close()
+                self._walker = None
