@@ -31,6 +31,18 @@ def config_from_dict(cls: type[C], d: dict[str, Any], what: str) -> C:
     return cls(**d)
 
 
+def config_changes(old: dict[str, Any] | None, new: dict[str, Any]) -> list[str]:
+    """ "key: old -> new" for every key whose value differs between two config dicts (a key missing
+    from one side reads as "unset"), so an error names what changed instead of printing both."""
+    old = old or {}
+    unset = "unset"
+    return [
+        f"{k}: {old.get(k, unset)} -> {new.get(k, unset)}"
+        for k in list(old) + [k for k in new if k not in old]
+        if old.get(k, unset) != new.get(k, unset)
+    ]
+
+
 def _coerce(value: Any, typ: Any, key: str) -> Any:
     """value (from YAML or a `--set` string) as the field's type, or a ReverieError naming the key."""
     try:

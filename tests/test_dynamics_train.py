@@ -313,3 +313,26 @@ def test_latents_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest.Monke
     )
     with pytest.raises(AssertionError, match="encoded again"):
         DynamicsTask(str(tmp_path / "data"), str(tmp_path / "ae2"), "tiny", window=4, val_fraction=0.34)
+
+
+def test_another_action_space_is_refused_naming_the_change(tmp_path: Path) -> None:
+    """A run (or --init) built for 5 actions does not silently take data with 6."""
+    from reverie.train.config import TrainConfig
+    from reverie.train.loop import train
+
+    cfg = TrainConfig(steps=2, batch_size=4, warmup_steps=1, threads=1, precision="fp32", sample_every=100,
+                      checkpoint_minutes=100.0)  # fmt: skip
+
+    def six(init: str | None = None) -> DynamicsTask:
+        t = DynamicsTask.from_latents(blob_clips(8, 10), None, {"type": "discrete", "n": 6}, "tiny", window=5,
+                                      batch_size=4, model_overrides={"dim": 32, "depth": 1, "heads": 2})  # fmt: skip
+        t.init = init
+        return t
+
+    run = train(
+        tiny_task(batch_size=4, model_overrides={"dim": 32, "depth": 1, "heads": 2}), cfg, tmp_path / "a"
+    )
+    with pytest.raises(ReverieError, match=r"differs .*\(num_actions: 5 -> 6\)"):
+        train(six(), cfg, run, resume=True)
+    with pytest.raises(ReverieError, match=r"--init .*\(num_actions: 5 -> 6\)"):
+        train(six(str(run)), cfg, tmp_path / "b")

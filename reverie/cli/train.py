@@ -214,7 +214,7 @@ def train_dynamics_cmd(
     from reverie.train.config import split_section
     from reverie.train.dynamics_task import DynamicsTask, load_init
     from reverie.train.loop import train
-    from reverie.typed_config import apply_overrides
+    from reverie.typed_config import apply_overrides, config_changes
 
     cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
     flow_sets, model_overrides = split_section(model_overrides, "flow")
@@ -231,14 +231,14 @@ def train_dynamics_cmd(
     )
     if saved is not None and not allow_config_change:
         changed = [
-            f"{name}: {old} -> {new}"
+            f"{name}.{change}"
             # saved sections are read through their typed configs, so a key added since the run was
             # saved counts as its default, not as a change
             for name, old, new in (
                 ("flow", asdict(FlowConfig.from_dict(saved_flow)) if saved_flow else None, asdict(flow)),
                 ("sampler", asdict(SamplerConfig(**saved_sampler)) if saved_sampler else None, asdict(play)),
             )
-            if old != new
+            for change in config_changes(old, new)
         ]
         if changed:
             raise ReverieError(

@@ -29,6 +29,7 @@ from reverie.models.framestack import FrameStack
 from reverie.models.sampler import SamplerConfig
 from reverie.models.text import get_text_encoder
 from reverie.train.task import unwrap
+from reverie.typed_config import config_changes
 from reverie.worlds.action_spec import ActionSpec
 
 if TYPE_CHECKING:
@@ -237,8 +238,10 @@ class DynamicsTask:
         if self.init:  # a fine-tune: start from another run's shipped (EMA) weights
             cfg, state = load_init(self.init)
             if cfg != self.model_cfg:
+                changes = config_changes(asdict(cfg), asdict(self.model_cfg))
                 raise ReverieError(
-                    f"--init {self.init}: its model config {cfg} differs from {self.model_cfg}"
+                    f"--init {self.init}: that model differs from the one this run asks for "
+                    f"({'; '.join(changes)}); use its preset, data (its action space) and model.* settings"
                 )
             model.load_state_dict(state)
         return model

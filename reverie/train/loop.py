@@ -33,6 +33,7 @@ from reverie.train.config import TrainConfig, check
 from reverie.train.ema import EMA
 from reverie.train.schedule import lr_at
 from reverie.train.task import Task
+from reverie.typed_config import config_changes
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -102,10 +103,12 @@ def _resume(
 ) -> tuple[int, dict[str, Any]]:
     config, ema_state = ckpt.load_run(out)
     ckpt.check_kind(config, task.name, out)
-    if _with_new_defaults(config.get("model"), task) != json.loads(json.dumps(task.model_config())):
+    saved, asked = _with_new_defaults(config.get("model"), task), json.loads(json.dumps(task.model_config()))
+    if saved != asked:
+        changes = config_changes(saved, asked) if isinstance(saved, dict) else [f"{saved} -> {asked}"]
         raise ReverieError(
-            f"cannot resume {out}: its model config {config.get('model')} differs from the one asked for "
-            f"{task.model_config()}; use the same preset and model.* settings, or a new --out"
+            f"cannot resume {out}: its model differs from the one asked for ({'; '.join(changes)}); "
+            "use the same preset, data (its action space) and model.* settings, or a new --out"
         )
     tensors, info = ckpt.load_train_state(out, config)
     raw = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
