@@ -3,7 +3,7 @@
 #
 #   bash runs/default.sh                 # everything; rerun it to continue where it stopped
 #   OUT=/tmp/mine bash runs/default.sh   # somewhere else
-#   STEPS=4000 bash runs/default.sh      # a longer schedule for the dynamics fine-tune
+#   STEPS=5000 bash runs/default.sh      # a longer schedule for the dynamics fine-tune
 #
 # The dynamics model warm-starts from the shipped weights (`--init default`), so every rerun after a
 # new export builds on the last one; a stopped run continues from its last checkpoint (`--resume`).
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/out/default}
 PY=${PY:-.venv/bin}
-STEPS=${STEPS:-2000}
+STEPS=${STEPS:-2600}
 reverie() { "$PY/reverie" "$@"; }
 mkdir -p "$OUT"
 
@@ -29,15 +29,18 @@ mkdir -p "$OUT"
 
 # 3. Dynamics: fine-tune the shipped DiT (small preset, patch 2: 16 tokens a frame) with the
 #    play-layout objective (reverie/models/flow.py: t covers t = 1, context noise up to 0.5, 90% of
-#    windows in the play layout) and self-forcing: half the play-layout windows see the model's own
-#    1-step rollout (context noise 0.2, as it is played) after a real prefix, the real frames as
-#    targets. The first start encodes the frames once (~6 minutes on one core; cached for later
-#    starts); then ~1.7 s a step of 16 windows on one core. runs/default_notes.md has the
-#    from-scratch command the shipped weights began with.
+#    windows in the play layout), self-forcing (half the play-layout windows see the model's own
+#    1-step rollout, context noise 0.2 as it is played, after a real prefix; the real frames are the
+#    targets) and the adversarial term (reverie/models/critic.py: a small critic of (previous frame,
+#    next frame, action) keeps the 1-step frame sharp; docs/bakeoff.md has the measurements). The
+#    first start encodes the frames once (~6 minutes on one core; cached for later starts); then
+#    ~1.6 s a step of 16 windows on one core. runs/default_notes.md has the from-scratch command the
+#    shipped weights began with.
 if [ -f "$OUT/dit/config.json" ]; then start=(--resume); else start=(--init default); fi
 reverie train dynamics --data "$OUT/data" --autoencoder "$OUT/ae" --out "$OUT/dit" "${start[@]}" \
   --steps "$STEPS" --set batch_size=16 --set lr=2e-4 --set warmup_steps=20 --set ema_decay=0.995 \
   --set flow.p_self=0.5 --set flow.self_steps=1 --set flow.self_context_noise=0.2 \
+  --set flow.adv_weight=0.15 --set flow.adv_lr=5e-4 \
   --set sampler.steps=1 --set sampler.context_noise=0.2 --set checkpoint_minutes=8
 
 # 4. Play settings by measurement: eval --quick over sampler steps x context noise. Settings whose

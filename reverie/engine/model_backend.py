@@ -233,6 +233,8 @@ class ModelBackend:
         joining = [sid for sid in sids if sid not in rows]
         ready = [sid for sid in joining if self._slots[sid].prepared is not None]
         late = [sid for sid in joining if self._slots[sid].prepared is None]  # paused players coming back
+        if not rows and len(joining) > 1:  # several players start an empty batch: one rebuild of all
+            ready, late = [], joining  # (nobody waits on it; their rows as one batch, as eval builds them)
         for sid in ready:
             slot = self._slots[sid]
             assert slot.ctx is not None
@@ -242,7 +244,7 @@ class ModelBackend:
             contexts = [self._slots[sid].ctx for sid in late]
             self.rollout.add_rows(contexts, [self._slots[s].gen for s in late])  # type: ignore[arg-type]
             for sid in late:
-                self._slots[sid].ctx = None
+                self._slots[sid].ctx = self._slots[sid].prepared = None
         self._rows = rows + ready + late
 
     @torch.inference_mode()
