@@ -13,6 +13,7 @@ from test_dynamics_train import tiny_task
 from reverie.checkpoint import load_run, load_train_state
 from reverie.errors import ReverieError
 from reverie.models.critic import Adversary, LatentCritic
+from reverie.models.dreams import DreamPool
 from reverie.models.flow import FlowConfig, flow_loss
 from reverie.train.config import TrainConfig
 from reverie.train.loop import train
@@ -112,8 +113,10 @@ def test_flow_loss_adds_the_term_only_when_weighted() -> None:
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
-def test_run_with_critic_resumes_exactly(tmp_path: Path) -> None:
-    flow = FlowConfig(adv_weight=0.5, adv_lr=1e-3, p_self=0.25, self_steps=1)
+@pytest.mark.parametrize("dream_rows", [0, 3])
+def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int) -> None:
+    flow = FlowConfig(adv_weight=0.5, adv_lr=1e-3, p_self=0.25, self_steps=1,
+                      dream_rows=dream_rows, dream_frames=7, dream_advance=2)  # fmt: skip
     cfg = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, log_every=1, sample_every=100,
                       checkpoint_minutes=100.0, threads=1, precision="fp32")  # fmt: skip
     train(tiny_task(flow=flow), cfg, tmp_path / "whole")
@@ -128,6 +131,7 @@ def test_run_with_critic_resumes_exactly(tmp_path: Path) -> None:
     ts, _ = load_train_state(tmp_path / "split", load_run(tmp_path / "split")[0])
     critic = [k for k in tw if k.startswith("critic/")]
     assert critic and all(torch.equal(tw[k], ts[k]) for k in critic)
+    assert ("critic/dreams/age" in tw) == bool(dream_rows)  # the dreams resume where they were
     # the shipped weights hold the dynamics model only
     assert not any(k.startswith("critic") for k in whole)
 
@@ -135,3 +139,34 @@ def test_run_with_critic_resumes_exactly(tmp_path: Path) -> None:
 def test_critic_is_refused_for_the_frame_stack_model() -> None:
     with pytest.raises(ReverieError, match="adv_weight"):
         tiny_task("conv-tiny", model_overrides={}, flow=FlowConfig(adv_weight=0.1))
+
+
+def test_dreams_run_on_across_steps_and_restart_from_real_frames() -> None:
+    """A dream keeps its own frames from step to step (ages grow by `advance`), restarts from a batch
+    window's real frames when its life is over, and its proposed frame carries gradient to the model."""
+    task = tiny_task()
+    torch.manual_seed(0)
+    model = task.build_model()
+    batch = task.batch(0, 0, 1)
+    z, act = batch["z"], batch["act"]  # (8, 5, ...): dreams hold window - 1 = 4 frames
+    pool = DreamPool(rows=3, max_frames=100, advance=2)
+    pool.propose(model, z, act, steps=1, context_noise=0.1)
+    assert pool.z is not None and pool.z.shape == (3, 4, *z.shape[2:]) and pool.age.tolist() == [2, 2, 2]
+    assert torch.equal(pool.z[:, :2], z[:3, 2:4]) and not torch.equal(pool.z[:, 2:], z[:3, 4:6])
+    assert torch.equal(pool.act[:, 2:], act[:3, :2])  # the batch's real actions drive them
+    mine = pool.z.clone()
+    other = task.batch(1, 0, 1)
+    pool.life[1] = 2  # dream 1's life is over: it starts again from the new batch's real frames
+    prev, fake, a, m = pool.propose(model, other["z"], other["act"], steps=1, context_noise=0.1)
+    assert pool.age.tolist() == [4, 2, 4] and m["dream_age"] == pytest.approx(10 / 3)
+    assert torch.equal(pool.z[0, :2], mine[0, 2:]) and torch.equal(pool.z[1, :2], other["z"][1, 2:4])
+    assert torch.equal(prev, pool.z[:, -1]) and torch.equal(a, other["act"][:3, 2])
+    fake.pow(2).mean().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_dreams_need_the_critic() -> None:
+    with pytest.raises(ReverieError, match="adv_weight"):
+        FlowConfig(dream_rows=4)
+    with pytest.raises(ReverieError, match="dream_rows"):
+        FlowConfig(adv_weight=0.1, dream_rows=-1)

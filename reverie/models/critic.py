@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from reverie.models.dreams import DreamPool
+
 CRITIC_PREFIX = "critic/"  # its tensors in a run's training state
 
 
@@ -57,14 +59,16 @@ class LatentCritic(nn.Module):
 
 
 class Adversary:
-    """A `LatentCritic` with its own AdamW (constant lr, betas 0.5/0.9 as GANs like)."""
+    """A `LatentCritic` with its own AdamW (constant lr, betas 0.5/0.9 as GANs like), and optionally
+    the free-running dreams (reverie/models/dreams.py) whose frames it judges beside the batch's."""
 
-    def __init__(self, critic: LatentCritic, lr: float) -> None:
+    def __init__(self, critic: LatentCritic, lr: float, dreams: DreamPool | None = None) -> None:
         self.critic = critic
         self.opt = torch.optim.AdamW(critic.parameters(), lr=lr, betas=(0.5, 0.9), weight_decay=0.0)
+        self.dreams = dreams
 
     @classmethod
-    def for_model(cls, model_cfg: Any, lr: float) -> Adversary:
+    def for_model(cls, model_cfg: Any, lr: float, dreams: DreamPool | None = None) -> Adversary:
         """An adversary for a dynamics config (latent channels and action space)."""
         critic = LatentCritic(
             model_cfg.latent_channels,
@@ -72,30 +76,44 @@ class Adversary:
             getattr(model_cfg, "num_actions", 1),
             getattr(model_cfg, "action_dim", 0),
         )
-        return cls(critic, lr)
+        return cls(critic, lr, dreams)
 
     def _logits(self, prev: torch.Tensor, z: torch.Tensor, act: torch.Tensor | None) -> torch.Tensor:
         with torch.autocast(z.device.type, enabled=False):  # tiny: fp32 keeps spectral norm exact
             return self.critic(prev.float(), z.float(), act)
 
     def update(
-        self, prev: torch.Tensor, real: torch.Tensor, fake: torch.Tensor, act: torch.Tensor | None
+        self,
+        prev: torch.Tensor,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        act: torch.Tensor | None,
+        dream: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None,
     ) -> dict[str, float]:
-        """One critic step (hinge loss) on real and detached fake next frames; its metrics."""
+        """One critic step (hinge loss) on real and detached fake next frames; its metrics.
+
+        dream: more fakes with their own (previous frame, next frame, action), judged beside `fake`."""
         self.critic.train()
         self.critic.requires_grad_(True)
         with torch.enable_grad():
             d_real = self._logits(prev, real, act)
             d_fake = self._logits(prev, fake.detach(), act)
-            loss = nn.functional.relu(1 - d_real).mean() + nn.functional.relu(1 + d_fake).mean()
+            d_all = d_fake
+            if dream is not None:
+                d_dream = self._logits(dream[0], dream[1].detach(), dream[2])
+                d_all = torch.cat([d_fake, d_dream])
+            loss = nn.functional.relu(1 - d_real).mean() + nn.functional.relu(1 + d_all).mean()
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
         self.opt.step()
-        return {
+        metrics = {
             "critic_loss": float(loss.detach()),
             "critic_real": float(d_real.detach().mean()),
             "critic_fake": float(d_fake.detach().mean()),
         }
+        if dream is not None:
+            metrics["critic_dream"] = float(d_dream.detach().mean())
+        return metrics
 
     def generator_loss(
         self, prev: torch.Tensor, fake: torch.Tensor, act: torch.Tensor | None
@@ -114,6 +132,8 @@ class Adversary:
         opt_tensors, opt_json = flatten_optimizer(self.opt)
         tensors = {f"{CRITIC_PREFIX}model/{k}": v for k, v in self.critic.state_dict().items()}
         tensors |= {f"{CRITIC_PREFIX}{k}": v for k, v in opt_tensors.items()}
+        if self.dreams is not None:
+            tensors |= self.dreams.state_tensors(f"{CRITIC_PREFIX}dreams/")
         return tensors, opt_json
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
@@ -123,3 +143,5 @@ class Adversary:
         self.critic.load_state_dict({k[len(pre) :]: v for k, v in tensors.items() if k.startswith(pre)})
         opt = {k[len(CRITIC_PREFIX) :]: v for k, v in tensors.items() if k.startswith(CRITIC_PREFIX + "opt/")}
         restore_optimizer(self.opt, opt, info)
+        if self.dreams is not None:
+            self.dreams.load_state_tensors(tensors, f"{CRITIC_PREFIX}dreams/")

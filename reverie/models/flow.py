@@ -66,6 +66,11 @@ class FlowConfig:
     # frames, given the real previous frame and the action; 0 turns it off.
     adv_weight: float = 0.0  # weight of the critic's generator loss beside the flow loss
     adv_lr: float = 2e-4  # the critic's learning rate (constant)
+    # Dreams (reverie/models/dreams.py): free-running rollouts kept across steps, hundreds of frames
+    # of the model's own context deep, whose next 1-step frame the critic also judges (needs adv_weight).
+    dream_rows: int = 0  # dreams kept alive (0 = off)
+    dream_frames: int = 1800  # a dream lives a random number of frames up to this, then restarts
+    dream_advance: int = 4  # frames each dream runs on per training step (at most window - 1)
 
     def __post_init__(self) -> None:
         if not 1 <= self.self_steps <= 8:
@@ -79,6 +84,16 @@ class FlowConfig:
             raise ReverieError(f"flow.context_noise_max must be in [0, 1), got {self.context_noise_max}")
         if not 0.0 <= self.adv_weight <= 10.0:
             raise ReverieError(f"flow.adv_weight must be in [0, 10], got {self.adv_weight}")
+        if not 0 <= self.dream_rows <= 256:
+            raise ReverieError(f"flow.dream_rows must be in 0..256, got {self.dream_rows}")
+        if self.dream_rows and self.adv_weight <= 0:
+            raise ReverieError(
+                "flow.dream_rows: dreams are judged by the critic; set flow.adv_weight > 0 too"
+            )
+        if self.dream_frames < 1 or self.dream_advance < 1:
+            raise ReverieError(
+                f"flow.dream_frames and flow.dream_advance must be >= 1, got {self.dream_frames}, {self.dream_advance}"
+            )
         if not 0.0 < self.adv_lr <= 1.0:
             raise ReverieError(f"flow.adv_lr must be in (0, 1], got {self.adv_lr}")
         if self.t_std <= 0:
@@ -209,7 +224,9 @@ def flow_loss(
         if adversary is not None and cfg.adv_weight > 0:
             x0_hat = noised(zp, tp, eps[p]) - tp.to(dev)[:, :, None, None, None] * v.float()
             real_ctx = (torch.arange(n_play) >= n_self) & ~drop_act[p]  # the critic conditions on both
-            adv = _adversarial(adversary, zp, x0_hat, tp, act[p] if act is not None else None, real_ctx)
+            adv = _adversarial(
+                model, adversary, zp, x0_hat, tp, act[p] if act is not None else None, real_ctx, cfg
+            )
     if n_play < B:
         f = slice(n_play, B)
         zf, tf = z[f], t[f]
@@ -238,15 +255,18 @@ def flow_loss(
 
 
 def _adversarial(
+    model: nn.Module,
     adversary: Adversary,
     z: torch.Tensor,
     x0_hat: torch.Tensor,
     t: torch.Tensor,
     act: torch.Tensor | None,
     real_ctx: torch.Tensor,
+    cfg: FlowConfig,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """One critic step and the generator loss over play-layout targets 1.. at t >= ADV_MIN_T of the
-    windows whose context is real (`real_ctx`, (b,)): (previous real frame, sample | real frame, action)."""
+    windows whose context is real (`real_ctx`, (b,)): (previous real frame, sample | real frame, action);
+    with dreams, their next 1-step frames join the fakes and their generator loss is added."""
     dev = z.device
     pick = (t >= ADV_MIN_T) & real_ctx[:, None]  # (b, T)
     pick[:, 0] = False  # the first target has no previous frame
@@ -255,8 +275,18 @@ def _adversarial(
         return x0_hat.sum() * 0.0, {"critic_pairs": 0.0}
     prev, real, fake = z[:, :-1][pick[:, 1:]], z[pick], x0_hat[pick]  # (N, C, h, w)
     a = act[pick] if act is not None else None
-    metrics = adversary.update(prev, real, fake, a)
+    dream, dream_metrics = None, {}
+    if adversary.dreams is not None:
+        *dream_pairs, dream_metrics = adversary.dreams.propose(
+            model, z, act, cfg.self_steps, cfg.self_context_noise
+        )
+        dream = (dream_pairs[0], dream_pairs[1], dream_pairs[2])
+    metrics = adversary.update(prev, real, fake, a, dream) | dream_metrics
     g = adversary.generator_loss(prev, fake, a)
+    if dream is not None:
+        g_dream = adversary.generator_loss(*dream)
+        metrics["adv_dream_loss"] = float(g_dream.detach())
+        g = g + g_dream
     return g, metrics | {"adv_loss": float(g.detach()), "critic_pairs": float(len(fake))}
 
 

@@ -23,6 +23,7 @@ from reverie.data.seeds import seed_ranges
 from reverie.errors import ReverieError
 from reverie.models.critic import Adversary
 from reverie.models.dit import DiT
+from reverie.models.dreams import DreamPool
 from reverie.models.dynamics import build_dynamics, dynamics_config, dynamics_preset, make_rollout
 from reverie.models.flow import FlowConfig, flow_loss, framestack_loss
 from reverie.models.framestack import FrameStack
@@ -234,7 +235,9 @@ class DynamicsTask:
         model = build_dynamics(self.model_config())
         self.adversary = None
         if self.flow.adv_weight > 0:
-            self.adversary = Adversary.for_model(self.model_cfg, self.flow.adv_lr)
+            f = self.flow
+            dreams = DreamPool(f.dream_rows, f.dream_frames, f.dream_advance) if f.dream_rows else None
+            self.adversary = Adversary.for_model(self.model_cfg, f.adv_lr, dreams)
         if self.init:  # a fine-tune: start from another run's shipped (EMA) weights
             cfg, state = load_init(self.init)
             if cfg != self.model_cfg:
