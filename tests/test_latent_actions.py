@@ -221,6 +221,27 @@ def test_saved_keys_name_the_stream_after_recorded_actions(lam_run: dict[str, st
     assert set(NAMES) <= set(spec["names"])
 
 
+def test_merged_stream_speaks_the_recorded_actions(lam_run: dict[str, str]) -> None:
+    """--merge writes every code as the recorded action it most often goes with: the stream has the
+    recorded action space and agrees with the recorded actions exactly as often as the many-to-one map."""
+    r = runner.invoke(app, ["data", "label-actions", lam_run["data"], "--model", lam_run["lam"], "--merge"])
+    assert r.exit_code != 0 and "--save-keys" in r.output + str(r.exception)  # no fitted keys yet
+    r = runner.invoke(app, ["eval-actions", "--model", lam_run["lam"], "--data", lam_run["data"], "--json",
+                            "--save-keys"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.output.strip().splitlines()[-1])
+    r = runner.invoke(app, ["data", "label-actions", lam_run["data"], "--model", lam_run["lam"], "--merge",
+                            "--name", "named"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    store = EpisodeStore.open(lam_run["data"])
+    spec, act = read_stream(store, "named")
+    assert spec["n"] == 5 and spec["names"] == NAMES and len(spec["merged"]) == 8
+    assert all(a[0] == 0 for a in act)
+    rec = [store[i].act for i in range(len(store))]
+    hit = np.concatenate([a[1:] == r_[1:] for a, r_ in zip(act, rec)])
+    assert hit.mean() == pytest.approx(result["accuracy_many_to_one"], abs=1e-3)
+
+
 def test_interrupted_labelling_leaves_the_store_as_it_was(
     lam_run: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

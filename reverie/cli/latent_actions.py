@@ -66,17 +66,25 @@ def label_actions_cmd(
     store: Path = typer.Argument(..., help="Episode store to label (its frames and recorded actions stay)."),
     model: str = typer.Option(..., "--model", "-m", help="Latent-action run (reverie train latent-actions)."),
     name: str = typer.Option("latent", "--name", help="Name of the action stream to write."),
+    merge: bool = typer.Option(
+        False,
+        "--merge",
+        help="Write each code as the recorded action it most often goes with (the keys fitted by "
+        "`reverie eval-actions --save-keys`): one action per key, several codes merged into it.",
+    ),
 ) -> None:
     """Write the latent action of every frame into the store as a new action stream.
 
     The stream sits beside the recorded actions (streams/NAME.npz), is written atomically (an interrupted
     labelling leaves the store as it was) and is what `reverie train dynamics --actions NAME` trains on.
+    By default it holds one action per code; with --merge it speaks the recorded action space the run's
+    keys were fitted on, so the usual keys play it.
 
     Example:  reverie data label-actions runs/out/clips --model runs/out/lam
     """
     from reverie.train.latent_action_task import label_store
 
-    path, spec, counts = label_store(model, str(store), name)
+    path, spec, counts = label_store(model, str(store), name, merge=merge)
     share = ", ".join(f"{n} {c / max(1, counts.sum()):.0%}" for n, c in zip(spec["names"], counts))
     typer.echo(f"wrote action stream {name!r} ({spec['n']} latent actions: {share}) to {path}")
 
@@ -92,7 +100,8 @@ def eval_actions_cmd(
         False,
         "--save-keys",
         help="Save the best one-to-one code -> action map in the run (action_map.json), so stores it "
-        "labels name their actions after the recorded ones and play with the usual keys.",
+        "labels name their actions after the recorded ones and play with the usual keys; the "
+        "many-to-one map is saved beside it for `reverie data label-actions --merge`.",
     ),
 ) -> None:
     """How latent codes agree with recorded actions: accuracy after the best one-to-one and many-to-one

@@ -294,24 +294,59 @@ def stream_spec(codes: torch.Tensor, lengths: list[int], n: int, model_run: str)
 
 
 def label_store(
-    model_run: str, data_dir: str, name: str = "latent"
+    model_run: str, data_dir: str, name: str = "latent", merge: bool = False
 ) -> tuple[str, dict[str, Any], np.ndarray]:
     """Write the model's action for every frame of the store as action stream `name` (atomically);
-    (its path, its spec, how often each stream action occurs)."""
+    (its path, its spec, how often each stream action occurs).
+
+    With `merge`, the stream speaks the recorded action space the run's keys were fitted on
+    (`reverie eval-actions --save-keys`): every code is written as the recorded action it most often
+    goes with, so several codes of one action (walking in the open and walking into a wall) train one
+    action, and the usual keys play what the dynamics model learnt."""
     from reverie.data.streams import write_stream
 
     store, clips, codes, config = store_codes(model_run, data_dir)
     n = int(config["model"]["codes"])
-    spec, lut = stream_spec(codes, clips.lengths, n, model_run)
+    if merge:
+        spec, lut = merged_spec(model_run, n)
+    else:
+        spec, lut = stream_spec(codes, clips.lengths, n, model_run)
     act = lut[codes.numpy()]
+    act[np.cumsum([0, *clips.lengths[:-1]])] = 0  # a first frame follows no action: the null action
     path = write_stream(store, name, spec, np.split(act, np.cumsum(clips.lengths)[:-1]))
-    return path, spec, np.bincount(act, minlength=n)
+    return path, spec, np.bincount(act, minlength=spec["n"])
+
+
+def merged_spec(model_run: str, n: int) -> tuple[dict, np.ndarray]:
+    """(the spec of a merged stream: the recorded action space, the order code -> stream action)."""
+    saved = os.path.join(model_run, ACTION_MAP_FILE)
+    body: dict[str, Any] = {}
+    if os.path.isfile(saved):
+        with open(saved, encoding="utf-8") as f:
+            body = json.load(f)
+    if "merged" not in body or "names" not in body:
+        raise ReverieError(
+            f"{model_run} holds no fitted keys for a merged stream; run `reverie eval-actions --model "
+            f"{model_run} --data STORE --save-keys` on a store with recorded actions first"
+        )
+    names, merged = list(body["names"]), {int(k): v for k, v in body["merged"].items()}
+    # a code the labelled episodes never showed plays the null action (index 0, as in recorded stores)
+    lut = np.array([names.index(merged[k]) if merged.get(k) in names else 0 for k in range(n)], np.int64)
+    spec = {
+        "type": "discrete",
+        "n": len(names),
+        "names": names,
+        "source": "latent-actions",
+        "model": os.path.abspath(model_run),
+        "merged": {str(k): names[int(lut[k])] for k in range(n)},
+    }
+    return spec, lut
 
 
 def evaluate_store(model_run: str, data_dir: str, save_keys: bool = False) -> dict[str, Any]:
     """Agreement of the model's codes with a store's recorded discrete actions (every step that follows
     a frame); with `save_keys` the one-to-one code -> action map is saved in the run."""
-    from reverie.models.latent_actions import contingency, one_to_one
+    from reverie.models.latent_actions import contingency, many_to_one, one_to_one
 
     store, clips, codes, config = store_codes(model_run, data_dir)
     spec = store.spec
@@ -331,9 +366,12 @@ def evaluate_store(model_run: str, data_dir: str, save_keys: bool = False) -> di
     if save_keys:
         from reverie.checkpoint import write_atomic
 
-        mapping = one_to_one(contingency(c, a, n, len(names)))
+        counts = contingency(c, a, n, len(names))
+        mapping, merged = one_to_one(counts), many_to_one(counts)
         body = {
             "codes": {str(k): names[v] for k, v in sorted(mapping.items())},
+            "merged": {str(k): names[v] for k, v in sorted(merged.items())},
+            "names": names,
             "fitted_on": os.path.abspath(data_dir),
         }
         write_atomic({Path(saved): json.dumps(body, indent=1).encode()})
