@@ -240,6 +240,11 @@ def test_merged_stream_speaks_the_recorded_actions(lam_run: dict[str, str]) -> N
     rec = [store[i].act for i in range(len(store))]
     hit = np.concatenate([a[1:] == r_[1:] for a, r_ in zip(act, rec)])
     assert hit.mean() == pytest.approx(result["accuracy_many_to_one"], abs=1e-3)
+    # scored again, the saved maps are applied as they are (here on the store they were fitted on)
+    r = runner.invoke(app, ["eval-actions", "--model", lam_run["lam"], "--data", lam_run["data"], "--json"])
+    again = json.loads(r.output.strip().splitlines()[-1])
+    assert again["accuracy_saved_merged_map"] == result["accuracy_many_to_one"]
+    assert again["accuracy_saved_map"] == result["accuracy_one_to_one"]
 
 
 def test_interrupted_labelling_leaves_the_store_as_it_was(

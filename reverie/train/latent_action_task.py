@@ -360,9 +360,17 @@ def evaluate_store(model_run: str, data_dir: str, save_keys: bool = False) -> di
     saved = os.path.join(model_run, ACTION_MAP_FILE)
     if os.path.isfile(saved) and not save_keys:
         with open(saved, encoding="utf-8") as f:
-            fitted = {int(k): v for k, v in json.load(f)["codes"].items()}
-        lut = np.array([names.index(fitted[k]) if fitted.get(k) in names else -1 for k in range(n)])
-        result["accuracy_saved_map"] = round(float((lut[c] == a).mean()), 4)
+            body = json.load(f)
+        view = np.isin(a, [names.index(v) for v in VIEW_ACTIONS if v in names])
+        for key, label in (("codes", "map"), ("merged", "merged_map")):  # merged: many-to-one
+            if key not in body:
+                continue
+            fitted = {int(k): v for k, v in body[key].items()}
+            lut = np.array([names.index(fitted[k]) if fitted.get(k) in names else -1 for k in range(n)])
+            hit = lut[c] == a
+            result[f"accuracy_saved_{label}"] = round(float(hit.mean()), 4)
+            if view.any():
+                result[f"accuracy_saved_{label}_view"] = round(float(hit[view].mean()), 4)
     if save_keys:
         from reverie.checkpoint import write_atomic
 
