@@ -112,6 +112,18 @@ def test_flow_loss_adds_the_term_only_when_weighted() -> None:
     on.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
+    # more critic steps train the critic further on the same pairs; the metrics are its first step's
+    def fresh() -> Adversary:
+        torch.manual_seed(5)
+        return Adversary.for_model(task.model_cfg, 1e-3)
+
+    one, three = fresh(), fresh()
+    _, m1 = run(replace(cfg, adv_weight=0.5), one)
+    _, m3 = run(replace(cfg, adv_weight=0.5, adv_critic_steps=3), three)
+    assert m1["critic_loss"] == m3["critic_loss"]
+    w1, w3 = one.critic.state_dict(), three.critic.state_dict()
+    assert any(not torch.equal(w1[k], w3[k]) for k in w1)
+
 
 @pytest.mark.parametrize("dream_rows", [0, 3])
 def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int) -> None:

@@ -66,6 +66,7 @@ class FlowConfig:
     # frames, given the real previous frame and the action; 0 turns it off.
     adv_weight: float = 0.0  # weight of the critic's generator loss beside the flow loss
     adv_lr: float = 2e-4  # the critic's learning rate (constant)
+    adv_critic_steps: int = 1  # critic updates per training step, on the same pairs
     # Dreams (reverie/models/dreams.py): free-running rollouts kept across steps, hundreds of frames
     # of the model's own context deep, whose next 1-step frame the critic also judges (needs adv_weight).
     dream_rows: int = 0  # dreams kept alive (0 = off)
@@ -84,6 +85,8 @@ class FlowConfig:
             raise ReverieError(f"flow.context_noise_max must be in [0, 1), got {self.context_noise_max}")
         if not 0.0 <= self.adv_weight <= 10.0:
             raise ReverieError(f"flow.adv_weight must be in [0, 10], got {self.adv_weight}")
+        if not 1 <= self.adv_critic_steps <= 16:
+            raise ReverieError(f"flow.adv_critic_steps must be in 1..16, got {self.adv_critic_steps}")
         if not 0 <= self.dream_rows <= 256:
             raise ReverieError(f"flow.dream_rows must be in 0..256, got {self.dream_rows}")
         if self.dream_rows and self.adv_weight <= 0:
@@ -281,7 +284,9 @@ def _adversarial(
             model, z, act, cfg.self_steps, cfg.self_context_noise
         )
         dream = (dream_pairs[0], dream_pairs[1], dream_pairs[2])
-    metrics = adversary.update(prev, real, fake, a, dream) | dream_metrics
+    metrics = adversary.update(prev, real, fake, a, dream) | dream_metrics  # the critic as it came
+    for _ in range(cfg.adv_critic_steps - 1):
+        adversary.update(prev, real, fake, a, dream)
     g = adversary.generator_loss(prev, fake, a)
     if dream is not None:
         g_dream = adversary.generator_loss(*dream)
