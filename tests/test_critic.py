@@ -161,7 +161,7 @@ def test_dreams_run_on_across_steps_and_restart_from_real_frames() -> None:
     model = task.build_model()
     batch = task.batch(0, 0, 1)
     z, act = batch["z"], batch["act"]  # (8, 5, ...): dreams hold window - 1 = 4 frames
-    pool = DreamPool(rows=3, max_frames=100, advance=2)
+    pool = DreamPool(rows=3, max_frames=100, advance=2, lost_scale=1e3)  # an untrained model's scale
     pool.propose(model, z, act, steps=1, context_noise=0.1)
     assert pool.z is not None and pool.z.shape == (3, 4, *z.shape[2:]) and pool.age.tolist() == [2, 2, 2]
     assert torch.equal(pool.z[:, :2], z[:3, 2:4]) and not torch.equal(pool.z[:, 2:], z[:3, 4:6])
@@ -175,6 +175,12 @@ def test_dreams_run_on_across_steps_and_restart_from_real_frames() -> None:
     assert torch.equal(prev, pool.z[:, -1]) and torch.equal(a, other["act"][:3, 2])
     fake.pow(2).mean().backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    # a dream blowing up is lost: it restarts at once from real frames
+    pool.z[2] *= 1e6
+    pool.z[0] = float("nan")
+    _, fake, _, m = pool.propose(model, z, act, steps=1, context_noise=0.1)
+    assert m["dreams_lost"] == 2 and pool.age.tolist() == [0, 4, 0] and torch.isfinite(fake).all()
+    assert torch.equal(pool.z[0], z[0, :4]) and torch.equal(pool.z[2], z[2, :4])
 
 
 def test_dreams_need_the_critic() -> None:

@@ -13,7 +13,8 @@ last window - 1 frames, the forcing layout with context at the play noise level,
 cached play step. The critic judges those beside the batch's samples and the dynamics model gets its
 generator loss, so a drifting context learns to produce a world-like frame instead of compounding.
 A dream lives a random number of frames (uniform in [window, max_frames]) and restarts from the real
-frames of a batch window, so the pool holds every age from a fresh start to `max_frames`.
+frames of a batch window, so the pool holds every age from a fresh start to `max_frames`; one whose
+frames blow up (`LOST_SCALE`) restarts at once.
 
 Its state (each dream's newest frames, actions, age and lifetime) travels with the critic's in the
 run's training state, and every draw comes from torch's global RNG, which the loop re-seeds each
@@ -28,13 +29,18 @@ import torch
 from torch import nn
 
 STATE_KEYS = ("z", "act", "age", "life")
+# A dream with a frame whose mean |z| passes this many times the largest of the batch's real frames
+# is lost (a rollout blowing up): it restarts at once. Measured: without it, once the critic told
+# dreams apart, a few dreams grew without bound and their gradients (norm 20-95, every step clipped)
+# wrecked the model within 100 steps.
+LOST_SCALE = 1.5
 
 
 class DreamPool:
     """`rows` free-running dreams; `propose` advances them and returns (prev, fake, act) with gradient."""
 
-    def __init__(self, rows: int, max_frames: int, advance: int) -> None:
-        self.rows, self.max_frames, self.advance = rows, max_frames, advance
+    def __init__(self, rows: int, max_frames: int, advance: int, lost_scale: float = LOST_SCALE) -> None:
+        self.rows, self.max_frames, self.advance, self.lost_scale = rows, max_frames, advance, lost_scale
         self.z: torch.Tensor | None = None  # (R, W - 1, C, h, w) each dream's newest frames
         self.act: torch.Tensor | None = None  # (R, W - 1[, D]) the actions that led to them
         self.age = torch.zeros(rows, dtype=torch.long)  # frames dreamt since its real start
@@ -87,6 +93,10 @@ class DreamPool:
         self.z = torch.cat([self.z, torch.stack(new, 1).float().cpu()], 1)[:, -(T - 1) :]
         self.act = torch.cat([self.act, act[src, :k].cpu()], 1)[:, -(T - 1) :]
         self.age += k
+        limit = self.lost_scale * float(z.detach().float().abs().mean(dim=(2, 3, 4)).max())
+        scale = self.z.abs().mean(dim=(2, 3, 4)).amax(1)  # (R,) the largest frame of each window
+        lost = ~torch.isfinite(scale) | (scale > limit)
+        self._restart(z, act, lost)
         # the next frame with gradient: a cached play step (context at the play level, target t = 1)
         a_next = act[src, k].to(dev)
         ctx = self.z.to(dev)
@@ -96,7 +106,8 @@ class DreamPool:
         a_win = torch.cat([self.act.to(dev), a_next[:, None]], 1) if has_act else None
         v = model(x, levels, a_win, None)[:, -1]
         fake = eps[:, 0] - v.float()  # x0 at t = 1: the 1-step sample
-        return ctx[:, -1], fake, a_next if has_act else None, {"dream_age": float(self.age.float().mean())}
+        metrics = {"dream_age": float(self.age.float().mean()), "dreams_lost": float(lost.sum())}
+        return ctx[:, -1], fake, a_next if has_act else None, metrics
 
     # -- exact resume ------------------------------------------------------------------------------
     def state_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
