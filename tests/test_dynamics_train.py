@@ -177,6 +177,15 @@ def test_task_from_store_trains_loads_and_samples(tmp_path: Path) -> None:
     task.log_samples(model, Writer(), 0)  # type: ignore[arg-type]
     # 4 held-out windows, each a real row above a generated row of 4 frames of 32x32.
     assert len(images) == 1 and images[0].shape == (4 * 2 * 32, 4 * 32, 3) and images[0].dtype == np.uint8
+    # with dreams, their newest frames too: a row of window - 1 frames per dream
+    from reverie.models.critic import Adversary
+    from reverie.models.dreams import DreamPool
+
+    task.adversary = Adversary.for_model(task.model_cfg, 1e-3, DreamPool(2, 10, 1, lost_scale=1e3))
+    assert task.adversary.dreams is not None
+    task.adversary.dreams.propose(model, batch["z"], batch["act"], steps=1, context_noise=0.1)
+    task.log_samples(model, Writer(), 1)  # type: ignore[arg-type]
+    assert len(images) == 3 and images[2].shape == (2 * 32, 3 * 32, 3)
 
 
 def test_autoencoder_size_mismatch_names_both_sides(tmp_path: Path) -> None:

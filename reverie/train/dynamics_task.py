@@ -345,6 +345,17 @@ class DynamicsTask:
         writer.add_image(
             "samples/real|generated (context, then rollout)", np.concatenate(rows, 0), step, dataformats="HWC"
         )
+        dreams = self.adversary.dreams if self.adversary is not None else None
+        if dreams is not None and dreams.z is not None:  # what the critic sees far into play
+            with torch.no_grad():
+                d = dreams.z[: min(8, dreams.rows)]
+                px = tensor_to_frames(self.ae.decode(d.flatten(0, 1).to(dev))).reshape(
+                    *d.shape[:2], *self._px(z)
+                )
+            rows = [np.concatenate(list(clip), axis=1) for clip in px]
+            writer.add_image(
+                "samples/dreams (newest frames of each)", np.concatenate(rows, 0), step, dataformats="HWC"
+            )
 
     def _px(self, z: torch.Tensor) -> tuple[int, int, int]:
         assert self.ae is not None
