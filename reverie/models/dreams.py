@@ -16,6 +16,10 @@ A dream lives a random number of frames (uniform in [window, max_frames]) and re
 frames of a batch window, so the pool holds every age from a fresh start to `max_frames`; one whose
 frames blow up (`LOST_SCALE`) restarts at once.
 
+Measured (docs/bakeoff.md): the pool shows the drift plainly (a run's dreams share one colour cast
+hundreds of frames deep), but judged by the latent critic it has not helped yet: a weak critic says
+nothing, a strong one is answered with latent texture. Off by default (`flow.dream_rows` 0).
+
 Its state (each dream's newest frames, actions, age and lifetime) travels with the critic's in the
 run's training state, and every draw comes from torch's global RNG, which the loop re-seeds each
 step: a resumed run continues exactly.
