@@ -278,12 +278,13 @@ def _adversarial(
         return x0_hat.sum() * 0.0, {"critic_pairs": 0.0}
     prev, real, fake = z[:, :-1][pick[:, 1:]], z[pick], x0_hat[pick]  # (N, C, h, w)
     a = act[pick] if act is not None else None
-    dream, dream_metrics = None, {}
+    dream: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
+    dream_metrics: dict[str, float] = {}
     if adversary.dreams is not None:
-        *dream_pairs, dream_metrics = adversary.dreams.propose(
+        d_prev, d_fake, d_act, dream_metrics = adversary.dreams.propose(
             model, z, act, cfg.self_steps, cfg.self_context_noise
         )
-        dream = (dream_pairs[0], dream_pairs[1], dream_pairs[2])
+        dream = (d_prev, d_fake, d_act)
     metrics = adversary.update(prev, real, fake, a, dream) | dream_metrics  # the critic as it came
     for _ in range(cfg.adv_critic_steps - 1):
         adversary.update(prev, real, fake, a, dream)
