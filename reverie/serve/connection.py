@@ -306,6 +306,10 @@ class Connection:
                 self.say(P.control("previews", frames=frames, strips=strips))
             except ReverieError as e:  # the session restarted or ended meanwhile
                 self._reject("no_preview", str(e)[:300])
+            except Exception:  # a bug of ours: the page gets an answer, the log one line
+                self.srv.ratelog.log(logging.ERROR, "internal", "preview failed", exc_info=True,
+                                     client=self.address)  # fmt: skip
+                self._reject("no_preview", "the preview failed; try again")
             finally:
                 self.srv.previewing = False
 
