@@ -51,7 +51,8 @@ class DreamPool:
         self.life = torch.zeros(rows, dtype=torch.long)  # frames it lives before restarting
 
     def _restart(self, z: torch.Tensor, act: torch.Tensor, which: torch.Tensor) -> None:
-        """Dreams `which` (R,) bool start again from the real frames of batch windows."""
+        """Dreams `which` (R,) bool start again from the real frames of batch windows (all of them when
+        there are none yet, or the window changed)."""
         W1 = z.shape[1] - 1
         src = torch.arange(self.rows) % z.shape[0]
         fresh_z, fresh_a = z[src, :W1].detach().float().cpu(), act[src, :W1].cpu()
@@ -82,10 +83,7 @@ class DreamPool:
         has_act = act is not None
         if act is None:  # an action-less model: a placeholder sequence that is never given to it
             act = torch.zeros(z.shape[:2], dtype=torch.long)
-        if self.z is None or self.z.shape[1] != T - 1:
-            self._restart(z, act, torch.ones(self.rows, dtype=torch.bool))
-        else:
-            self._restart(z, act, self.age >= self.life)
+        self._restart(z, act, self.age >= self.life)  # (every dream, on the first step)
         assert self.z is not None and self.act is not None
         src = torch.arange(self.rows) % z.shape[0]
         k = min(self.advance, T - 1)

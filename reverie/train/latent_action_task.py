@@ -221,6 +221,16 @@ class LatentActionTask:
 ACTION_MAP_FILE = "action_map.json"  # in a latent-action run: which recorded action each code plays
 
 
+def read_keys(model_run: str) -> dict[str, Any]:
+    """The run's fitted keys (`eval-actions --save-keys`): {"codes": one-to-one, "merged": many-to-one
+    (code -> action name), "names": the recorded action space, ...}, or {} when none were fitted."""
+    saved = os.path.join(model_run, ACTION_MAP_FILE)
+    if not os.path.isfile(saved):
+        return {}
+    with open(saved, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def encode_store(store: Any, autoencoder_run: str, val_fraction: float, device: str = "cpu") -> LatentClips:
     """Every episode of `store` as latents, in the train/held-out parts a training run with `val_fraction`
     would use, so a store already encoded for training comes from the latent cache."""
@@ -272,11 +282,9 @@ def stream_spec(codes: torch.Tensor, lengths: list[int], n: int, model_run: str)
     """
     starts = np.cumsum([0, *lengths[:-1]])
     still = int(torch.bincount(codes[torch.from_numpy(starts)], minlength=n).argmax()) if lengths else 0
-    saved = os.path.join(model_run, ACTION_MAP_FILE)
     names = {still: "noop"}
-    if os.path.isfile(saved):
-        with open(saved, encoding="utf-8") as f:
-            names = {int(k): v for k, v in json.load(f)["codes"].items()}
+    if keys := read_keys(model_run):
+        names = {int(k): v for k, v in keys["codes"].items()}
         still = next((k for k, v in names.items() if v == "noop"), still)
     order = [still] + [k for k in range(n) if k != still]  # stream action i plays code order[i]
     out = [names.get(k, f"c{i}") for i, k in enumerate(order)]
@@ -319,11 +327,7 @@ def label_store(
 
 def merged_spec(model_run: str, n: int) -> tuple[dict, np.ndarray]:
     """(the spec of a merged stream: the recorded action space, the order code -> stream action)."""
-    saved = os.path.join(model_run, ACTION_MAP_FILE)
-    body: dict[str, Any] = {}
-    if os.path.isfile(saved):
-        with open(saved, encoding="utf-8") as f:
-            body = json.load(f)
+    body = read_keys(model_run)
     if "merged" not in body or "names" not in body:
         raise ReverieError(
             f"{model_run} holds no fitted keys for a merged stream; run `reverie eval-actions --model "
@@ -357,10 +361,8 @@ def evaluate_store(model_run: str, data_dir: str, save_keys: bool = False) -> di
     rows = torch.from_numpy(step_rows(clips.lengths))
     c, a = codes[rows].numpy(), clips.act[rows].numpy()
     result = {"model": model_run, "data": data_dir, "codes": n, **agreement(c, a, n, names, VIEW_ACTIONS)}
-    saved = os.path.join(model_run, ACTION_MAP_FILE)
-    if os.path.isfile(saved) and not save_keys:
-        with open(saved, encoding="utf-8") as f:
-            body = json.load(f)
+    body = read_keys(model_run)
+    if body and not save_keys:
         view = np.isin(a, [names.index(v) for v in VIEW_ACTIONS if v in names])
         for key, label in (("codes", "map"), ("merged", "merged_map")):  # merged: many-to-one
             if key not in body:
@@ -374,6 +376,7 @@ def evaluate_store(model_run: str, data_dir: str, save_keys: bool = False) -> di
     if save_keys:
         from reverie.checkpoint import write_atomic
 
+        saved = os.path.join(model_run, ACTION_MAP_FILE)
         counts = contingency(c, a, n, len(names))
         mapping, merged = one_to_one(counts), many_to_one(counts)
         body = {
