@@ -212,6 +212,7 @@ def train_dynamics_cmd(
     from reverie.models.flow import FlowConfig
     from reverie.models.sampler import SamplerConfig
     from reverie.train.config import split_section
+    from reverie.train.distributed import resolve_device
     from reverie.train.dynamics_task import DynamicsTask, load_init
     from reverie.train.loop import train
     from reverie.typed_config import apply_overrides, config_changes
@@ -285,6 +286,7 @@ def train_dynamics_cmd(
         flow=flow,
         play=play,
         init=init,
+        device=resolve_device(cfg.device),  # encoding the frames is most of a GPU run's start
         actions=actions,
     )
     train(task, cfg, out, resume=resume, budget=_budget(cfg, start))

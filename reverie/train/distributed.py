@@ -25,23 +25,30 @@ class Dist:
         return self.rank == 0
 
 
+def resolve_device(device: str) -> str:
+    """The torch device a config's `device` (auto | cpu | cuda) means for this process: auto takes CUDA
+    when there is one; under torchrun each local rank gets its own GPU."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cuda":
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise ReverieError(
+            "device cuda was asked for, but this torch has no CUDA device; accepted: cpu, auto"
+        )
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return f"cuda:{local % torch.cuda.device_count()}"
+
+
 def setup(device: str) -> Dist:
     """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and join the process group."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda":
-        if not torch.cuda.is_available():
-            raise ReverieError(
-                "device cuda was asked for, but this torch has no CUDA device; accepted: cpu, auto"
-            )
-        dev = torch.device("cuda", local % torch.cuda.device_count())
+    dev = torch.device(resolve_device(device))
+    if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    else:
-        dev = torch.device("cpu")
     owns = False
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")

@@ -308,11 +308,15 @@ class DynamicsTask:
         frames = [rollout.step(act[:, i] if has_act else None, gen) for i in range(context, z.shape[1])]
         return torch.stack(frames, 1)  # (B, T - context, C, h, w)
 
+    def _eval_batch(self, net: nn.Module, n: int) -> dict[str, torch.Tensor]:
+        dev = next(net.parameters()).device  # the loop trains on a GPU when there is one
+        return {k: v.to(dev) for k, v in self._eval_windows(n).items()}
+
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Held-out latent MSE: one generated frame (teacher-forced) and a rollout, vs copy-last-frame."""
         net = unwrap(model)
         assert isinstance(net, DiT | FrameStack)
-        batch = self._eval_windows()
+        batch = self._eval_batch(net, 8)
         ctx = max(1, self.window // 2)
         z = batch["z"]
         gen = self.rollout(net, batch, ctx)
@@ -327,7 +331,7 @@ class DynamicsTask:
     def log_samples(self, model: nn.Module, writer: SummaryWriter, step: int) -> None:
         net = unwrap(model)
         assert isinstance(net, DiT | FrameStack)
-        batch = self._eval_windows(4)
+        batch = self._eval_batch(net, 4)
         ctx = max(1, self.window // 2)
         gen = self.rollout(net, batch, ctx)
         if self.ae is None:
