@@ -14,7 +14,7 @@ from reverie.checkpoint import load_run, load_train_state
 from reverie.errors import ReverieError
 from reverie.models.critic import Adversary, LatentCritic
 from reverie.models.dreams import DreamPool
-from reverie.models.flow import FlowConfig, flow_loss, moment_gap
+from reverie.models.flow import FlowConfig, flow_loss
 from reverie.train.config import TrainConfig
 from reverie.train.loop import train
 
@@ -188,40 +188,3 @@ def test_dreams_need_the_critic() -> None:
         FlowConfig(dream_rows=4)
     with pytest.raises(ReverieError, match="dream_rows"):
         FlowConfig(adv_weight=0.1, dream_rows=-1)
-    with pytest.raises(ReverieError, match="dream_rows"):
-        FlowConfig(adv_weight=0.1, dream_moments=1.0)  # matches the dreams' frames: needs dreams
-    with pytest.raises(ReverieError, match="dream_moments"):
-        FlowConfig(adv_weight=0.1, dream_rows=2, dream_moments=-1.0)
-
-
-def test_moment_gap_is_zero_for_the_same_statistics_and_sees_colour_and_layout() -> None:
-    g = torch.Generator().manual_seed(0)
-    real = torch.randn(64, C, S, S, generator=g)
-    assert float(moment_gap(real, real)) == 0.0
-    assert float(moment_gap(real.flip(0), real)) < 1e-10  # the order of the frames does not matter
-    darker = moment_gap(real - 0.5, real)  # a colour cast: every row mean moves by 0.5
-    assert float(darker) == pytest.approx(0.25, rel=1e-5)
-    world = real + torch.linspace(-1, 1, S)[:, None]  # a layout: rows darker at the top
-    assert float(moment_gap(world.flip(2), world)) > 1.0  # upside down: the rows hold the layout
-    flat = moment_gap(real * 0.5, real)  # a washed-out dream: the spread halves
-    assert float(flat) > 0.2
-
-
-def test_dream_moments_join_the_loss_with_or_without_the_critic() -> None:
-    """flow.dream_moments adds the dreams' moment gap to the loss (reported as dream_moment_gap) and
-    trains the model through the dreams' frames; flow.dream_critic False keeps them from the critic."""
-    task = tiny_task()
-    batch = task.batch(0, 0, 1)
-    for critic_sees in (True, False):
-        torch.manual_seed(0)
-        model = task.build_model()
-        flow = replace(task.flow, adv_weight=0.1, dream_rows=3, dream_moments=2.0, dream_critic=critic_sees)
-        adv = Adversary.for_model(task.model_cfg, flow.adv_lr, DreamPool(3, 50, 2, lost_scale=1e3))
-        loss, m = flow_loss(model, batch["z"], batch["act"], batch["text"], flow,
-                            text_null=batch["text_null"], adversary=adv)  # fmt: skip
-        assert m["dream_moment_gap"] > 0 and ("critic_dream" in m) == critic_sees
-        assert m["loss"] == pytest.approx(
-            m["flow_loss"] + 0.1 * m["adv_loss"] + 2.0 * m["dream_moment_gap"], rel=1e-4
-        )
-        loss.backward()
-        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

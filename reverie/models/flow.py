@@ -72,12 +72,6 @@ class FlowConfig:
     dream_rows: int = 0  # dreams kept alive (0 = off)
     dream_frames: int = 1800  # a dream lives a random number of frames up to this, then restarts
     dream_advance: int = 4  # frames each dream runs on per training step (at most window - 1)
-    dream_critic: bool = True  # the critic judges the dreams' frames (False: only dream_moments uses them)
-    # Weight of a moment match between the dreams' next frames and the batch's real frames: per
-    # latent channel, the mean of each row of the grid (the floor is below the ceiling) and the
-    # spread. A population statistic, not a frame to regress to: it pulls a dream whose colour and
-    # brightness have drifted back towards the world's without asking it to be any one real frame.
-    dream_moments: float = 0.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.self_steps <= 8:
@@ -97,12 +91,8 @@ class FlowConfig:
             raise ReverieError(f"flow.dream_rows must be in 0..256, got {self.dream_rows}")
         if self.dream_rows and self.adv_weight <= 0:
             raise ReverieError(
-                "flow.dream_rows: dreams are kept by the adversarial term; set flow.adv_weight > 0 too"
+                "flow.dream_rows: dreams are judged by the critic; set flow.adv_weight > 0 too"
             )
-        if not 0.0 <= self.dream_moments <= 100.0:
-            raise ReverieError(f"flow.dream_moments must be in [0, 100], got {self.dream_moments}")
-        if self.dream_moments and not self.dream_rows:
-            raise ReverieError("flow.dream_moments matches the dreams' frames; set flow.dream_rows > 0 too")
         if self.dream_frames < 1 or self.dream_advance < 1:
             raise ReverieError(
                 f"flow.dream_frames and flow.dream_advance must be >= 1, got {self.dream_frames}, {self.dream_advance}"
@@ -196,7 +186,7 @@ def flow_loss(
         return mse, x0_err
 
     losses, x0_errs, counts = [], [], []
-    adv: tuple[torch.Tensor, dict[str, float], torch.Tensor] | None = None
+    adv: tuple[torch.Tensor, dict[str, float]] | None = None
     if n_play:
         p = slice(0, n_play)
         zp, tp = z[p], t[p]
@@ -262,7 +252,7 @@ def flow_loss(
     metrics = {"loss": float(loss.detach()), "x0_mse": x0_err}
     if adv is not None:
         metrics |= {"flow_loss": metrics["loss"]} | adv[1]
-        loss = loss + cfg.adv_weight * adv[0] + cfg.dream_moments * adv[2]
+        loss = loss + cfg.adv_weight * adv[0]
         metrics["loss"] = float(loss.detach())
     return loss, metrics
 
@@ -276,18 +266,16 @@ def _adversarial(
     act: torch.Tensor | None,
     real_ctx: torch.Tensor,
     cfg: FlowConfig,
-) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+) -> tuple[torch.Tensor, dict[str, float]]:
     """One critic step and the generator loss over play-layout targets 1.. at t >= ADV_MIN_T of the
     windows whose context is real (`real_ctx`, (b,)): (previous real frame, sample | real frame, action);
-    with dreams, their next 1-step frames join the fakes (`flow.dream_critic`) and their generator
-    loss is added. Also returns the dreams' moment gap to the batch's real frames (0 without dreams)."""
+    with dreams, their next 1-step frames join the fakes and their generator loss is added."""
     dev = z.device
-    moments = x0_hat.sum() * 0.0
     pick = (t >= ADV_MIN_T) & real_ctx[:, None]  # (b, T)
     pick[:, 0] = False  # the first target has no previous frame
     pick = pick.to(dev)
     if not bool(pick.any()):
-        return x0_hat.sum() * 0.0, {"critic_pairs": 0.0}, moments
+        return x0_hat.sum() * 0.0, {"critic_pairs": 0.0}
     prev, real, fake = z[:, :-1][pick[:, 1:]], z[pick], x0_hat[pick]  # (N, C, h, w)
     a = act[pick] if act is not None else None
     dream: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
@@ -296,10 +284,7 @@ def _adversarial(
         d_prev, d_fake, d_act, dream_metrics = adversary.dreams.propose(
             model, z, act, cfg.self_steps, cfg.self_context_noise
         )
-        if cfg.dream_critic:
-            dream = (d_prev, d_fake, d_act)
-        moments = moment_gap(d_fake, z.flatten(0, 1))
-        dream_metrics["dream_moment_gap"] = float(moments.detach())
+        dream = (d_prev, d_fake, d_act)
     metrics = adversary.update(prev, real, fake, a, dream) | dream_metrics  # the critic as it came
     for _ in range(cfg.adv_critic_steps - 1):
         adversary.update(prev, real, fake, a, dream)
@@ -308,16 +293,7 @@ def _adversarial(
         g_dream = adversary.generator_loss(*dream)
         metrics["adv_dream_loss"] = float(g_dream.detach())
         g = g + g_dream
-    return g, metrics | {"adv_loss": float(g.detach()), "critic_pairs": float(len(fake))}, moments
-
-
-def moment_gap(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """Squared gap between two sets of latent frames (N, C, h, w) in per-channel row means (C, h) and
-    per-channel spread (C,); `real` carries no gradient. 0 for two sets with the same statistics."""
-    fake, real = fake.float(), real.detach().float()
-    rows = (fake.mean(dim=(0, 3)) - real.mean(dim=(0, 3))).pow(2).mean()
-    spread = (fake.std(dim=(0, 2, 3)) - real.std(dim=(0, 2, 3))).pow(2).mean()
-    return rows + spread
+    return g, metrics | {"adv_loss": float(g.detach()), "critic_pairs": float(len(fake))}
 
 
 def framestack_loss(
