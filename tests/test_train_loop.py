@@ -57,6 +57,20 @@ def test_lr_schedule_warmup_then_cosine() -> None:
     assert all(a >= b for a, b in itertools.pairwise(values))
 
 
+def test_device_auto_takes_cuda_only_where_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reverie.train.distributed import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("cpu") == resolve_device("auto") == "cpu"
+    with pytest.raises(ReverieError, match="accepted: cpu, auto"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == "cuda:0" and resolve_device("cpu") == "cpu"
+    monkeypatch.setenv("LOCAL_RANK", "3")  # under torchrun each local rank takes its own GPU
+    assert resolve_device("cuda") == "cuda:1"
+
+
 def test_unknown_key_lists_valid_keys() -> None:
     with pytest.raises(
         ReverieError, match=r"unknown train config key 'lerning_rate'.*valid keys: steps, batch_size"
