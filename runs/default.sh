@@ -16,6 +16,7 @@ OUT=${OUT:-runs/out/default}
 PY=${PY:-.venv/bin}
 STEPS=${STEPS:-2600}
 reverie() { "$PY/reverie" "$@"; }
+source runs/default_objective.sh
 mkdir -p "$OUT"
 
 # 1. Data: 400 Dungeon episodes of 500 frames under the human-like explore policy (200,000 frames,
@@ -39,9 +40,7 @@ mkdir -p "$OUT"
 if [ -f "$OUT/dit/config.json" ]; then start=(--resume); else start=(--init default); fi
 reverie train dynamics --data "$OUT/data" --autoencoder "$OUT/ae" --out "$OUT/dit" "${start[@]}" \
   --steps "$STEPS" --set batch_size=16 --set lr=2e-4 --set warmup_steps=20 --set ema_decay=0.995 \
-  --set flow.p_self=0.5 --set flow.self_steps=1 --set flow.self_context_noise=0.2 \
-  --set flow.adv_weight=0.15 --set flow.adv_lr=5e-4 \
-  --set sampler.steps=1 --set sampler.context_noise=0.2 --set checkpoint_minutes=8
+  "${OBJECTIVE[@]}" --set checkpoint_minutes=8
 
 # 4. Play settings by measurement: eval --quick over sampler steps x context noise. Settings whose
 #    5-second dream from nothing keeps the real world's saturation (mean over its segments within

@@ -38,22 +38,22 @@ mkdir -p "$OUT"
     --out "$DATA" --workers "$WORKERS"
 [ -f "$OUT/ae/config.json" ] || cp -r reverie/weights/default/autoencoder "$OUT/ae"
 
+source runs/default_objective.sh
 recipe=(--data "$DATA" --autoencoder "$OUT/ae" --init default
   --set batch_size="$BATCH" --set ema_decay="$EMA" --set device="$DEVICE" --set threads=2
-  --set flow.p_self=0.5 --set flow.self_steps=1 --set flow.self_context_noise=0.2
-  --set flow.adv_weight=0.15 --set flow.adv_lr=5e-4
-  --set sampler.steps=1 --set sampler.context_noise=0.2 "${extra[@]}")
+  "${OBJECTIVE[@]}" "${extra[@]}")
 
 # 2. Measure the step: a short run (the first one also encodes the frames into the latent cache).
 rm -rf "$OUT/probe"
 "${reverie[@]}" train dynamics "${recipe[@]}" --out "$OUT/probe" --steps "$PROBE_STEPS" \
   --set lr="$LR" --set warmup_steps=10 --set log_every=$((PROBE_STEPS / 2))
 [ "$PREPARE_ONLY" = 1 ] && exit 0
-steps=$("$PYTHON" - "$OUT/probe/log.jsonl" "$BATCH" "$MINUTES" <<'EOF'
+steps=$("$PYTHON" - "$OUT/probe" "$BATCH" "$MINUTES" <<'EOF'
 import json, sys
-rows = [json.loads(line) for line in open(sys.argv[1]) if '"frames_per_s"' in line]
+rows = [json.loads(line) for line in open(f"{sys.argv[1]}/log.jsonl") if '"frames_per_s"' in line]
+window = json.load(open(f"{sys.argv[1]}/config.json"))["model"]["max_context"] + 1
 batch, minutes = int(sys.argv[2]), float(sys.argv[3])
-steps_per_s = rows[-1]["frames_per_s"] / (batch * 9)  # window of 9 frames
+steps_per_s = rows[-1]["frames_per_s"] / (batch * window)
 print(max(100, int(steps_per_s * (minutes * 60 - 45) * 0.95)))  # ~45 s to load, sample and evaluate
 EOF
 )
@@ -64,7 +64,6 @@ echo "schedule: $steps steps of $BATCH windows in $MINUTES minutes"
   --set lr="$LR" --set warmup_steps=100 --set minutes="$MINUTES" --set checkpoint_minutes=2 \
   --set sample_every=100000
 
-# 4. Package it with the play settings the shipped model uses (1 step, context noise 0.2).
-"${reverie[@]}" export "$OUT/dit" --autoencoder "$OUT/ae" --out "$OUT/package" --force \
-  --steps 1 --context-noise 0.2
+# 4. Package it with the play settings the recipe saved with the run.
+"${reverie[@]}" export "$OUT/dit" --autoencoder "$OUT/ae" --out "$OUT/package" --force
 echo "done: reverie eval --model $OUT/package --quick"
