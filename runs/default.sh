@@ -4,6 +4,7 @@
 #   bash runs/default.sh                 # everything; rerun it to continue where it stopped
 #   OUT=/tmp/mine bash runs/default.sh   # somewhere else
 #   STEPS=5000 bash runs/default.sh      # a longer schedule for the dynamics fine-tune
+#   EPISODES=1000 bash runs/default.sh   # more data (x 500 frames; recorded once per OUT)
 #
 # The dynamics model warm-starts from the shipped weights (`--init default`), so every rerun after a
 # new export builds on the last one; a stopped run continues from its last checkpoint (`--resume`).
@@ -15,14 +16,15 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/out/default}
 PY=${PY:-.venv/bin}
 STEPS=${STEPS:-2600}
+EPISODES=${EPISODES:-400}
 reverie() { "$PY/reverie" "$@"; }
 source runs/default_objective.sh
 mkdir -p "$OUT"
 
-# 1. Data: 400 Dungeon episodes of 500 frames under the human-like explore policy (200,000 frames,
-#    seeds 0-399; ~6 minutes on one core). Eval uses seeds from 1,000,000 up, which it never touches.
+# 1. Data: EPISODES Dungeon episodes of 500 frames under the human-like explore policy (400: 200,000
+#    frames, seeds 0-399, ~6 minutes on one core). Eval uses seeds from 1,000,000 up, never touched here.
 [ -f "$OUT/data/reverie_store.json" ] ||
-  reverie record --world reverie/Dungeon-v0 --episodes 400 --steps 500 --seed 0 --out "$OUT/data"
+  reverie record --world reverie/Dungeon-v0 --episodes "$EPISODES" --steps 500 --seed 0 --out "$OUT/data"
 
 # 2. The shipped autoencoder (64x64x3 <-> 8x8x12 latents, with its sharper decoder) is kept, so the
 #    latents of the shipped dynamics model stay valid. A copy, since step 5 replaces the original.
