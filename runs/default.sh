@@ -5,6 +5,7 @@
 #   OUT=/tmp/mine bash runs/default.sh   # somewhere else
 #   STEPS=5000 bash runs/default.sh      # a longer schedule for the dynamics fine-tune
 #   EPISODES=1000 bash runs/default.sh   # more data (x 500 frames; recorded once per OUT)
+#   INIT=runs/out/ft bash runs/default.sh  # warm-start from another run instead of the shipped weights
 #
 # The dynamics model warm-starts from the shipped weights (`--init default`), so every rerun after a
 # new export builds on the last one; a stopped run continues from its last checkpoint (`--resume`).
@@ -17,6 +18,7 @@ OUT=${OUT:-runs/out/default}
 PY=${PY:-.venv/bin}
 STEPS=${STEPS:-2600}
 EPISODES=${EPISODES:-400}
+INIT=${INIT:-default}
 reverie() { "$PY/reverie" "$@"; }
 source runs/default_objective.sh
 mkdir -p "$OUT"
@@ -39,7 +41,7 @@ mkdir -p "$OUT"
 #    first start encodes the frames once (~6 minutes on one core; cached for later starts); then
 #    ~1.6 s a step of 16 windows on one core. runs/default_notes.md has the from-scratch command the
 #    shipped weights began with.
-if [ -f "$OUT/dit/config.json" ]; then start=(--resume); else start=(--init default); fi
+if [ -f "$OUT/dit/config.json" ]; then start=(--resume); else start=(--init "$INIT"); fi
 reverie train dynamics --data "$OUT/data" --autoencoder "$OUT/ae" --out "$OUT/dit" "${start[@]}" \
   --steps "$STEPS" --set batch_size=16 --set lr=2e-4 --set warmup_steps=20 --set ema_decay=0.995 \
   "${OBJECTIVE[@]}" --set checkpoint_minutes=8
