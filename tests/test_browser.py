@@ -228,6 +228,39 @@ def test_breakout_fires_from_keyboard_and_gamepad_and_each_pane_has_its_own_hud(
         page.close()
 
 
+def test_the_session_waits_for_every_script(chromium: Any, tmp_path: Path) -> None:
+    """On a busy machine the session can be granted before the page's later scripts have loaded:
+    the page must not go live until touch.js and bind.js have run (controls and bind panel built)."""
+    import time
+
+    from test_key_binding import SPEC
+    from test_model_backend import make_tiny_run
+
+    from reverie.engine.model_backend import ModelConfig
+    from reverie.engine.views import make_backends
+
+    run = make_tiny_run(tmp_path, spec=SPEC, world=None)
+    backends = make_backends(run, "ignored", "64x64", model_cfg=ModelConfig(steps=1))
+    app = create_app(ServeConfig(model=run, fps=30), backends)
+    with BackgroundServer(app) as url:
+        page = chromium.new_page(viewport={"width": 1280, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+
+        def slow(route: Any) -> None:  # the browser goes on (the WebSocket too) while this waits
+            time.sleep(1.5)
+            route.continue_()
+
+        page.route(re.compile(r".*/static/(touch|bind)\.js$"), slow)
+        page.goto(url)
+        page.wait_for_function("() => window.__reverie.status === 'live'")
+        assert not errors, errors
+        assert page.evaluate("document.querySelectorAll('#bind select').length") == 4
+        assert page.evaluate("window.__reverie.controls !== undefined")
+        page.close()
+    assert not errors, errors
+
+
 def test_the_bind_panel_previews_each_latent_code(chromium: Any, tmp_path: Path) -> None:
     from test_key_binding import SPEC
     from test_model_backend import make_tiny_run

@@ -117,11 +117,11 @@ function onControl(m) {
       stats.session = m;
       lastSent = "";
       hideOverlay();
-      setStatus("live", "playing");
       ui.realToggle.classList.toggle("hidden", !m.available_views.includes("real"));
       setAspect(m.size[0], m.size[1]);
       if (m.controls) showControls(m.controls);
       bindPanel.show(m); // bind.js: keys for unnamed latent codes
+      setStatus("live", "playing"); // last: "live" means the controls and panels are built
       sentAt.clear();
       sendInput("keyboard", false); // keys already held; the world's first frame is not a reaction
       break;
@@ -349,5 +349,7 @@ ui.overlayButton.onclick = () => { stats.status = "connecting"; hideOverlay(); c
 function fmtWait(s) { return s < 60 ? `${Math.max(1, Math.round(s))} s` : `${Math.round(s / 60)} min`; }
 function escapeHtml(t) { const d = document.createElement("div"); d.textContent = t; return d.innerHTML; }
 
-connect();
+// Connect once every script has run: a session granted while touch.js or bind.js still loads (a
+// busy server) would otherwise build its controls from functions that do not exist yet.
+document.addEventListener("DOMContentLoaded", connect);
 requestAnimationFrame(hudLoop);
