@@ -14,7 +14,7 @@ from reverie.checkpoint import load_run, load_train_state
 from reverie.errors import ReverieError
 from reverie.models.critic import Adversary, LatentCritic
 from reverie.models.dreams import DreamPool
-from reverie.models.flow import FlowConfig, flow_loss
+from reverie.models.flow import FlowConfig, detail_gradient_only, flow_loss
 from reverie.train.config import TrainConfig
 from reverie.train.loop import train
 
@@ -123,6 +123,19 @@ def test_flow_loss_adds_the_term_only_when_weighted() -> None:
     assert m1["critic_loss"] == m3["critic_loss"]
     w1, w3 = one.critic.state_dict(), three.critic.state_dict()
     assert any(not torch.equal(w1[k], w3[k]) for k in w1)
+
+
+def test_detail_gradient_only_keeps_values_and_takes_the_block_means_out_of_the_gradient() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 4, 8, 8, requires_grad=True)  # (B, T, C, h, w)
+    y = detail_gradient_only(x, 2)
+    assert torch.allclose(y, x, atol=1e-6)  # the same values, up to rounding
+    (y * torch.randn_like(y)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    block_means = torch.nn.functional.avg_pool2d(x.grad.flatten(0, 1), 2)  # (B * T, C, 4, 4)
+    assert block_means.abs().max() < 1e-6  # no push on any block's mean: colour is the flow loss's
+    with pytest.raises(ReverieError, match="adv_detail_block"):
+        FlowConfig(adv_detail_block=3)
 
 
 @pytest.mark.parametrize("dream_rows", [0, 3])
