@@ -228,11 +228,8 @@ def test_breakout_fires_from_keyboard_and_gamepad_and_each_pane_has_its_own_hud(
         page.close()
 
 
-def test_the_session_waits_for_every_script(chromium: Any, tmp_path: Path) -> None:
-    """On a busy machine the session can be granted before the page's later scripts have loaded:
-    the page must not go live until touch.js and bind.js have run (controls and bind panel built)."""
-    import time
-
+def _latent_code_app(tmp_path: Path) -> Any:
+    """The player's app on a tiny model whose actions are unnamed latent codes c1..c4."""
     from test_key_binding import SPEC
     from test_model_backend import make_tiny_run
 
@@ -241,8 +238,15 @@ def test_the_session_waits_for_every_script(chromium: Any, tmp_path: Path) -> No
 
     run = make_tiny_run(tmp_path, spec=SPEC, world=None)
     backends = make_backends(run, "ignored", "64x64", model_cfg=ModelConfig(steps=1))
-    app = create_app(ServeConfig(model=run, fps=30), backends)
-    with BackgroundServer(app) as url:
+    return create_app(ServeConfig(model=run, fps=30), backends)
+
+
+def test_the_session_waits_for_every_script(chromium: Any, tmp_path: Path) -> None:
+    """On a busy machine the session can be granted before the page's later scripts have loaded:
+    the page must not go live until touch.js and bind.js have run (controls and bind panel built)."""
+    import time
+
+    with BackgroundServer(_latent_code_app(tmp_path)) as url:
         page = chromium.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -262,16 +266,7 @@ def test_the_session_waits_for_every_script(chromium: Any, tmp_path: Path) -> No
 
 
 def test_the_bind_panel_previews_each_latent_code(chromium: Any, tmp_path: Path) -> None:
-    from test_key_binding import SPEC
-    from test_model_backend import make_tiny_run
-
-    from reverie.engine.model_backend import ModelConfig
-    from reverie.engine.views import make_backends
-
-    run = make_tiny_run(tmp_path, spec=SPEC, world=None)
-    backends = make_backends(run, "ignored", "64x64", model_cfg=ModelConfig(steps=1))
-    app = create_app(ServeConfig(model=run, fps=30), backends)
-    with BackgroundServer(app) as url:
+    with BackgroundServer(_latent_code_app(tmp_path)) as url:
         page = chromium.new_page(viewport={"width": 1280, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
