@@ -45,3 +45,31 @@ def test_the_default_model_beats_copying_the_last_frame_while_turning() -> None:
     )
     p_copy = np.mean([psnr(c, t) for c, t in zip(copy.reshape(-1, 64, 64, 3), truth.reshape(-1, 64, 64, 3))])
     assert p_model > p_copy + 2.0, (p_model, p_copy)
+
+
+def test_the_dream_sheet_script_draws_one_row_per_session(tmp_path) -> None:
+    """runs/dream_sheet.py: a real row, one row per player start, one 64x64 column per time (x2)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    out = tmp_path / "dreams.png"
+    script = Path(__file__).parents[1] / "runs" / "dream_sheet.py"
+    cmd = [
+        sys.executable,
+        str(script),
+        "--out",
+        str(out),
+        "--sessions",
+        "2",
+        "--seconds",
+        "0.5",
+        "--at",
+        "0 0.2",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert Image.open(out).size == (2 * 64 * 2, 2 * 64 * 3)  # columns at frames 0 and 6; 1 + 2 rows
+    assert "top row the real seed 1000000" in res.stdout
