@@ -136,6 +136,11 @@ def test_detail_gradient_only_keeps_values_and_takes_the_block_means_out_of_the_
     assert block_means.abs().max() < 1e-6  # no push on any block's mean: colour is the flow loss's
     with pytest.raises(ReverieError, match="adv_detail_block"):
         FlowConfig(adv_detail_block=3)
+    with pytest.raises(ReverieError, match="no gradient"):  # a 1-cell block's detail is zero
+        FlowConfig(adv_detail_block=1)
+    x = torch.randn(1, 2, 4, 4, requires_grad=True)
+    (detail_gradient_only(x, 1) * torch.randn(1, 2, 4, 4)).sum().backward()  # any loss at all
+    assert x.grad is not None and float(x.grad.abs().max()) == 0.0
 
 
 @pytest.mark.parametrize("dream_rows", [0, 3])

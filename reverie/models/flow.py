@@ -71,7 +71,9 @@ class FlowConfig:
     # The critic alone darkened the 1-step frames (mean pixel 17 against the real 24): with a block
     # size, its gradient reaches only what is left of the sample after subtracting its means over
     # blocks of that many latent cells, so colour and brightness are the flow loss's alone.
-    adv_detail_block: int = 0  # 0 = off; 1, 2, 4 or 8: the critic shapes only detail within such blocks
+    # 0 = off; 2, 4 or 8: the critic shapes only detail within such blocks (not 1: a cell minus its
+    # own mean is zero, so the critic would get no gradient at all)
+    adv_detail_block: int = 0
     # Dreams (reverie/models/dreams.py): free-running rollouts kept across steps, hundreds of frames
     # of the model's own context deep, whose next 1-step frame the critic also judges (needs adv_weight).
     dream_rows: int = 0  # dreams kept alive (0 = off)
@@ -90,9 +92,10 @@ class FlowConfig:
             raise ReverieError(f"flow.context_noise_max must be in [0, 1), got {self.context_noise_max}")
         if not 0.0 <= self.adv_weight <= 10.0:
             raise ReverieError(f"flow.adv_weight must be in [0, 10], got {self.adv_weight}")
-        if self.adv_detail_block not in (0, 1, 2, 4, 8):
+        if self.adv_detail_block not in (0, 2, 4, 8):
             raise ReverieError(
-                f"flow.adv_detail_block must be 0 (off), 1, 2, 4 or 8, got {self.adv_detail_block}"
+                f"flow.adv_detail_block must be 0 (off), 2, 4 or 8, got {self.adv_detail_block}"
+                + (" (1 would leave the critic no gradient)" if self.adv_detail_block == 1 else "")
             )
         if not 1 <= self.adv_critic_steps <= 16:
             raise ReverieError(f"flow.adv_critic_steps must be in 1..16, got {self.adv_critic_steps}")
