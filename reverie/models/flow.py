@@ -71,9 +71,8 @@ class FlowConfig:
     # The critic alone darkened the 1-step frames (mean pixel 17 against the real 24): with a block
     # size, its gradient reaches only what is left of the sample after subtracting its means over
     # blocks of that many latent cells, so colour and brightness are the flow loss's alone.
-    # 0 = off; 2, 4 or 8: the critic shapes only detail within such blocks (not 1: a cell minus its
-    # own mean is zero, so the critic would get no gradient at all)
-    adv_detail_block: int = 0
+    # Not 1: a cell minus its own mean is zero, so the critic would get no gradient at all.
+    adv_detail_block: int = 0  # 0 = off; 2, 4 or 8: the critic shapes only detail within such blocks
     # Dreams (reverie/models/dreams.py): free-running rollouts kept across steps, hundreds of frames
     # of the model's own context deep, whose next 1-step frame the critic also judges (needs adv_weight).
     dream_rows: int = 0  # dreams kept alive (0 = off)
