@@ -45,6 +45,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> str:
         train_json={},
     )
     save_untrained_run(str(root / "dit"), str(root / "ae"), SPEC, preset="tiny", size=Size(32, 32))
+    (root / "dit" / "MODEL_CARD.md").write_text("tiny dit. Played with 2 Euler steps at context noise 0.1.\n")
     return str(root / "dit")
 
 
@@ -160,7 +161,10 @@ def test_export_ships_chosen_play_settings(run: str, tmp_path: Path) -> None:
     export_model(run, str(out), play={"context_noise": 0.2, "steps": 1})
     wm = load_world_model(str(out))
     assert wm.sampler.context_noise == 0.2 and wm.sampler.steps == 1
-    assert "1 Euler step, context noise 0.2" in (out / "MODEL_CARD.md").read_text()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "1 Euler step, context noise 0.2" in card
+    # the run card's own sentence on play settings now tells the package's, not the run's
+    assert "Played with 1 Euler step at context noise 0.2." in card and card.count("Played with") == 1
     with pytest.raises(ReverieError, match="steps"):
         export_model(run, str(tmp_path / "bad"), play={"steps": 0})
     assert not (tmp_path / "bad").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -409,7 +410,7 @@ class DynamicsTask:
                     if self.flow.p_self
                     else ""
                 )
-                + f"Played with {self.play.steps} Euler step{'' if self.play.steps == 1 else 's'} at context noise {self.play.context_noise}."
+                + played_with(self.play.steps, self.play.context_noise)
                 + (f" Fine-tuned from {self.data_info['init']}." if self.data_info.get("init") else ""),
                 "Load with `reverie.models.dynamics.load_dynamics(RUN)`; sample with `reverie.models.dynamics.make_rollout`.",
                 "",
@@ -461,6 +462,14 @@ def _use_stream(store: Any, name: str, clips: list[LatentClips], parts: list[lis
     for c, eps in zip(clips, parts):
         c.act = torch.from_numpy(np.concatenate([act[i] for i in eps])) if eps else c.act[:0].long()
     return spec
+
+
+def played_with(steps: int, context_noise: float) -> str:
+    """The model card's sentence on the play settings (an export that sets its own rewrites it)."""
+    return f"Played with {steps} Euler step{'' if steps == 1 else 's'} at context noise {context_noise}."
+
+
+PLAYED_WITH = re.compile(r"Played with \d+ Euler steps? at context noise [0-9.e-]+\.")
 
 
 def load_init(run: str) -> tuple[Any, dict[str, torch.Tensor]]:

@@ -43,6 +43,11 @@ def _write_run(
     (dst / MODEL_FILE).write_bytes(blob)
     (dst / CONFIG_FILE).write_text(json.dumps(config, indent=1))
     card = Path(src, CARD_FILE).read_text(encoding="utf-8") if Path(src, CARD_FILE).exists() else ""
+    if config.get("kind") == "dynamics" and config.get("sampler"):  # the package's own play settings
+        from reverie.train.dynamics_task import PLAYED_WITH, played_with
+
+        sampler = config["sampler"]
+        card = PLAYED_WITH.sub(played_with(sampler["steps"], sampler["context_noise"]), card)
     (dst / CARD_FILE).write_text(card.rstrip() + "\n" + card_extra)
     return len(blob)
 
