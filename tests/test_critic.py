@@ -12,7 +12,8 @@ from test_dynamics_train import tiny_task
 
 from reverie.checkpoint import load_run, load_train_state
 from reverie.errors import ReverieError
-from reverie.models.critic import Adversary, LatentCritic
+from reverie.models.autoencoder import Autoencoder, AutoencoderConfig
+from reverie.models.critic import Adversary, LatentCritic, PixelCritic
 from reverie.models.dreams import DreamPool
 from reverie.models.flow import FlowConfig, detail_gradient_only, flow_loss
 from reverie.train.config import TrainConfig
@@ -29,6 +30,12 @@ def pairs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, 
     shifts = torch.stack([prev, prev.roll(1, -1), prev.roll(-1, -1)], 1)  # (n, 3, C, S, S)
     real = shifts[torch.arange(n), act]
     return prev, real, shifts.mean(1), act
+
+
+def tiny_decoder_ae() -> Autoencoder:
+    """An untrained autoencoder over the tiny tasks' latents: 4 channels, stride 4 (6x6 -> 24x24)."""
+    torch.manual_seed(0)
+    return Autoencoder(AutoencoderConfig(channels=(8, 8), blocks=(0, 0), latent_channels=C))
 
 
 def test_critic_learns_sharp_from_blurred_and_keeps_its_gradient_to_itself() -> None:
@@ -51,6 +58,47 @@ def test_critic_learns_sharp_from_blurred_and_keeps_its_gradient_to_itself() -> 
     assert fake.grad is not None and fake.grad.abs().sum() > 0
     assert all(p.grad is None for p in adv.critic.parameters())
     assert all(p.requires_grad for p in adv.critic.parameters())
+
+
+def test_pixel_critic_judges_decoded_frames_and_its_gradient_reaches_the_latents() -> None:
+    """The pixel critic tells decoded real frames from decoded blurs; its generator loss moves the
+    latent sample through the frozen decoder (never the decoder or the critic), and each latent is
+    decoded once per step: the critic's update and the generator loss share it."""
+    ae = tiny_decoder_ae().eval().requires_grad_(False)
+    calls = []
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        calls.append(z.shape[0])
+        return ae.decode(z)
+
+    class Cfg:  # the dynamics config fields an adversary reads
+        latent_channels, action_type, num_actions, action_dim = C, "discrete", 3, 0
+
+    torch.manual_seed(0)
+    adv = Adversary.for_model(Cfg(), 2e-3, decoder=decode)
+    assert isinstance(adv.critic, PixelCritic)
+    before = None
+    for i in range(60):
+        prev, real, fake, act = pairs(32, i)
+        m = adv.update(prev, real, fake, act)
+        before = before or m["critic_loss"]
+    assert before > 1.5 and m["critic_loss"] < 0.6 * before
+    prev, real, fake, act = pairs(64, 999)
+    with torch.no_grad():
+        d_real = adv.critic(ae.decode(prev), ae.decode(real), act).mean((1, 2))
+        d_fake = adv.critic(ae.decode(prev), ae.decode(fake), act).mean((1, 2))
+    assert (d_real > d_fake).float().mean() > 0.9
+
+    calls.clear()
+    fake = fake.clone().requires_grad_(True)
+    adv.update(prev, real, fake, act)
+    adv.opt.zero_grad(set_to_none=True)
+    adv.generator_loss(prev, fake, act).backward()
+    assert calls == [64, 64, 64]  # prev, real, fake: once each
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+    assert all(p.grad is None for p in adv.critic.parameters())
+    assert all(p.grad is None for p in ae.parameters())
+    assert adv._decoded == []  # nothing held past the step
 
 
 def test_critic_sees_the_action() -> None:
@@ -143,18 +191,19 @@ def test_detail_gradient_only_keeps_values_and_takes_the_block_means_out_of_the_
     assert x.grad is not None and float(x.grad.abs().max()) == 0.0
 
 
-@pytest.mark.parametrize("dream_rows", [0, 3])
-def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int) -> None:
-    flow = FlowConfig(adv_weight=0.5, adv_lr=1e-3, p_self=0.25, self_steps=1,
+@pytest.mark.parametrize("dream_rows,space", [(0, "latent"), (3, "latent"), (3, "pixel")])
+def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int, space: str) -> None:
+    flow = FlowConfig(adv_weight=0.5, adv_lr=1e-3, p_self=0.25, self_steps=1, adv_space=space,
                       dream_rows=dream_rows, dream_frames=7, dream_advance=2)  # fmt: skip
+    kw = {"flow": flow, "autoencoder": tiny_decoder_ae()} if space == "pixel" else {"flow": flow}
     cfg = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, log_every=1, sample_every=100,
                       checkpoint_minutes=100.0, threads=1, precision="fp32")  # fmt: skip
-    train(tiny_task(flow=flow), cfg, tmp_path / "whole")
-    train(tiny_task(flow=flow), replace(cfg, steps=2), tmp_path / "split")
-    train(tiny_task(flow=flow), cfg, tmp_path / "split", resume=True)
+    train(tiny_task(**kw), cfg, tmp_path / "whole")
+    train(tiny_task(**kw), replace(cfg, steps=2), tmp_path / "split")
+    train(tiny_task(**kw), cfg, tmp_path / "split", resume=True)
     for name in ("whole", "split"):
         config, _ = load_run(tmp_path / name)
-        assert config["flow"]["adv_weight"] == 0.5
+        assert config["flow"]["adv_weight"] == 0.5 and config["flow"]["adv_space"] == space
     (_, whole), (_, split) = load_run(tmp_path / "whole"), load_run(tmp_path / "split")
     assert all(torch.equal(whole[k], split[k]) for k in whole)
     tw, _ = load_train_state(tmp_path / "whole", load_run(tmp_path / "whole")[0])
@@ -169,6 +218,13 @@ def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int) -> Non
 def test_critic_is_refused_for_the_frame_stack_model() -> None:
     with pytest.raises(ReverieError, match="adv_weight"):
         tiny_task("conv-tiny", model_overrides={}, flow=FlowConfig(adv_weight=0.1))
+
+
+def test_critic_space_is_checked() -> None:
+    with pytest.raises(ReverieError, match="latent, pixel"):
+        FlowConfig(adv_space="rgb")
+    with pytest.raises(ReverieError, match="no autoencoder"):  # nothing to decode with
+        tiny_task(flow=FlowConfig(adv_weight=0.1, adv_space="pixel")).build_model()
 
 
 def test_dreams_run_on_across_steps_and_restart_from_real_frames() -> None:

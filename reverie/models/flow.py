@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 # The critic judges x0 estimates from targets this noisy or noisier: the 1-step sample (t = 1) and
 # the first of 2 steps (t = 1/2) are what play decodes; below, the estimate is mostly the input.
 ADV_MIN_T = 0.5
+ADV_SPACES = ("latent", "pixel")  # what the critic judges: latents, or the frames they decode to
 
 
 @dataclass
@@ -68,6 +69,9 @@ class FlowConfig:
     adv_weight: float = 0.0  # weight of the critic's generator loss beside the flow loss
     adv_lr: float = 2e-4  # the critic's learning rate (constant)
     adv_critic_steps: int = 1  # critic updates per training step, on the same pairs
+    # What the critic sees. The latent critic's detail decodes to round blotches in a dream; the pixel
+    # critic judges frames decoded by the frozen autoencoder decoder (reverie/models/critic.py).
+    adv_space: str = "latent"  # latent (the latent grid) | pixel (decoded frames; ~0.5 s more a step)
     # The critic alone darkened the 1-step frames (mean pixel 17 against the real 24): with a block
     # size, its gradient reaches only what is left of the sample after subtracting its means over
     # blocks of that many latent cells, so colour and brightness are the flow loss's alone.
@@ -95,6 +99,10 @@ class FlowConfig:
             raise ReverieError(
                 f"flow.adv_detail_block must be 0 (off), 2, 4 or 8, got {self.adv_detail_block}"
                 + (" (1 would leave the critic no gradient)" if self.adv_detail_block == 1 else "")
+            )
+        if self.adv_space not in ADV_SPACES:
+            raise ReverieError(
+                f"flow.adv_space must be one of {', '.join(ADV_SPACES)}, got {self.adv_space!r}"
             )
         if not 1 <= self.adv_critic_steps <= 16:
             raise ReverieError(f"flow.adv_critic_steps must be in 1..16, got {self.adv_critic_steps}")

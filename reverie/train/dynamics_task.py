@@ -35,6 +35,8 @@ from reverie.typed_config import config_changes
 from reverie.worlds.action_spec import ActionSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from torch.utils.tensorboard import SummaryWriter
 
     from reverie.models.autoencoder import Autoencoder
@@ -238,7 +240,7 @@ class DynamicsTask:
         if self.flow.adv_weight > 0:
             f = self.flow
             dreams = DreamPool(f.dream_rows, f.dream_frames, f.dream_advance) if f.dream_rows else None
-            self.adversary = Adversary.for_model(self.model_cfg, f.adv_lr, dreams)
+            self.adversary = Adversary.for_model(self.model_cfg, f.adv_lr, dreams, self._critic_decoder())
         if self.init:  # a fine-tune: start from another run's shipped (EMA) weights
             cfg, state = load_init(self.init)
             grown = grown_fields(cfg, self.model_cfg)
@@ -253,6 +255,15 @@ class DynamicsTask:
                 missing
             )
         return model
+
+    def _critic_decoder(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
+        """The frozen autoencoder decoder the pixel critic judges through (None for the latent one)."""
+        if self.flow.adv_space != "pixel":
+            return None
+        if self.ae is None:
+            raise ReverieError("flow.adv_space=pixel judges decoded frames: this task has no autoencoder")
+        ae = self.ae.eval().requires_grad_(False)  # its weights stay; gradients pass through to z
+        return ae.decode
 
     def extra_config(self) -> dict[str, Any]:
         """Saved in the run's config.json beside model/train/data: the objective and the play settings."""
