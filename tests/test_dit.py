@@ -97,43 +97,18 @@ def test_noise_level_per_frame() -> None:
             assert torch.allclose(single, base[b : b + 1], atol=1e-5)
 
 
-@pytest.mark.parametrize("prev_input", [False, True])
 @pytest.mark.parametrize("T", [1, 5, 8])
-def test_cached_equals_uncached(T: int, prev_input: bool) -> None:
-    m = make(preset("tiny", prev_input=prev_input))
+def test_cached_equals_uncached(T: int) -> None:
+    m = make()
     x, t, act, text = inputs(2, T)
     with torch.no_grad():
         full = m(x, t, act, text)
         cache = m.new_cache()
         steps = []
         for i in range(T):
-            prev = x[:, i - 1] if i else None  # the caller hands over the last committed frame's input
-            steps.append(m(x[:, i : i + 1], t[:, i : i + 1], act[:, i : i + 1], text, cache=cache, prev=prev))
+            steps.append(m(x[:, i : i + 1], t[:, i : i + 1], act[:, i : i + 1], text, cache=cache))
             cache.commit()
-    assert torch.allclose(torch.cat(steps, 1), full, atol=5e-5)
-
-
-def test_prev_input_reads_the_previous_frame_and_grows_from_zero() -> None:
-    """A token's output moves when its predecessor changes at its own cell; a grown model (prev_in at
-    zero, as `--init` with model.prev_input=true starts it) is the model it came from."""
-    from reverie.models.dit import previous_frames
-
-    x, t, act, text = inputs(1, 3)
-    assert torch.equal(previous_frames(x, None, "causal")[:, 1:], x[:, :2])
-    assert torch.equal(previous_frames(x, None, "causal")[:, 0], torch.zeros_like(x[:, 0]))
-    play = previous_frames(torch.cat([x, x + 1], 1), x[:, 0], "play")  # [context | target]
-    assert torch.equal(play[:, 3:], play[:, :3]) and torch.equal(play[:, 2], x[:, 1])
-    base = make()
-    grown = DiT(preset("tiny", prev_input=True)).eval()
-    missing, unexpected = grown.load_state_dict(base.state_dict(), strict=False)
-    assert set(missing) == {"prev_in.weight", "prev_in.bias"} and not unexpected
-    with torch.no_grad():
-        assert torch.equal(grown(x, t, act, text), base(x, t, act, text))
-        grown.prev_in.weight.normal_()  # type: ignore[union-attr]
-        out = grown(x, t, act, text)
-        first = base(x[:, :1], t[:, :1], act[:, :1], text)[:, 0]
-        assert torch.allclose(out[:, 0], first, atol=1e-5)  # nothing before it
-        assert not torch.allclose(out[:, 1:], base(x, t, act, text)[:, 1:], atol=1e-3)
+    assert torch.allclose(torch.cat(steps, 1), full, atol=1e-5)
 
 
 def test_cache_holds_a_sliding_window() -> None:
@@ -296,10 +271,9 @@ def test_planned_attention_equals_the_masked_kernel(layout: str) -> None:
     assert torch.allclose(planned_attention(q, k, v, plan, N), ref, atol=1e-5)
 
 
-@pytest.mark.parametrize("prev_input", [False, True])
-def test_play_layout_target_equals_the_causal_next_frame(prev_input: bool) -> None:
+def test_play_layout_target_equals_the_causal_next_frame() -> None:
     """Target i in the training layout sees exactly what the sampler gives the new frame at play time."""
-    m = make(preset("tiny", prev_input=prev_input))
+    m = make()
     T = 4
     x, t, act, text = inputs(1, T)
     tgt = torch.randn_like(x)

@@ -288,15 +288,6 @@ def test_cli_objective_is_typed_saved_and_guarded_on_resume(tmp_path: Path) -> N
     a, b = load_dynamics(run).state_dict(), load_dynamics(ft).state_dict()
     assert all(torch.allclose(a[k], b[k]) for k in a)  # lr 0: the fine-tune starts from the init weights
 
-    # a fine-tune may grow the model by a zero-initialised input, and nothing else of model.*
-    grow = [*base, "--init", run, "--steps", "1", *small, "--set", "lr=0"]
-    grown = runner.invoke(app, [*grow, "--out", str(tmp_path / "grown"), "--set", "model.prev_input=true"])
-    assert grown.exit_code == 0, grown.output
-    c = load_dynamics(str(tmp_path / "grown")).state_dict()
-    assert all(torch.allclose(a[k], c[k]) for k in a) and not c["prev_in.weight"].any()
-    refused = runner.invoke(app, [*grow, "--out", str(tmp_path / "wider"), "--set", "model.dim=96"])
-    assert refused.exit_code != 0 and "model.prev_input=true" in str(refused.exception)
-
 
 def test_latents_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A second run on the same store and autoencoder loads the latents instead of encoding again."""

@@ -177,8 +177,7 @@ def train_dynamics_cmd(
         None,
         "--init",
         help="Start from this dynamics run's (or model package's, or 'default') weights: a fine-tune "
-        "that keeps its model config (--set model.prev_input=true grows it by a zero-initialised input); "
-        "the objective and play settings are this run's own.",
+        "that keeps its model config; the objective and play settings are this run's own.",
     ),
     actions: str | None = typer.Option(
         None,
@@ -209,7 +208,6 @@ def train_dynamics_cmd(
     from dataclasses import asdict
 
     from reverie.errors import ReverieError
-    from reverie.models.dit import GROWABLE
     from reverie.models.dynamics import dynamics_config, dynamics_preset
     from reverie.models.flow import FlowConfig
     from reverie.models.sampler import SamplerConfig
@@ -251,13 +249,12 @@ def train_dynamics_cmd(
     if init is not None:
         if saved is not None:
             raise ReverieError("--init starts a new run; drop it to --resume")
-        if preset is not None or set(model_overrides) - set(GROWABLE):
+        if preset is not None or model_overrides:
             raise ReverieError(
-                "--init keeps the model config of the run it starts from; drop --preset and model.* "
-                f"(accepted over it: {', '.join(f'model.{k}=true' for k in GROWABLE)}, which grow it)"
+                "--init keeps the model config of the run it starts from; drop --preset and model.*"
             )
         init_cfg = load_init(init)[0]
-        model_overrides = asdict(init_cfg) | model_overrides
+        model_overrides = asdict(init_cfg)
         window = window or init_cfg.max_context + 1
         text_encoder = text_encoder or init_cfg.text_encoder
     if saved is not None:  # a resumed run keeps the action stream it was trained on

@@ -33,14 +33,6 @@ from reverie.models.rope import Rope3D, apply_rope
 from reverie.typed_config import config_from_dict
 
 ACTION_TYPES = ("discrete", "box", "none")
-# Fields a fine-tune may turn on over the model it starts from (`--init`), and the module each adds:
-# a zero-initialised input only, so the grown model begins exactly as the one it came from.
-GROWABLE = {"prev_input": "prev_in"}
-
-
-def grown_fields(old: Any, new: Any) -> dict[str, bool]:
-    """The GROWABLE fields that model config `new` turns on over `old` (configs of any family)."""
-    return {k: True for k in GROWABLE if getattr(old, k, None) is False and getattr(new, k, None) is True}
 
 
 @dataclass
@@ -58,7 +50,6 @@ class DiTConfig:
     text_encoder: str = "hash"  # which reverie.models.text encoder produced the embeddings
     max_context: int = 16  # frames kept in the KV cache (and the training window)
     rope_theta: float = 10000.0  # base of the rotary position frequencies (time, row, column)
-    prev_input: bool = False  # each token also reads the previous frame's latents at its own place
 
     def __post_init__(self) -> None:
         if self.action_type not in ACTION_TYPES:
@@ -142,21 +133,6 @@ class KVCache:
     def commit(self, frames: int = 1) -> None:
         """The last forward wrote `frames` context frames: keep them."""
         self.count += frames
-
-
-def previous_frames(x: torch.Tensor, prev: torch.Tensor | None, layout: str) -> torch.Tensor:
-    """For each frame of x (B, T, C, h, w), the input of the frame before it (zeros before the first).
-
-    causal: frame i's predecessor is frame i - 1 (the first one's is `prev`). play: [context | target]
-    halves; context frame i and target frame i both follow context frame i - 1, as a new frame at play
-    time follows the last context frame.
-    """
-    first = prev[:, None] if prev is not None else torch.zeros_like(x[:, :1])
-    if layout == "play":
-        ctx = x[:, : x.shape[1] // 2]
-        before = torch.cat([first.to(x.dtype), ctx[:, :-1]], 1)
-        return torch.cat([before, before], 1)
-    return torch.cat([first.to(x.dtype), x[:, :-1]], 1)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -319,10 +295,6 @@ class DiT(nn.Module):
         self.cfg = cfg
         D, p, C = cfg.dim, cfg.patch, cfg.latent_channels
         self.patch_in = nn.Linear(C * p * p, D)
-        # Copying the last frame is most of a next frame; through attention alone a target token must
-        # find its own place among the context's tokens. Zero-initialised: a model grown from one
-        # without it (`--init` with model.prev_input=true) starts as that model.
-        self.prev_in = nn.Linear(C * p * p, D) if cfg.prev_input else None
         self.t_embed = mlp(256, D)
         if cfg.action_type == "discrete":
             self.act_embed: nn.Module = nn.Embedding(cfg.num_actions + 1, D)  # last row: null action
@@ -346,8 +318,6 @@ class DiT(nn.Module):
         nn.init.normal_(self.null_text, std=0.02)
         # adaLN-Zero: every block starts as the identity, the output as zero.
         zero = [b.ada for b in self.blocks if isinstance(b, Block)] + [self.ada_out, self.patch_out]
-        if self.prev_in is not None:
-            zero.append(self.prev_in)
         for lin in zero:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
@@ -404,7 +374,6 @@ class DiT(nn.Module):
         text_null: torch.Tensor | None = None,
         cache: KVCache | None = None,
         layout: str = "causal",
-        prev: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity v (B, T, C, h, w) for latents x_t (B, T, C, h, w) at per-frame noise levels t (B, T).
 
@@ -413,10 +382,6 @@ class DiT(nn.Module):
 
         act: (B, T) int for discrete, (B, T, D) float for box; text: (B, E) or (B, T, E) sentence
         embeddings; act_null (B, T) and text_null (B,) or (B, T) bool mark dropped conditions. With `cache`, T must be 1 and the frame attends to cached context.
-
-        prev (B, C, h, w): the input of the frame before the first one (with a cache: the last committed
-        frame); None is zeros. Used only with `prev_input`: each frame reads its predecessor's latents
-        (`previous_frames`).
         """
         B, T, C, h, w = x_t.shape
         p = self.cfg.patch
@@ -424,12 +389,12 @@ class DiT(nn.Module):
             raise ReverieError(
                 f"latents have {C} channels but the dynamics model expects {self.cfg.latent_channels}"
             )
-        gh, gw = -(-h // p), -(-w // p)  # odd latent grids (e.g. 16x9) are padded up to whole patches
+        ph, pw = -h % p, -w % p  # pad odd latent grids (e.g. 16x9) up to whole patches
+        x = F.pad(x_t.reshape(B * T, C, h, w), (0, pw, 0, ph)) if ph or pw else x_t.reshape(B * T, C, h, w)
+        gh, gw = (h + ph) // p, (w + pw) // p
         N = gh * gw
-        x = self.patch_in(self._patches(x_t))  # (B, T*N, D)
-        if self.prev_in is not None:
-            before = previous_frames(x_t, prev, "causal" if cache is not None else layout)  # (B, T, C, h, w)
-            x = x + self.prev_in(self._patches(before))
+        x = x.view(B, T, C, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, T * N, C * p * p)
+        x = self.patch_in(x.to(self.patch_in.weight.dtype))  # (B, T*N, D)
         c = self.condition(t, act, text, act_null, text_null)  # (B, T, D)
 
         if cache is not None:
@@ -460,18 +425,6 @@ class DiT(nn.Module):
         x = self.patch_out(x).float()  # (B, T*N, C*p*p)
         x = x.view(B, T, gh, gw, C, p, p).permute(0, 1, 4, 2, 5, 3, 6).reshape(B, T, C, gh * p, gw * p)
         return x[..., :h, :w]
-
-    def _patches(self, x: torch.Tensor) -> torch.Tensor:
-        """Latents (B, T, C, h, w) -> patch vectors (B, T*N, C*p*p) in the weights' dtype."""
-        B, T, C, h, w = x.shape
-        p = self.cfg.patch
-        ph, pw = -h % p, -w % p
-        x = x.reshape(B * T, C, h, w)
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph))
-        gh, gw = (h + ph) // p, (w + pw) // p
-        x = x.view(B, T, C, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, T * gh * gw, C * p * p)
-        return x.to(self.patch_in.weight.dtype)
 
     def num_params(self) -> int:
         return sum(q.numel() for q in self.parameters())

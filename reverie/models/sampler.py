@@ -212,9 +212,6 @@ class Rollout(BatchRows):
         self.latent_shape: tuple[int, int, int] = (0, 0, 0)
         # The newest frame, noised to the context level, waiting to enter the cache: (z, act).
         self.pending: tuple[torch.Tensor, torch.Tensor | None] | None = None
-        # The last committed frame as the network saw it (B, C, h, w): the next frame's predecessor,
-        # for a model with `prev_input` (None: nothing committed yet, read as zeros).
-        self.last_in: torch.Tensor | None = None
         self._history = []  # the last max_context clean frames: (z, act)
         self.generators: Generators = None  # prepare_rows: the draws made for the joining sessions
 
@@ -247,7 +244,7 @@ class Rollout(BatchRows):
         Tc = self._start(z_context, text, text_null, batch_size, latent_shape)
         dev = self._device()
         self.cache = self.model.new_cache(self.max_context)
-        self.pending, self.last_in = None, None
+        self.pending = None
         first = max(0, Tc - self.max_context)  # older frames would fall out of the window anyway
         if Tc - first > 1:
             assert z_context is not None
@@ -267,12 +264,7 @@ class Rollout(BatchRows):
             self._remember(z[:, i], a, generator) for i, a in enumerate(acts)
         ]  # append's draws, in order
         self._forward(torch.stack(noised, 1), [self.cfg.context_noise] * z.shape[1], act)  # (B, n, C, h, w)
-        self._commit(noised[-1], z.shape[1])
-
-    def _commit(self, last: torch.Tensor, frames: int = 1) -> None:
-        """The last forward's first `frames` frames enter the cache; `last` (B, C, h, w) is the newest."""
-        self.cache.commit(frames)
-        self.last_in = last
+        self.cache.commit(z.shape[1])
 
     def _remember(self, z: torch.Tensor, act: torch.Tensor | None, generator: Generators) -> torch.Tensor:
         """Keep clean frame z (B, C, h, w) in the history; return it noised to the context level."""
@@ -296,7 +288,7 @@ class Rollout(BatchRows):
             text = self._double(text)
         an = self._double(act_null)
         v = self.model(
-            x2, tt, a, text, act_null=an, text_null=null, cache=self.cache, prev=self._double(self.last_in)
+            x2, tt, a, text, act_null=an, text_null=null, cache=self.cache
         )  # (B or 2B, T, C, h, w)
         if self.guided:
             v_text, v_null = v[:B], v[B:]
@@ -308,7 +300,7 @@ class Rollout(BatchRows):
         if self.pending is not None:
             z, act = self.pending
             self._forward(z[:, None], [self.cfg.context_noise], act[:, None] if act is not None else None)
-            self._commit(z)
+            self.cache.commit()
             self.pending = None
 
     @torch.no_grad()
@@ -329,7 +321,7 @@ class Rollout(BatchRows):
     def keep_rows(self, rows: list[int]) -> None:
         """Keep only batch rows `rows`, in that order: players leave without a pass of the network."""
         if not rows:
-            self.B, self.pending, self.last_in, self._history = 0, None, None, []
+            self.B, self.pending, self._history = 0, None, []
             return
         idx = torch.tensor(rows, device=self._device())
         cache_idx = self._rows(idx)
@@ -341,7 +333,6 @@ class Rollout(BatchRows):
             self.cache.offset = self.cache.offset[cache_idx]
         if self.pending is not None:
             self.pending = (self.pending[0][idx], _pick(self.pending[1], idx))
-        self.last_in = _pick(self.last_in, idx)
         self._keep(idx)
 
     @torch.no_grad()
@@ -410,10 +401,6 @@ class Rollout(BatchRows):
             mine_off = torch.zeros(self.B * (2 if self.guided else 1), dtype=torch.long)
         self.cache.offset = self._with_rows(mine_off, theirs_off.repeat(2 if self.guided else 1), b)
         self.pending = (torch.cat([self.pending[0], new.pending[0]]), _cat(self.pending[1], new.pending[1]))
-        if self.last_in is not None or new.last_in is not None:  # nothing committed reads as zeros
-            ours = self.last_in if self.last_in is not None else torch.zeros_like(self.pending[0][: self.B])
-            joining = new.last_in if new.last_in is not None else torch.zeros_like(new.pending[0])
-            self.last_in = torch.cat([ours, joining])
         new._history = new._history[-W:]  # the batch's window
         self._join(new)
 
@@ -427,12 +414,7 @@ class Rollout(BatchRows):
     def _adopt(self, new: Rollout, generator: Generators) -> None:
         """Become the prepared rollout `new` (an empty batch taking in its first players)."""
         _hand_over(generator, new.generators)
-        self.cache, self.pending, self.last_in, self._history = (
-            new.cache,
-            new.pending,
-            new.last_in,
-            new._history,
-        )
+        self.cache, self.pending, self._history = new.cache, new.pending, new._history
         self.B, self.latent_shape, self.text, self.text_null = (
             new.B,
             new.latent_shape,
@@ -474,7 +456,7 @@ class Rollout(BatchRows):
                     a2 = torch.stack([ref if a_prev is None else a_prev, ref if act is None else act], 1)
                     a2_null = torch.tensor([[a_prev is None, act is None]], device=dev).expand(self.B, 2)
                 v = self._forward(frames, [self.cfg.context_noise, t], a2, a2_null)[:, 1]
-                self._commit(z_prev)
+                self.cache.commit()
                 self.pending = None
             else:
                 v = self._forward(x[:, None], [t], a)[:, 0]
