@@ -30,6 +30,11 @@ from torch.nn.utils.parametrizations import spectral_norm
 from reverie.models.dreams import DreamPool
 
 CRITIC_PREFIX = "critic/"  # its tensors in a run's training state
+# Decoded frames are scaled by this before the pixel critic: a real and a generated frame differ by
+# ~0.08 RMS in [-1, 1], and a spectral-normalised critic (each layer at most 1-Lipschitz) is slow to
+# reach the hinge margin on differences that small. Measured on 96 fixed pairs of the 1-step model,
+# 150 critic steps: held-out accuracy 0.67 at gain 1, 0.75 at gain 4.
+PIXEL_GAIN = 4.0
 
 
 def _action_embedding(action_type: str, num_actions: int, action_dim: int, width: int) -> nn.Module | None:
@@ -91,7 +96,7 @@ class PixelCritic(nn.Module):
     def forward(self, prev: torch.Tensor, x: torch.Tensor, act: torch.Tensor | None) -> torch.Tensor:
         """prev, x: (N, 3, H, W) frames about [-1, 1]; act: (N,) int or (N, D) float; -> (N, H/8, W/8)."""
         act_ = nn.functional.leaky_relu
-        h = act_(self.inp(torch.cat([prev, x], 1)), 0.2)  # (N, W, H/2, W/2)
+        h = act_(self.inp(torch.cat([prev, x], 1) * PIXEL_GAIN), 0.2)  # (N, W, H/2, W/2)
         h = act_(self.down1(h), 0.2)  # (N, 2W, H/4, W/4)
         h = act_(self.down2(h), 0.2)  # (N, 4W, H/8, W/8)
         h = act_(self.mid(h), 0.2)
