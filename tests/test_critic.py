@@ -63,7 +63,7 @@ def test_critic_learns_sharp_from_blurred_and_keeps_its_gradient_to_itself() -> 
 def test_pixel_critic_judges_decoded_frames_and_its_gradient_reaches_the_latents() -> None:
     """The pixel critic tells decoded real frames from decoded blurs; its generator loss moves the
     latent sample through the frozen decoder (never the decoder or the critic), and each latent is
-    decoded once per step: the critic's update and the generator loss share it."""
+    decoded once per step: the critic's updates and the generator loss share it."""
     ae = tiny_decoder_ae().eval().requires_grad_(False)
     calls = []
 
@@ -92,6 +92,7 @@ def test_pixel_critic_judges_decoded_frames_and_its_gradient_reaches_the_latents
     calls.clear()
     fake = fake.clone().requires_grad_(True)
     adv.update(prev, real, fake, act)
+    adv.update(prev, real, fake, act)  # a second critic step on the same pairs (flow.adv_critic_steps)
     adv.opt.zero_grad(set_to_none=True)
     adv.generator_loss(prev, fake, act).backward()
     assert calls == [64, 64, 64]  # prev, real, fake: once each

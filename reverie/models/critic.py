@@ -179,7 +179,7 @@ class Adversary:
         self.critic.train()
         self.critic.requires_grad_(True)
         with torch.enable_grad():
-            d_real = self._logits(prev, real.detach(), act)
+            d_real = self._logits(prev, real, act, detach=True)
             d_fake = self._logits(prev, fake, act, detach=True)
             d_all = d_fake
             if dream is not None:
