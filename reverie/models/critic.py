@@ -1,4 +1,4 @@
-"""A latent critic: the adversarial term that keeps a 1-step sample sharp.
+"""The critic: the adversarial term that keeps a 1-step sample sharp.
 
 A few-step flow model trained by regression predicts the mean of the frames that could come next;
 from one Euler step that mean is a blur, and a rollout of blurs dissolves into flat colour. A critic
@@ -11,11 +11,13 @@ The latent critic is small (two strided convolutions over the 8x8 latent grid, s
 projection of the action onto its features) and costs a few percent of a DiT step. It judges latents
 it cannot see as pictures: the detail it asks for decodes to round blotches that real frames never
 have. `PixelCritic` judges the frames themselves, decoded by the frozen autoencoder decoder (a patch
-critic over 64x64 pixels, the same conditioning), so the detail it asks for is the detail of the
-picture: the walls' straight lines and planks. Its gradient reaches the latents through the decoder. `Adversary` owns it and its
-own optimiser: `flow_loss` calls `update` with detached samples (one critic step, hinge loss) and
-adds `generator_loss` (its gradient flows into the dynamics model only) to the flow loss. Its state
-is saved with the run's training state, so a resumed run continues exactly.
+critic over 64x64 pixels, the same conditioning), so the detail it asks for is the picture's; its
+gradient reaches the latents through the decoder.
+
+`Adversary` owns either critic and its own optimiser: `flow_loss` calls `update` with detached
+samples (one critic step, hinge loss) and adds `generator_loss` (its gradient flows into the dynamics
+model only) to the flow loss. Its state is saved with the run's training state, so a resumed run
+continues exactly.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ class LatentCritic(nn.Module):
 
 class PixelCritic(nn.Module):
     """Per-patch realness logits of a decoded next frame given the decoded previous frame and the
-    action: three strided 4x4 convolutions (a patch critic; each logit sees ~46x46 pixels)."""
+    action: three strided 4x4 convolutions (a patch critic; each logit sees 38x38 pixels)."""
 
     def __init__(self, action_type: str, num_actions: int, action_dim: int, width: int = 32):
         super().__init__()

@@ -71,7 +71,7 @@ class FlowConfig:
     adv_critic_steps: int = 1  # critic updates per training step, on the same pairs
     # What the critic sees. The latent critic's detail decodes to round blotches in a dream; the pixel
     # critic judges frames decoded by the frozen autoencoder decoder (reverie/models/critic.py).
-    adv_space: str = "latent"  # latent (the latent grid) | pixel (decoded frames; ~0.5 s more a step)
+    adv_space: str = "latent"  # latent (the latent grid) | pixel (decoded frames; ~2x the step time)
     # The critic alone darkened the 1-step frames (mean pixel 17 against the real 24): with a block
     # size, its gradient reaches only what is left of the sample after subtracting its means over
     # blocks of that many latent cells, so colour and brightness are the flow loss's alone.
