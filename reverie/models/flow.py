@@ -334,12 +334,15 @@ def framestack_loss(
     *,
     text_null: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    adversary: Adversary | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The same objective for the frame-stack model: windows z (B, K+1, C, h, w), the last frame the target.
 
     Every sample is a play step: K context frames noised to one level in [0, context_noise_max], the
     target at t. `p_play` of the samples see all K context frames; the rest see only the newest
     0..K (a session's first frames, or video from nothing), the older slots marked invalid.
+    With an `adversary` and `cfg.adv_weight` > 0 the critic judges the x0 estimates of samples at
+    t >= ADV_MIN_T whose newest context frame and action are given, as `flow_loss` does.
     """
     B, T = z.shape[:2]
     K, dev = T - 1, z.device
@@ -368,5 +371,19 @@ def framestack_loss(
     act_null = drop_act[:, None] | ~torch.cat([valid, torch.ones_like(valid[:, :1])], 1)  # (B, K+1)
     v = model(x_t, t, ctx, s, valid, act, tx, act_null=act_null, text_null=null_text).float()
     loss = (v - (eps - target)).pow(2).mean()
-    x0_err = (x_t - t[:, None, None, None] * v - target).pow(2).mean()
-    return loss, {"loss": float(loss.detach()), "x0_mse": float(x0_err.detach())}
+    x0_hat = x_t - t[:, None, None, None] * v  # (B, C, h, w)
+    x0_err = (x0_hat - target).pow(2).mean()
+    metrics = {"loss": float(loss.detach()), "x0_mse": float(x0_err.detach())}
+    if adversary is None or cfg.adv_weight <= 0:
+        return loss, metrics
+    if cfg.adv_detail_block:
+        x0_hat = detail_gradient_only(x0_hat, cfg.adv_detail_block)
+    # As a 2-frame window (newest context frame, target) whose first frame is never judged
+    pair_t = torch.stack([torch.zeros_like(t), t], 1)  # (B, 2)
+    real_ctx = (n_valid >= 1).to(dev) & ~drop_act
+    pair_act = act[:, -2:] if act is not None else None
+    g, adv_metrics = _adversarial(
+        model, adversary, z[:, -2:], torch.stack([z[:, -2], x0_hat], 1), pair_t, pair_act, real_ctx, cfg
+    )
+    total = loss + cfg.adv_weight * g
+    return total, metrics | {"flow_loss": metrics["loss"], "loss": float(total.detach())} | adv_metrics

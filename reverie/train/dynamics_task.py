@@ -211,8 +211,14 @@ class DynamicsTask:
         self.preset_name, self.seed, self.window, self.batch_size = preset_name, seed, window, batch_size
         self.flow = flow or FlowConfig()
         self.adversary: Adversary | None = None  # set by build_model when flow.adv_weight > 0
-        if self.flow.adv_weight > 0 and self.framestack:
-            raise ReverieError("flow.adv_weight: the adversarial term is built for the DiT only; set it to 0")
+        if self.flow.dream_rows and self.framestack:
+            raise ReverieError(
+                "flow.dream_rows: dreams run the DiT's sampler; set it to 0 for the frame-stack model"
+            )
+        if self.flow.p_self > 0 and self.framestack:
+            raise ReverieError(
+                "flow.p_self: self-forcing is built for the DiT only; set it to 0 for the frame-stack model"
+            )
         self.train_clips, self.val_clips, self.ae, self.data_info = train, val, ae, info
         self.starts, _ = train.window_index(window)
         if len(self.starts) == 0:
@@ -286,8 +292,9 @@ class DynamicsTask:
         act = batch["act"] if self.model_cfg.action_type != "none" else None
         if self.framestack:
             return framestack_loss(
-                model, batch["z"], act, batch["text"], self.flow, text_null=batch["text_null"]
-            )
+                model, batch["z"], act, batch["text"], self.flow, text_null=batch["text_null"],
+                adversary=self.adversary,
+            )  # fmt: skip
         return flow_loss(
             model, batch["z"], act, batch["text"], self.flow, text_null=batch["text_null"],
             adversary=self.adversary,
