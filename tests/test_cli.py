@@ -55,7 +55,7 @@ def _settings() -> dict[str, list[tuple[str, Any]]]:
     return {
         "autoencoder": [*train, ("model.", preset_config("small"))],
         "dynamics": [
-            *train, ("model.", dynamics_preset("small")), ("model.", dynamics_preset("conv-small")),
+            *train, ("model.", dynamics_preset("small")),
             ("flow.", FlowConfig()), ("sampler.", DynamicsTask.default_play(FlowConfig())),
         ],
         "latent-actions": [*train, ("model.", latent_action_preset("small"))],

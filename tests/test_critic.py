@@ -15,7 +15,7 @@ from reverie.errors import ReverieError
 from reverie.models.autoencoder import Autoencoder, AutoencoderConfig
 from reverie.models.critic import Adversary, LatentCritic, PixelCritic
 from reverie.models.dreams import DreamPool
-from reverie.models.flow import FlowConfig, detail_gradient_only, flow_loss, framestack_loss
+from reverie.models.flow import FlowConfig, detail_gradient_only, flow_loss
 from reverie.train.config import TrainConfig
 from reverie.train.loop import train
 
@@ -214,46 +214,6 @@ def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int, space:
     assert ("critic/dreams/age" in tw) == bool(dream_rows)  # the dreams resume where they were
     # the shipped weights hold the dynamics model only
     assert not any(k.startswith("critic") for k in whole)
-
-
-def test_frame_stack_loss_judges_the_newest_context_frame_and_its_target() -> None:
-    """The frame-stack model's critic pairs are (newest real context frame, target or its x0
-    estimate, the target's action), only where that context frame and the action are given."""
-    task = tiny_task("conv-tiny", model_overrides={}, flow=FlowConfig(adv_weight=0.5, adv_lr=1e-3))
-    torch.manual_seed(0)
-    model = task.build_model()
-    assert task.adversary is not None
-    batch = task.batch(0, 0, 1)
-    z, act = batch["z"], batch["act"]  # (B, K+1, C, h, w): the last frame is the target
-    seen: list[tuple[torch.Tensor, ...]] = []
-    update = task.adversary.update
-
-    def record(prev, real, fake, a, dream):  # type: ignore[no-untyped-def]
-        seen.append((prev, real, a))
-        return update(prev, real, fake, a, dream)
-
-    task.adversary.update = record  # type: ignore[method-assign]
-    cfg = replace(task.flow, p_play=0.5)  # some samples see no context: never judged
-    torch.manual_seed(3)
-    loss, m = framestack_loss(model, z, act, batch["text"], cfg, adversary=task.adversary)
-    prev, real, a = seen[0]
-    assert m["critic_pairs"] == len(real) > 0 and len(real) < len(z)
-    for p_, r, a_ in zip(prev, real, a, strict=True):  # some sample of the batch has exactly this pair
-        same = (z[:, -1] == r).flatten(1).all(1) & (z[:, -2] == p_).flatten(1).all(1) & (act[:, -1] == a_)
-        assert same.any()
-    torch.manual_seed(3)
-    plain, _ = framestack_loss(model, z, act, batch["text"], replace(cfg, adv_weight=0.0))
-    assert m["flow_loss"] == pytest.approx(plain.item())
-    assert loss.item() == pytest.approx(plain.item() + 0.5 * m["adv_loss"], rel=1e-5)
-    loss.backward()
-    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
-
-
-def test_dreams_and_self_forcing_are_refused_for_the_frame_stack_model() -> None:
-    with pytest.raises(ReverieError, match="dream_rows"):
-        tiny_task("conv-tiny", model_overrides={}, flow=FlowConfig(adv_weight=0.1, dream_rows=2))
-    with pytest.raises(ReverieError, match="p_self"):
-        tiny_task("conv-tiny", model_overrides={}, flow=FlowConfig(p_self=0.2))
 
 
 def test_critic_space_is_checked() -> None:

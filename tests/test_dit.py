@@ -319,3 +319,13 @@ def test_self_forcing_context_is_the_models_own_rollout() -> None:
     assert torch.isfinite(loss) and all(p.grad is not None for p in m.blocks.parameters())
     with pytest.raises(ReverieError):
         FlowConfig(p_self=2.0)
+
+
+def test_a_run_of_another_model_family_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs of the removed frame-stack family get an error that says why, not a missing-field list."""
+    from reverie.models import dynamics
+
+    config = {"kind": "dynamics", "model": {"family": "framestack", "width": 64}}
+    monkeypatch.setattr(dynamics, "load_run", lambda path: (config, {}))
+    with pytest.raises(ReverieError, match=r"'framestack'.*diffusion transformer only"):
+        dynamics.load_dynamics("runs/old_conv")

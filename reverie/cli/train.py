@@ -140,12 +140,10 @@ def _dynamics_settings() -> str:
     from reverie.train.dynamics_task import DynamicsTask
 
     dit = f"Model settings (--set model.KEY=VALUE; the DiT's {DEFAULT_PRESET} preset's values):"
-    conv = "Model settings of the frame-stack presets (conv-small's values):"
     flow = "Objective (--set flow.KEY=VALUE; see reverie/models/flow.py):"
     play = "Play settings saved with the run (--set sampler.KEY=VALUE):"
     return "\n\n".join([
         settings_table(dit, dynamics_preset(DEFAULT_PRESET), "model."),
-        settings_table(conv, dynamics_preset("conv-small"), "model."),
         settings_table(flow, FlowConfig(), "flow."),
         settings_table(play, DynamicsTask.default_play(FlowConfig()), "sampler."),
     ])  # fmt: skip
@@ -161,8 +159,7 @@ def train_dynamics_cmd(
     preset: str = typer.Option(
         None,
         "--preset",
-        help="Dynamics preset: tiny | small | base | large (the DiT) or conv-tiny | conv-small (the "
-        "frame-stack candidate); default small, a resume keeps its own.",
+        help="Dynamics preset: tiny | small | base | large; default small, a resume keeps its own.",
     ),
     window: int = typer.Option(
         None, "--window", help="Frames per training window (default: preset context + 1)."

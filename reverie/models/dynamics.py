@@ -1,6 +1,6 @@
-"""A dynamics model of either family, chosen by its run config's "model" settings: the diffusion
-transformer (`dit.py`) or the frame-stack convolutional candidate (`framestack.py`). Building,
-loading, presets and the batched sampler dispatch here, so neither network module knows the other.
+"""The dynamics model of a run: building, loading, presets and the batched sampler, from its run
+config's "model" settings. The one family is the diffusion transformer (`dit.py`); callers go through
+here, so the network module stays free of run files and sampler choices.
 """
 
 from __future__ import annotations
@@ -13,10 +13,7 @@ from torch import nn
 from reverie.checkpoint import check_kind, load_run
 from reverie.errors import ReverieError
 from reverie.load_check import build_for_weights, check_fields
-from reverie.models import framestack
-from reverie.models.dit import PRESETS, DiT, DiTConfig, preset
-from reverie.models.framestack import FrameStack, FrameStackConfig
-from reverie.models.framestack_rollout import FrameStackRollout
+from reverie.models.dit import DiT, DiTConfig, preset
 from reverie.models.sampler import Rollout, SamplerConfig
 
 
@@ -25,38 +22,30 @@ def load_dynamics(path: str) -> nn.Module:
     config, state = load_run(path)
     check_kind(config, "dynamics")
     settings: Any = config.get("model")
-    family = settings.get("family") if isinstance(settings, dict) else None
-    check_fields(FrameStackConfig if family == "framestack" else DiTConfig, settings, path)
+    if isinstance(settings, dict) and settings.get("family", "dit") != "dit":
+        raise ReverieError(
+            f"{path}: a dynamics model of family {settings['family']!r}; this reverie loads the diffusion "
+            "transformer only (the frame-stack candidate was removed after the bake-off, docs/bakeoff.md)"
+        )
+    check_fields(DiTConfig, settings, path)
     return build_for_weights(lambda: build_dynamics(settings), state, path).eval()
 
 
 def build_dynamics(model_config: dict[str, Any]) -> nn.Module:
-    """A dynamics network (untrained) from a run's "model" config: the DiT, or the frame-stack candidate."""
-    if model_config.get("family") == "framestack":
-        return FrameStack(FrameStackConfig.from_dict(model_config))
+    """A dynamics network (untrained) from a run's "model" config."""
     return DiT(DiTConfig.from_dict(model_config))
 
 
-def dynamics_config(model_config: dict[str, Any]) -> Any:
-    """The typed config (DiTConfig or FrameStackConfig) of a run's "model" config."""
-    if model_config.get("family") == "framestack":
-        return FrameStackConfig.from_dict(model_config)
+def dynamics_config(model_config: dict[str, Any]) -> DiTConfig:
+    """The typed config of a run's "model" config."""
     return DiTConfig.from_dict(model_config)
 
 
-def dynamics_preset(name: str, **overrides: Any) -> Any:
-    """A preset of either family by name: the DiT's (tiny, small, ...) or the frame-stack's (conv-...)."""
-    if name in framestack.PRESETS:
-        return framestack.preset(name, **overrides)
-    if name not in PRESETS:
-        raise ReverieError(
-            f"unknown dynamics preset {name!r}; accepted: {', '.join([*PRESETS, *framestack.PRESETS])}"
-        )
+def dynamics_preset(name: str, **overrides: Any) -> DiTConfig:
+    """A preset by name (tiny, small, ...); an unknown name is refused with the accepted ones."""
     return preset(name, **overrides)
 
 
 def make_rollout(model: torch.nn.Module, cfg: SamplerConfig | None = None) -> Rollout:
-    """The batched sampler for a dynamics model of either family (DiT, or the frame-stack candidate)."""
-    if isinstance(model, FrameStack):
-        return FrameStackRollout(model, cfg)  # type: ignore[return-value]  # same interface
+    """The batched sampler for a dynamics model."""
     return Rollout(model, cfg)  # type: ignore[arg-type]

@@ -69,14 +69,14 @@ class SessionContext:
 
 
 class BatchRows:
-    """What both batched samplers share: the sessions' rows, their text, and their recent frames.
+    """The row bookkeeping of the batched sampler: the sessions' rows, their text, and their recent frames.
 
     `_history` holds the last max_context frames, oldest first, each a tuple whose first item is the
     clean latent (B, C, h, w) and whose last is the action that led to it (B, ...) or None; row edits
     (a leave, a join) slice and join every item alike.
     """
 
-    model: Any  # the DiT or the frame-stack model: each subclass knows which
+    model: Any  # the dynamics network
     cfg: SamplerConfig
     max_context: int
     B: int
@@ -505,8 +505,8 @@ def sample_video(
     generator: Generators = None,
     on_frame: Callable[[], object] | None = None,
 ) -> torch.Tensor:
-    """Fill the unknown frames of z (B, T, C, h, w) in time order with `rollout` (reset here; any
-    family's, from `reverie.models.dynamics.make_rollout`); known (T,) marks given frames.
+    """Fill the unknown frames of z (B, T, C, h, w) in time order with `rollout` (reset here;
+    from `reverie.models.dynamics.make_rollout`); known (T,) marks given frames.
 
     Covers next-frame rollout (a known prefix), image-to-video (only frame 0 known), text-to-video
     (nothing known) and extension through keyframes (known frames anywhere). The model is causal, so a

@@ -26,8 +26,7 @@ from reverie.models.critic import Adversary
 from reverie.models.dit import DiT
 from reverie.models.dreams import DreamPool
 from reverie.models.dynamics import build_dynamics, dynamics_config, dynamics_preset, make_rollout
-from reverie.models.flow import FlowConfig, flow_loss, framestack_loss
-from reverie.models.framestack import FrameStack
+from reverie.models.flow import FlowConfig, flow_loss
 from reverie.models.sampler import SamplerConfig
 from reverie.models.text import get_text_encoder
 from reverie.train.task import unwrap
@@ -192,7 +191,7 @@ class DynamicsTask:
         if window < 2:
             raise ReverieError(f"bad window {window}: the dynamics model needs at least 2 frames per window")
         actions = ActionSpec.from_dict(spec)
-        auto = {
+        auto: dict[str, Any] = {
             "latent_channels": C,
             "action_type": actions.kind,
             "num_actions": actions.n if actions.is_discrete else 1,
@@ -200,8 +199,7 @@ class DynamicsTask:
             "text_encoder": text_encoder,
             "max_context": window - 1,  # the cache never holds more context than training showed
         }
-        if hasattr(base, "patch"):  # the DiT's token size follows the latent grid
-            auto["patch"] = choose_patch(h, w)
+        auto["patch"] = choose_patch(h, w)  # the token size follows the latent grid
         self.model_cfg: Any = replace(base, **(auto | dict(overrides or {})))
         if self.model_cfg.latent_channels != C:
             raise ReverieError(
@@ -211,14 +209,6 @@ class DynamicsTask:
         self.preset_name, self.seed, self.window, self.batch_size = preset_name, seed, window, batch_size
         self.flow = flow or FlowConfig()
         self.adversary: Adversary | None = None  # set by build_model when flow.adv_weight > 0
-        if self.flow.dream_rows and self.framestack:
-            raise ReverieError(
-                "flow.dream_rows: dreams run the DiT's sampler; set it to 0 for the frame-stack model"
-            )
-        if self.flow.p_self > 0 and self.framestack:
-            raise ReverieError(
-                "flow.p_self: self-forcing is built for the DiT only; set it to 0 for the frame-stack model"
-            )
         self.train_clips, self.val_clips, self.ae, self.data_info = train, val, ae, info
         self.starts, _ = train.window_index(window)
         if len(self.starts) == 0:
@@ -234,10 +224,6 @@ class DynamicsTask:
                 clips.text_null = torch.tensor([not c.strip() for c in clips.captions], dtype=torch.bool)
 
     # -- the Task contract -------------------------------------------------------------------------
-    @property
-    def framestack(self) -> bool:
-        return getattr(self.model_cfg, "family", "dit") == "framestack"
-
     def build_model(self) -> nn.Module:
         """The dynamics network (and, with flow.adv_weight > 0, the critic beside it: built here,
         after the loop has seeded torch, so a fresh run starts from the same critic every time)."""
@@ -290,11 +276,6 @@ class DynamicsTask:
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         act = batch["act"] if self.model_cfg.action_type != "none" else None
-        if self.framestack:
-            return framestack_loss(
-                model, batch["z"], act, batch["text"], self.flow, text_null=batch["text_null"],
-                adversary=self.adversary,
-            )  # fmt: skip
         return flow_loss(
             model, batch["z"], act, batch["text"], self.flow, text_null=batch["text_null"],
             adversary=self.adversary,
@@ -334,7 +315,7 @@ class DynamicsTask:
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         """Held-out latent MSE: one generated frame (teacher-forced) and a rollout, vs copy-last-frame."""
         net = unwrap(model)
-        assert isinstance(net, DiT | FrameStack)
+        assert isinstance(net, DiT)
         batch = self._eval_batch(net, 8)
         ctx = max(1, self.window // 2)
         z = batch["z"]
@@ -349,7 +330,7 @@ class DynamicsTask:
 
     def log_samples(self, model: nn.Module, writer: SummaryWriter, step: int) -> None:
         net = unwrap(model)
-        assert isinstance(net, DiT | FrameStack)
+        assert isinstance(net, DiT)
         batch = self._eval_batch(net, 4)
         ctx = max(1, self.window // 2)
         gen = self.rollout(net, batch, ctx)
@@ -395,19 +376,12 @@ class DynamicsTask:
         c = self.model_cfg
         C, h, w = self.train_clips.z.shape[1:]
         n = sum(p.numel() for p in build_dynamics(self.model_config()).parameters())
-        if self.framestack:
-            arch = (
-                f"Frame-stack convolutional denoiser (preset {self.preset_name}: width {c.width}, levels "
-                f"{list(c.mults)}, {c.blocks} blocks per level, {n / 1e6:.2f} M parameters) over {w}x{h}x{C} "
-                f"autoencoder latents with {c.max_context} context frames stacked as channels."
-            )
-        else:
-            tokens = ((h + c.patch - 1) // c.patch) * ((w + c.patch - 1) // c.patch)
-            arch = (
-                f"Diffusion transformer (preset {self.preset_name}: d={c.dim}, {c.depth} layers, {c.heads} heads, "
-                f"{n / 1e6:.2f} M parameters) over {w}x{h}x{C} autoencoder latents, patch {c.patch} "
-                f"({tokens} tokens per frame), block-causal attention over up to {c.max_context} context frames."
-            )
+        tokens = ((h + c.patch - 1) // c.patch) * ((w + c.patch - 1) // c.patch)
+        arch = (
+            f"Diffusion transformer (preset {self.preset_name}: d={c.dim}, {c.depth} layers, {c.heads} heads, "
+            f"{n / 1e6:.2f} M parameters) over {w}x{h}x{C} autoencoder latents, patch {c.patch} "
+            f"({tokens} tokens per frame), block-causal attention over up to {c.max_context} context frames."
+        )
         return "\n".join(
             [
                 "# reverie dynamics model",
