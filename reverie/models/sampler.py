@@ -68,22 +68,62 @@ class SessionContext:
     text: torch.Tensor | None = None  # (E,) sentence embedding; None = no text
 
 
-class BatchRows:
-    """The row bookkeeping of the batched sampler: the sessions' rows, their text, and their recent frames.
+def _clone(generator: Generators) -> Generators:
+    """Copies of the generators at their current states (None stays None)."""
+    if generator is None:
+        return None
+    if isinstance(generator, torch.Generator):
+        return torch.Generator(generator.device).set_state(generator.get_state())
+    return [torch.Generator(g.device).set_state(g.get_state()) for g in generator]
 
-    `_history` holds the last max_context frames, oldest first, each a tuple whose first item is the
-    clean latent (B, C, h, w) and whose last is the action that led to it (B, ...) or None; row edits
-    (a leave, a join) slice and join every item alike.
+
+def _hand_over(live: Generators, used: Generators) -> None:
+    """Move generators `live` to the states of their copies `used` (the draws made on their behalf)."""
+    if live is None or used is None:
+        return
+    pairs = [(live, used)] if isinstance(live, torch.Generator) else zip(live, used, strict=True)  # type: ignore[arg-type]
+    for g, u in pairs:
+        assert isinstance(g, torch.Generator) and isinstance(u, torch.Generator)
+        g.set_state(u.get_state())
+
+
+def _pick(x: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
+    return x[idx] if x is not None else None
+
+
+def _cat(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
+    return torch.cat([x, y]) if x is not None and y is not None else None
+
+
+class Rollout:
+    """Batched autoregressive generation with a KV cache; one object per engine (B sessions).
+
+    Sessions share one cache and its slots; each row may run on its own frame clock (RoPE sees only
+    offsets). A leaving session's rows are dropped (`keep_rows`); a joining one is built from its own
+    recent frames in one prefill pass (`prepare_rows`, on any thread) and its keys copied in
+    (`add_rows`); `rebuild` restarts every row from its recent frames.
     """
 
-    model: Any  # the dynamics network
-    cfg: SamplerConfig
-    max_context: int
-    B: int
-    latent_shape: tuple[int, int, int]
-    text: torch.Tensor | None
-    text_null: torch.Tensor | None
-    _history: list[tuple[Any, ...]]
+    def __init__(self, model: DiT, cfg: SamplerConfig | None = None) -> None:
+        self.model = model
+        self.cfg = cfg or SamplerConfig()
+        self.max_context = self.cfg.max_context or model.cfg.max_context
+        self.cache: KVCache = model.new_cache(self.max_context)
+        self.text: torch.Tensor | None = None
+        self.text_null: torch.Tensor | None = None
+        self.B = 0
+        self.latent_shape: tuple[int, int, int] = (0, 0, 0)
+        # The newest frame, noised to the context level, waiting to enter the cache: (z, act).
+        self.pending: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        # The last max_context clean frames, oldest first, as (z (B, C, h, w), the action that led to it
+        # (B, ...) or None); row edits (a leave, a join) slice and join both alike.
+        self._history: list[tuple[Any, ...]] = []
+        self.generators: Generators = None  # prepare_rows: the draws made for the joining sessions
+
+    @property
+    def frames(self) -> int:
+        """Frames generated or given since reset (the next frame's index)."""
+        return self.cache.count + (self.pending is not None)
 
     @property
     def guided(self) -> bool:
@@ -119,9 +159,6 @@ class BatchRows:
         self._history = []
         return Tc
 
-    def reset(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError
-
     def session_context(self, row: int) -> SessionContext:
         """Row `row`'s recent clean frames, actions and text, for `rebuild`."""
         if not self._history:
@@ -149,7 +186,7 @@ class BatchRows:
         self.text, self.text_null = _pick(self.text, idx), _pick(self.text_null, idx)
         self.B = len(idx)
 
-    def _join(self, new: BatchRows) -> None:
+    def _join(self, new: Rollout) -> None:
         """Append the rows of `new` (a rollout over the joining sessions, on this window) after ours."""
         dev = self._device()
         self._history = [tuple(_cat(a, c) for a, c in zip(h, g)) for h, g in zip(self._history, new._history)]
@@ -163,62 +200,6 @@ class BatchRows:
         self.text = torch.cat([mine_text, new.text])
         self.text_null = torch.cat([mine_null, new.text_null])
         self.B += new.B
-
-
-def _clone(generator: Generators) -> Generators:
-    """Copies of the generators at their current states (None stays None)."""
-    if generator is None:
-        return None
-    if isinstance(generator, torch.Generator):
-        return torch.Generator(generator.device).set_state(generator.get_state())
-    return [torch.Generator(g.device).set_state(g.get_state()) for g in generator]
-
-
-def _hand_over(live: Generators, used: Generators) -> None:
-    """Move generators `live` to the states of their copies `used` (the draws made on their behalf)."""
-    if live is None or used is None:
-        return
-    pairs = [(live, used)] if isinstance(live, torch.Generator) else zip(live, used, strict=True)  # type: ignore[arg-type]
-    for g, u in pairs:
-        assert isinstance(g, torch.Generator) and isinstance(u, torch.Generator)
-        g.set_state(u.get_state())
-
-
-def _pick(x: torch.Tensor | None, idx: torch.Tensor) -> torch.Tensor | None:
-    return x[idx] if x is not None else None
-
-
-def _cat(x: torch.Tensor | None, y: torch.Tensor | None) -> torch.Tensor | None:
-    return torch.cat([x, y]) if x is not None and y is not None else None
-
-
-class Rollout(BatchRows):
-    """Batched autoregressive generation with a KV cache; one object per engine (B sessions).
-
-    Sessions share one cache and its slots; each row may run on its own frame clock (RoPE sees only
-    offsets). A leaving session's rows are dropped (`keep_rows`); a joining one is built from its own
-    recent frames in one prefill pass (`prepare_rows`, on any thread) and its keys copied in
-    (`add_rows`); `rebuild` restarts every row from its recent frames.
-    """
-
-    def __init__(self, model: DiT, cfg: SamplerConfig | None = None) -> None:
-        self.model = model
-        self.cfg = cfg or SamplerConfig()
-        self.max_context = self.cfg.max_context or model.cfg.max_context
-        self.cache: KVCache = model.new_cache(self.max_context)
-        self.text: torch.Tensor | None = None
-        self.text_null: torch.Tensor | None = None
-        self.B = 0
-        self.latent_shape: tuple[int, int, int] = (0, 0, 0)
-        # The newest frame, noised to the context level, waiting to enter the cache: (z, act).
-        self.pending: tuple[torch.Tensor, torch.Tensor | None] | None = None
-        self._history = []  # the last max_context clean frames: (z, act)
-        self.generators: Generators = None  # prepare_rows: the draws made for the joining sessions
-
-    @property
-    def frames(self) -> int:
-        """Frames generated or given since reset (the next frame's index)."""
-        return self.cache.count + (self.pending is not None)
 
     def _double(self, x: torch.Tensor | None) -> torch.Tensor | None:
         return torch.cat([x, x]) if (x is not None and self.guided) else x
