@@ -134,6 +134,13 @@ def test_an_address_past_its_byte_budget_is_closed_and_others_keep_playing() -> 
         reader = threading.Thread(target=watch, daemon=True)
         reader.start()
         (session,) = srv.clock._sessions.values()
+        # The baseline: the share of frames this player gets with nobody else connected, measured
+        # under whatever load the machine has now, so the bar below compares like with like.
+        base0 = session.index
+        while session.index < base0 + 30:
+            assert reader.is_alive()
+            stop.wait(0.05)
+        base1 = session.index
         # The abuser is another process, as an attacker's would be: in this one its Python would
         # compete with the server for the GIL, which is not what is under test.
         abuser = subprocess.Popen([sys.executable, __file__, url], stdout=subprocess.PIPE, text=True)
@@ -153,10 +160,12 @@ def test_an_address_past_its_byte_budget_is_closed_and_others_keep_playing() -> 
         reader.join(timeout=15)
         made = index1 - index0
         received = sum(index0 < i <= index1 for i in indices)
-        # Every tick made a frame for the player while the abuser sent, and the player got most of them.
-        # The window is a few frames long, so one frame in flight at its edge is 15-20%: half is the
-        # bar (a stalled event loop cut the other player to ~10%, as in test_fuzz).
-        assert made >= 1 and received >= 0.5 * made, (received, made)
+        base = sum(base0 < i <= base1 for i in indices) / (base1 - base0)
+        # Every tick made a frame for the player while the abuser sent, and the player got at least
+        # half the share it got alone (one frame in flight at the window's edge is 15-20% of it). A
+        # stalled event loop cut the other player to ~10%, as in test_fuzz; a loaded machine lowers
+        # both shares alike (31 made and 10 received beside two training jobs).
+        assert made >= 1 and received >= 0.5 * base * made, (received, made, base)
         assert srv.metrics.get("reverie_connections_closed_total", reason="flood") == 1
 
 
