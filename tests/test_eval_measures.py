@@ -4,6 +4,8 @@ that outputs flat grey scores sharpness 0, a large noop drift and a blown-out st
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -23,7 +25,9 @@ class FlatGrey:
     def __init__(self) -> None:
         self.shape: tuple[int, ...] = ()
 
-    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
+    def reset(
+        self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int], captions: Any = None
+    ) -> None:
         self.shape = (context_frames.shape[0], *context_frames.shape[2:])
 
     def step(self, act: np.ndarray) -> np.ndarray:

@@ -47,9 +47,36 @@ def test_eval_and_the_engine_give_the_same_frames(tmp_path: Path, precision: str
     )
     pred = ModelPredictor(str(run), precision=precision)
     assert (pred.sampler.steps, pred.sampler.context_noise) == (2, 0.1)  # the model's own play settings
-    pred.reset(real.obs[:, :START_WALK], real.act[:, :START_WALK], real.seeds)
+    pred.reset(
+        real.obs[:, :START_WALK], real.act[:, :START_WALK], real.seeds, real.caption_at(START_WALK - 1)
+    )
     measured = np.stack([pred.step(real.act[:, t]) for t in later], 1)
     assert np.array_equal(played, measured)
+
+
+def test_a_real_start_plays_with_the_worlds_caption_when_told_to(tmp_path: Path) -> None:
+    from reverie.engine.backends import START_WALK
+    from reverie.engine.model_backend import ModelBackend, ModelConfig
+
+    real = collect_real(WORLD, SIZE, [4242], START_WALK + 4)
+    run = make_tiny_runs(tmp_path, int(real.action_spec["n"]), sampler={"steps": 1, "context_noise": 0.1})
+    _lively(run)
+    later = range(START_WALK, START_WALK + 4)
+    frames = {}
+    for told in (True, False):
+        engine = ModelBackend(str(run), ModelConfig(precision="fp32", start_caption=told, walk_process=False))
+        out = engine.reset(0, real.seeds[0])
+        assert out.caption == (real.caption_at(START_WALK - 1)[0] if told else None)  # the page shows it
+        assert not told or (isinstance(out.caption, str) and out.caption)
+        played = np.stack([engine.step([0], [real.act[0, t]])[0].frame for t in later])
+        pred = ModelPredictor(str(run), precision="fp32", start_caption=told)
+        pred.reset(
+            real.obs[:, :START_WALK], real.act[:, :START_WALK], real.seeds, real.caption_at(START_WALK - 1)
+        )
+        measured = np.stack([pred.step(real.act[:, t])[0] for t in later])
+        assert np.array_equal(played, measured)  # eval follows the engine either way
+        frames[told] = played
+    assert not np.array_equal(frames[True], frames[False])  # the caption reaches the model
 
 
 def test_overrides_replace_only_what_they_name(tmp_path: Path) -> None:

@@ -105,6 +105,14 @@ def test_collect_real_is_deterministic_and_aligned(real: RealEpisodes) -> None:
     assert real.obs.shape == (2, 24, 32, 32, 3) and real.obs.dtype == np.uint8
     assert real.act.shape == (2, 24) and np.all(real.act[:, 0] == 0)  # act[0] is the null action
     assert np.array_equal(real.obs, again.obs) and np.array_equal(real.act, again.act)
+    # the world's caption of every frame, as a fresh replay of the seed writes it
+    from reverie.worlds.make import make_world
+
+    env = make_world(WORLD, SIZE)
+    _, info = env.reset(seed=real.seeds[1])
+    said = [info["caption"]] + [env.step(int(a))[4]["caption"] for a in real.act[1, 1:]]
+    assert real.captions is not None and real.captions[1] == said == again.captions[1]  # type: ignore[index]
+    assert real.caption_at(5) == [real.captions[0][5], said[5]]
 
 
 def test_simulator_scores_the_cap(real: RealEpisodes) -> None:

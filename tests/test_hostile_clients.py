@@ -23,6 +23,7 @@ from reverie.serve.ratelog import RateLimitedLog
 
 WORLD = "reverie/Dungeon-v0"
 BIG = 2 * 1024 * 1024 - 64  # just under the WebSocket message cap: what an abuser would send
+IN_FLIGHT = 2  # frames a window of ticks can lose at its edges: one in flight at each
 
 
 def _big_json(n: int = BIG) -> str:
@@ -162,10 +163,11 @@ def test_an_address_past_its_byte_budget_is_closed_and_others_keep_playing() -> 
         received = sum(index0 < i <= index1 for i in indices)
         base = sum(base0 < i <= base1 for i in indices) / (base1 - base0)
         # Every tick made a frame for the player while the abuser sent, and the player got at least
-        # half the share it got alone (one frame in flight at the window's edge is 15-20% of it). A
-        # stalled event loop cut the other player to ~10%, as in test_fuzz; a loaded machine lowers
-        # both shares alike (31 made and 10 received beside two training jobs).
-        assert made >= 1 and received >= 0.5 * base * made, (received, made, base)
+        # half the share it got alone, less the frames in flight at the window's two edges (the
+        # window is 10-30 ticks: 11 made and 5 received failed a bar without them on a quiet
+        # machine). A stalled event loop cut the other player to ~10%, as in test_fuzz; a loaded
+        # machine lowers both shares alike (31 made and 10 received beside two training jobs).
+        assert made >= 1 and received >= 0.5 * base * made - IN_FLIGHT, (received, made, base)
         assert srv.metrics.get("reverie_connections_closed_total", reason="flood") == 1
 
 

@@ -19,9 +19,10 @@ def test_a_walk_in_the_helper_is_the_real_worlds_walk() -> None:
     walker = StartWalker("reverie/Dungeon-v0", SIZE, False)
     try:
         for seed in (3, 4):
-            frames, acts = walker.walk(seed)
-            want, want_acts, _ = start_walk(make_env("reverie/Dungeon-v0", SIZE), seed, SIZE)
+            frames, acts, caption = walker.walk(seed)
+            want, want_acts, info = start_walk(make_env("reverie/Dungeon-v0", SIZE), seed, SIZE)
             assert len(frames) == len(want) > 1 and acts == want_acts
+            assert caption == info["caption"] and isinstance(caption, str) and caption
             assert all(np.array_equal(a, b) for a, b in zip(frames, want))
     finally:
         walker.close()

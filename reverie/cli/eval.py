@@ -42,6 +42,13 @@ def eval_cmd(
     context_noise: float | None = typer.Option(
         None, "--context-noise", min=0.0, max=0.99, help="Noise of context frames (default: the model's)."
     ),
+    start_caption: bool | None = typer.Option(
+        None,
+        "--start-caption/--no-start-caption",
+        help="Give the model the world's caption of each real start as its text, as "
+        "`reverie play --start-caption` does, or the null text. Default: as `reverie play` (off).",
+        show_default=False,
+    ),
     probe: bool = typer.Option(
         False,
         "--probe",
@@ -92,6 +99,7 @@ def eval_cmd(
         model=model, world=world, size=size, predictor=predictor, episodes=episodes, seed=seed,
         precision=precision, steps=steps, context_noise=context_noise, workers=workers,
         allow_overlap=allow_overlap, quick=quick, extra=extra,
+        start_caption=EvalConfig.start_caption if start_caption is None else start_caption,
     )  # fmt: skip
     if probe:
         _probe(cfg, out or "", as_json)

@@ -51,6 +51,14 @@ def play_cmd(
     threads: int = typer.Option(
         0, "--threads", min=0, help="With --model: torch threads (0: the default, 1)."
     ),
+    start_caption: bool | None = typer.Option(
+        None,
+        "--start-caption/--no-start-caption",
+        help="With --model: tell a dream started with no image and no prompt the world's caption of its "
+        "real start as its prompt (closer at first, further after minutes: docs/bakeoff.md), or play it "
+        "with no text. Default: the engine's (off).",
+        show_default=False,
+    ),
     allow_origin: list[str] = typer.Option(
         [],
         "--allow-origin",
@@ -106,7 +114,10 @@ def play_cmd(
     if model is not None:  # torch is imported only for a model
         from reverie.engine.model_backend import ModelConfig
 
-        model_cfg = ModelConfig(steps=steps, threads=threads or None)
+        model_cfg = ModelConfig(
+            steps=steps, threads=threads or None,
+            start_caption=ModelConfig.start_caption if start_caption is None else start_caption,
+        )  # fmt: skip
     backends = make_backends(model, world, size, continuous, model_cfg)
     if model is not None:
         world, size = backends["dream"].world, str(backends["dream"].size)

@@ -43,7 +43,7 @@ from reverie.errors import ReverieError
 from reverie.models.dynamics import make_rollout
 from reverie.models.sampler import SamplerConfig, SessionContext
 from reverie.models.shipped import resolve_model
-from reverie.models.world_model import load_world_model
+from reverie.models.world_model import START_CAPTION, load_world_model
 
 
 @dataclass
@@ -59,6 +59,7 @@ class ModelConfig:
     walk_process: bool = (
         True  # real start walks in a helper process (start_walks.py); False: on the reset thread
     )
+    start_caption: bool = START_CAPTION  # a real start plays with the world's caption of it as its text
 
     def sampler(self, own: SamplerConfig) -> SamplerConfig:
         """The model's own play settings `own`, with this config's explicit choices on top."""
@@ -142,8 +143,9 @@ class ModelBackend:
     def _decode(self, z: torch.Tensor) -> np.ndarray:
         return self.wm.decode(z)  # (B, H, W, 3) uint8
 
-    def _real_start(self, seed: int) -> tuple[list[np.ndarray], list[Any]] | None:
-        """The real world's start walk for `seed` (frames, actions), or None without a simulator."""
+    def _real_start(self, seed: int) -> tuple[list[np.ndarray], list[Any], str | None] | None:
+        """The real world's start walk for `seed` (frames, actions, the world's caption of its last
+        frame or None), or None without a simulator."""
         if not self._has_sim:
             return None
         if self._walker is not None:
@@ -163,8 +165,9 @@ class ModelBackend:
             except Exception:  # a world that is not installed here (recorded elsewhere, or video)
                 self._has_sim = False
                 return None
-            frames, acts, _ = start_walk(self._sim, seed, self.size)
-            return frames, acts
+            frames, acts, info = start_walk(self._sim, seed, self.size)
+            caption = info.get("caption")
+            return frames, acts, caption if isinstance(caption, str) else None
 
     # -- the Backend contract -------------------------------------------------------------------------
     @torch.inference_mode()
@@ -176,14 +179,19 @@ class ModelBackend:
         gen = torch.Generator().manual_seed(int(seed))
         text = torch.from_numpy(self.text_encoder.encode([prompt])[0]) if prompt else None
         act0 = self._actions([self._null_action()])
-        # An image starts from itself; no image and no prompt: from a short real walk of a fresh seed;
-        # a prompt alone (or a world with no simulator): the model dreams its own first frame.
+        # An image starts from itself; no image and no prompt: from a short real walk of a fresh seed,
+        # told the world's caption of where the walk ends (START_CAPTION); a prompt alone (or a world
+        # with no simulator): the model dreams its own first frame.
         real = self._real_start(seed) if image is None and not prompt else None
         if real is not None:
-            frames, acts = real
-            ctx = SessionContext(self.wm.encode(np.stack(frames)), self._actions(acts), text)
+            frames, acts, caption = real
+            caption = caption if self.cfg.start_caption else None
+            said = self.wm.text(caption)
+            ctx = SessionContext(
+                self.wm.encode(np.stack(frames)), self._actions(acts), said[0] if said is not None else None
+            )
             self._set_slot(sid, gen, ctx)
-            return StepOut(np.ascontiguousarray(frames[-1]), prompt)
+            return StepOut(np.ascontiguousarray(frames[-1]), caption)
         frame = fit_frame(image, self.size) if image is not None else None
         if frame is not None:
             z0 = self._encode(frame)[0]

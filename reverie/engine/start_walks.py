@@ -45,8 +45,9 @@ class StartWalker:
             stderr=subprocess.DEVNULL,  # a world's import chatter; errors come back in the header
         )
 
-    def walk(self, seed: int) -> tuple[list[np.ndarray], list[Any]]:
-        """(frames, actions that led to them) of the seeded start walk. Raises ReverieError with what
+    def walk(self, seed: int) -> tuple[list[np.ndarray], list[Any], str | None]:
+        """(frames, actions that led to them, the world's caption of the last frame or None) of the
+        seeded start walk. Raises ReverieError with what
         building the world raised (a world not installed here), or BrokenPipeError when the helper is
         gone (closed, killed)."""
         with self._lock:
@@ -68,7 +69,8 @@ class StartWalker:
             raise ReverieError(head.get("error", "the start walk failed"))
         frames = list(np.load(io.BytesIO(payload)))
         acts = [np.asarray(a, np.float32) if self.continuous else int(a) for a in head["acts"]]
-        return frames, acts
+        caption = head.get("caption")
+        return frames, acts, caption if isinstance(caption, str) else None
 
     def close(self) -> None:
         with self._lock:
@@ -116,11 +118,15 @@ def _serve(world: str, size: Size, continuous: bool, requests: IO[bytes], out: I
             head: dict[str, Any] = {"ok": False, "error": error}
         else:
             try:
-                frames, acts, _ = start_walk(env, int(json.loads(line)["seed"]), size)
+                frames, acts, info = start_walk(env, int(json.loads(line)["seed"]), size)
                 buf = io.BytesIO()
                 np.save(buf, np.stack(frames))
                 payload = buf.getvalue()
-                head = {"ok": True, "acts": [np.asarray(a).tolist() for a in acts], "bytes": len(payload)}
+                caption = info.get("caption")
+                head = {
+                    "ok": True, "acts": [np.asarray(a).tolist() for a in acts], "bytes": len(payload),
+                    "caption": caption if isinstance(caption, str) else None,
+                }  # fmt: skip
             except Exception as e:
                 head = {"ok": False, "error": f"start walk failed: {type(e).__name__}: {e}"}
         out.write(json.dumps(head).encode() + b"\n" + payload)

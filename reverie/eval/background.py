@@ -19,6 +19,7 @@ import numpy as np
 
 from reverie.errors import ReverieError
 from reverie.eval.drift import DriftRun
+from reverie.models.world_model import START_CAPTION
 
 __all__ = ["BackgroundDrift", "DriftJob", "Progress", "run_drift_job"]
 
@@ -41,6 +42,7 @@ class DriftJob:
     idm_actions: int = 0
     idm_width: int = 32
     threads: int | None = None
+    start_caption: bool = START_CAPTION  # the player's start plays with its walk's caption as its text
 
 
 def run_drift_job(job: DriftJob, tick: Any = None) -> DriftRun:
@@ -58,7 +60,8 @@ def run_drift_job(job: DriftJob, tick: Any = None) -> DriftRun:
 
         assert job.model is not None
         engine = EnginePredictor(job.model, precision=job.precision, steps=job.steps,
-                                 context_noise=job.context_noise, threads=job.threads)  # fmt: skip
+                                 context_noise=job.context_noise, threads=job.threads,
+                                 start_caption=job.start_caption)  # fmt: skip
         pred, features = engine, latent_features(engine.encode)
     elif job.predictor == "simulator":
         pred, features = SimulatorPredictor(job.world, job.size, job.continuous), pixel_features

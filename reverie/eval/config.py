@@ -8,6 +8,7 @@ from typing import Any
 
 from reverie.errors import ReverieError
 from reverie.eval.measures import DT_HORIZONS, HORIZONS
+from reverie.models.world_model import START_CAPTION
 from reverie.worlds.action_spec import ActionSpec
 
 __all__ = ["PREDICTORS", "EvalConfig", "Setup", "held_out_seeds", "setup"]
@@ -47,6 +48,7 @@ class EvalConfig:
     precision: str = "auto"  # as `reverie play` loads the model
     steps: int | None = None  # sampler steps per frame; None: the model's play setting
     context_noise: float | None = None  # None: the model's play setting
+    start_caption: bool = START_CAPTION  # real starts take the world's caption as text, as the engine's do
     workers: int | None = None  # processes (the drift rollout takes one); None: up to 2 free cores
     allow_overlap: bool = False
     quick: bool = False

@@ -85,7 +85,7 @@ def teacher_forced(
     for p in positions:
         if not 1 <= p < real.obs.shape[1]:
             raise ValueError(f"position {p} outside 1..{real.obs.shape[1] - 1}")
-        predictor.reset(real.obs[:, :p], real.act[:, :p], real.seeds)
+        predictor.reset(real.obs[:, :p], real.act[:, :p], real.seeds, real.caption_at(p - 1))
         pred = predictor.step(real.act[:, p])
         ps.append(psnr(pred, real.obs[:, p]))
         ss.append(ssim(pred, real.obs[:, p]))
@@ -113,7 +113,7 @@ def rollout_scores(
     if context < 1 or context + K > T:
         raise ValueError(f"context {context} + horizon {K} needs {context + K} frames, episodes have {T}")
     act = real.act if act is None else act
-    predictor.reset(real.obs[:, :context], real.act[:, :context], real.seeds)
+    predictor.reset(real.obs[:, :context], real.act[:, :context], real.seeds, real.caption_at(context - 1))
     frames = []
     for k in range(1, K + 1):
         frames.append(predictor.step(act[:, context + k - 1]))
@@ -149,7 +149,7 @@ def dtpsnr(
     D, B, K = len(random_acts), len(real.seeds), max(horizons)
     tiled = RealEpisodes(
         np.concatenate([real.obs[:, : context + K]] * D), np.concatenate([real.act[:, : context + K]] * D),
-        list(real.seeds) * D, real.action_spec,
+        list(real.seeds) * D, real.action_spec, real.rows(list(range(B)) * D),
     )  # fmt: skip
     act = np.concatenate([a[:, : context + K] for a in random_acts])
     rand = rollout_scores(predictor, tiled, context, horizons, act=act, tick=tick)

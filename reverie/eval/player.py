@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from reverie.models.world_model import START_CAPTION
+
 __all__ = ["EnginePredictor"]
 
 
@@ -26,10 +28,14 @@ class EnginePredictor:
         steps: int | None = None,
         context_noise: float | None = None,
         threads: int | None = None,
+        start_caption: bool = START_CAPTION,
     ) -> None:
         from reverie.engine.model_backend import ModelBackend, ModelConfig
 
-        cfg = ModelConfig(steps=steps, context_noise=context_noise, precision=precision, threads=threads)
+        cfg = ModelConfig(
+            steps=steps, context_noise=context_noise, precision=precision, threads=threads,
+            start_caption=start_caption,
+        )  # fmt: skip
         self.backend = ModelBackend(run, cfg)
         self.wm = self.backend.wm
         self.sids: list[int] = []
@@ -38,7 +44,10 @@ class EnginePredictor:
     def encode(self, frames: np.ndarray) -> Any:
         return self.wm.encode(frames)
 
-    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
+    def reset(
+        self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int], captions: Any = None
+    ) -> None:
+        """The engine's own start per seed (its start walk and that walk's caption); the context is unused."""
         self.backend.close_all()
         self.sids = list(range(len(seeds)))
         starts = [

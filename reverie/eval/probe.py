@@ -80,13 +80,13 @@ def _branch_rows(real: RealEpisodes, context: int, branches: list[Branch], lengt
         acts.append(np.concatenate([a, tail], 1))
     pad = np.repeat(obs[:, -1:], length, axis=1)  # no real frames after the context: never scored
     return RealEpisodes(np.concatenate([obs, pad], 1), np.concatenate(acts), list(real.seeds) * len(branches),
-                        real.action_spec)  # fmt: skip
+                        real.action_spec, real.rows(list(range(n)) * len(branches)))  # fmt: skip
 
 
 def _roll(
     pred: Predictor, rows: RealEpisodes, context: int, length: int, tick: Callable[[int], None]
 ) -> np.ndarray:
-    pred.reset(rows.obs[:, :context], rows.act[:, :context], rows.seeds)
+    pred.reset(rows.obs[:, :context], rows.act[:, :context], rows.seeds, rows.caption_at(context - 1))
     out = []
     for j in range(length):
         out.append(pred.step(rows.act[:, context + j]))

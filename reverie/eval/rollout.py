@@ -12,7 +12,9 @@ Each also has `fork()`: an independent copy of its current state, so a rollout c
 drift measure probes the action response of the model's own drifted state that way).
 
 Context convention: `reset` receives the episode from its first frame (obs[0] after reset(seed))
-up to the current frame, with act[0] the null action; a predictor uses as much of it as it can.
+up to the current frame, with act[0] the null action, and, where the world writes captions, the
+caption of the context's last frame for each episode; a predictor uses as much of it as it can (the
+model takes the caption as its text, as the engine does with a real start: see `START_CAPTION`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from reverie.errors import ReverieError
+from reverie.models.world_model import START_CAPTION
 from reverie.worlds.action_spec import ActionSpec
 
 __all__ = [
@@ -37,9 +40,15 @@ __all__ = [
 ]
 
 
+Captions = list[str | None] | None  # per episode, the caption of its context's last frame
+
+
 class Predictor(Protocol):
-    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
-        """Start B episodes: context_frames uint8 (B, Tc, H, W, 3), context_act (B, Tc[, D]), their seeds."""
+    def reset(
+        self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int], captions: Captions = None
+    ) -> None:
+        """Start B episodes: context_frames uint8 (B, Tc, H, W, 3), context_act (B, Tc[, D]), their seeds,
+        and the captions of their last context frames (None: the world writes none)."""
         ...
 
     def step(self, act: np.ndarray) -> np.ndarray:
@@ -53,12 +62,22 @@ class Predictor(Protocol):
 
 @dataclass
 class RealEpisodes:
-    """Real trajectories of equal length: obs (B, T, H, W, 3) uint8, act (B, T[, D]), their seeds."""
+    """Real trajectories of equal length: obs (B, T, H, W, 3) uint8, act (B, T[, D]), their seeds, and
+    per episode the caption the world wrote with each frame (None: a world without captions)."""
 
     obs: np.ndarray
     act: np.ndarray
     seeds: list[int]
     action_spec: dict[str, Any]
+    captions: list[list[str | None]] | None = None  # (B, T)
+
+    def caption_at(self, t: int) -> Captions:
+        """Each episode's caption of frame t (what a predictor started at frame t is told)."""
+        return [c[t] for c in self.captions] if self.captions is not None else None
+
+    def rows(self, index: list[int]) -> list[list[str | None]] | None:
+        """The captions of episodes `index` (in that order, repeats allowed), for a derived batch."""
+        return [self.captions[i] for i in index] if self.captions is not None else None
 
 
 def collect_real(
@@ -88,6 +107,7 @@ def collect_real(
     limit: dict[str, Any] = {"max_steps": max(length, 1000)} if world in BUILTIN_WORLDS else {}
     obs_all: list[np.ndarray] = []
     act_all: list[np.ndarray] = []
+    cap_all: list[list[str | None]] = []
     used: list[int] = []
     bar = tqdm(total=len(seeds), desc="real episodes", unit="ep", disable=not progress)
     env = make_world(world, size, continuous=continuous, **limit)
@@ -99,17 +119,19 @@ def collect_real(
             pol = make_policy(policy, env, seed=policy_seed + int(seed))
             obs, info = env.reset(seed=int(seed))
             pol.reset(policy_seed + int(seed))  # as the recorder does: the policy restarts with the world
-            frames, acts = [obs], [_null_action(spec)]
+            frames, acts, caps = [obs], [_null_action(spec)], [info.get("caption")]
             while len(frames) < length:
                 a = pol(obs, info)
                 obs, _, term, trunc, info = env.step(a)
                 frames.append(obs)
                 acts.append(np.asarray(a))
+                caps.append(info.get("caption"))
                 if (term or trunc) and len(frames) < length:
                     break
             if len(frames) == length:
                 obs_all.append(np.stack(frames))
                 act_all.append(np.stack(acts))
+                cap_all.append(caps)
                 used.append(int(seed))
                 bar.update(1)
     finally:
@@ -120,7 +142,8 @@ def collect_real(
             f"only {len(used)} of {len(seeds)} episodes of {world} lasted {length} frames; "
             "use a shorter horizon or more held-out seeds"
         )
-    return RealEpisodes(np.stack(obs_all), np.stack(act_all), used, spec)
+    captions = cap_all if any(c is not None for caps in cap_all for c in caps) else None
+    return RealEpisodes(np.stack(obs_all), np.stack(act_all), used, spec, captions)
 
 
 def _null_action(spec: dict[str, Any]) -> np.ndarray:
@@ -136,7 +159,9 @@ class CopyLastPredictor:
     def __init__(self) -> None:
         self.last: np.ndarray | None = None
 
-    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
+    def reset(
+        self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int], captions: Captions = None
+    ) -> None:
         self.last = np.ascontiguousarray(context_frames[:, -1])  # (B, H, W, 3)
 
     def step(self, act: np.ndarray) -> np.ndarray:
@@ -169,7 +194,9 @@ class SimulatorPredictor:
             obs = env.step(a)[0]
         return env, obs
 
-    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
+    def reset(
+        self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int], captions: Captions = None
+    ) -> None:
         self.close()
         for b, seed in enumerate(seeds):
             acts = [_native(a) for a in context_act[b, 1:]]  # act[0] is the null action that "led to" obs[0]
@@ -220,7 +247,8 @@ class ModelPredictor:
     `sampler` overrides them, and one noise generator per row seeded from the row's episode seed, fed
     through `Rollout.rebuild` as the engine's `ModelBackend` does. So a row's frames do not depend on
     which other rows share its batch, and eval and the engine give the same frames for the same seed,
-    context and actions.
+    context and actions. With `start_caption` (the engine's default) a row given a caption plays with
+    it as its text, as a player's real start does.
     """
 
     def __init__(
@@ -233,6 +261,7 @@ class ModelPredictor:
         context_noise: float | None = None,
         wm: Any = None,
         act_map: list[int] | None = None,
+        start_caption: bool = START_CAPTION,
     ) -> None:
         from dataclasses import replace
 
@@ -251,6 +280,7 @@ class ModelPredictor:
         self.generators: list[Any] = []
         # world action -> the model's action (a model trained on named latent actions; eval/config.py)
         self.act_map = np.asarray(act_map, dtype=np.int64) if act_map is not None else None
+        self.start_caption = start_caption
 
     def _act(self, act: np.ndarray) -> Any:
         """World actions (N, ...) -> the model's action tensor (None for an action-less model)."""
@@ -262,7 +292,9 @@ class ModelPredictor:
         """frames uint8 (N, H, W, 3) -> normalised latents z (N, C, h, w)."""
         return self.wm.encode(frames)
 
-    def reset(self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int]) -> None:
+    def reset(
+        self, context_frames: np.ndarray, context_act: np.ndarray, seeds: list[int], captions: Captions = None
+    ) -> None:
         import torch
 
         from reverie.models.sampler import SessionContext
@@ -276,7 +308,12 @@ class ModelPredictor:
         self.generators = [torch.Generator().manual_seed(self.seed + int(s)) for s in seeds]
         a = self._act(act.reshape(B * ctx, *act.shape[2:]))
         a = a.reshape(B, ctx, *a.shape[1:]) if a is not None else None  # (B, Tc) or (B, Tc, D)
-        sessions = [SessionContext(z[b], a[b] if a is not None else None, None) for b in range(B)]
+        said = captions if self.start_caption and captions is not None else [None] * B
+        text = [self.wm.text(c) for c in said]  # (1, E) each, or None
+        sessions = [
+            SessionContext(z[b], a[b] if a is not None else None, t[0] if t is not None else None)
+            for b, t in enumerate(text)
+        ]
         with torch.inference_mode():
             self.rollout.rebuild(sessions, self.generators)
 

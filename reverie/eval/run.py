@@ -31,6 +31,7 @@ from reverie.eval.rollout import (
     SimulatorPredictor,
     collect_real,
 )
+from reverie.models.world_model import START_CAPTION
 from reverie.worlds.action_spec import ActionSpec
 
 __all__ = ["PREDICTORS", "EvalConfig", "evaluate", "held_out_seeds", "run_probe"]
@@ -45,8 +46,9 @@ def _predictor(s: Setup) -> Predictor:
     if cfg.predictor == "model":
         assert cfg.model is not None
         return ModelPredictor(
-            cfg.model, cfg.steps, precision=cfg.precision, context_noise=cfg.context_noise, act_map=s.act_map
-        )
+            cfg.model, cfg.steps, precision=cfg.precision, context_noise=cfg.context_noise, act_map=s.act_map,
+            start_caption=cfg.start_caption,
+        )  # fmt: skip
     if cfg.predictor == "simulator":
         return SimulatorPredictor(s.world, s.size, s.continuous)
     return CopyLastPredictor()
@@ -59,11 +61,14 @@ def play_settings(cfg: EvalConfig, predictor: Predictor) -> dict[str, Any] | Non
     import torch
 
     over = [k for k, v in (("precision", cfg.precision if cfg.precision != "auto" else None),
-                           ("steps", cfg.steps), ("context_noise", cfg.context_noise)) if v is not None]  # fmt: skip
+                           ("steps", cfg.steps), ("context_noise", cfg.context_noise),
+                           ("start_caption", None if cfg.start_caption == START_CAPTION else cfg.start_caption))
+            if v is not None]  # fmt: skip
     return {
         "precision": "bf16" if predictor.wm.dtype == torch.bfloat16 else "fp32",
         **asdict(predictor.sampler),
         "max_context_used": predictor.rollout.max_context,
+        "start_caption": predictor.start_caption,
         "overridden": over,
     }
 
@@ -100,8 +105,9 @@ def _probe_for(s: Setup, predictor: Predictor, real: Any, progress: Progress) ->
     from reverie.eval.rollout import RealEpisodes
 
     ctx = RealEpisodes(
-        real.obs[:n, : cfg.context], real.act[:n, : cfg.context], real.seeds[:n], real.action_spec
-    )
+        real.obs[:n, : cfg.context], real.act[:n, : cfg.context], real.seeds[:n], real.action_spec,
+        real.rows(list(range(n))),
+    )  # fmt: skip
     ae = None
     if isinstance(predictor, ModelPredictor):
         wm = predictor.wm
@@ -167,7 +173,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         d_real.seeds, d_real.obs[:, :W], d_real.act, sorted(sheet),
         idm_state=idm.state_dict() if idm is not None else None,
         idm_actions=int(real.action_spec.get("n", 0)), idm_width=cfg.idm_width,
-        threads=1 if workers > 1 else None,
+        threads=1 if workers > 1 else None, start_caption=cfg.start_caption,
     )  # fmt: skip
     background = BackgroundDrift(job, progress) if workers > 1 else None
     try:
