@@ -73,3 +73,20 @@ def test_the_dream_sheet_script_draws_one_row_per_session(tmp_path) -> None:
     assert res.returncode == 0, res.stderr
     assert Image.open(out).size == (2 * 64 * 2, 2 * 64 * 3)  # columns at frames 0 and 6; 1 + 2 rows
     assert "top row the real seed 1000000" in res.stdout
+
+
+def test_the_one_step_script_scores_each_action_beside_its_baselines() -> None:
+    """runs/one_step.py: the model's one-step frame per action beside copy-last, the autoencoder, a shift."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "runs" / "one_step.py"
+    cmd = [sys.executable, str(script), "--episodes", "1", "--length", "11", "--every", "1"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert sum(a["pairs"] for a in out["per_action"].values()) == 11 - 8  # one per position after the context
+    every = out["all"]
+    assert every["ae"] > every["copy"] and 10 < every["model"] < 60 and every["shift"] >= every["copy"]
+    assert 0 < out["sharpness"]["model"] < 3 and out["sampler"]["steps"] == 1  # the shipped play setting
