@@ -59,7 +59,7 @@ class ModelConfig:
     walk_process: bool = (
         True  # real start walks in a helper process (start_walks.py); False: on the reset thread
     )
-    start_caption: bool = START_CAPTION  # a real start plays with the world's caption of it as its text
+    start_caption: bool = START_CAPTION  # True: a real start plays with the world's caption of it as text
 
     def sampler(self, own: SamplerConfig) -> SamplerConfig:
         """The model's own play settings `own`, with this config's explicit choices on top."""
@@ -179,9 +179,9 @@ class ModelBackend:
         gen = torch.Generator().manual_seed(int(seed))
         text = torch.from_numpy(self.text_encoder.encode([prompt])[0]) if prompt else None
         act0 = self._actions([self._null_action()])
-        # An image starts from itself; no image and no prompt: from a short real walk of a fresh seed,
-        # told the world's caption of where the walk ends (START_CAPTION); a prompt alone (or a world
-        # with no simulator): the model dreams its own first frame.
+        # An image starts from itself; no image and no prompt: from a short real walk of a fresh seed
+        # (with `start_caption`, told the world's caption of where the walk ends); a prompt alone (or a
+        # world with no simulator): the model dreams its own first frame.
         real = self._real_start(seed) if image is None and not prompt else None
         if real is not None:
             frames, acts, caption = real

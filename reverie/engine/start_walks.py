@@ -47,9 +47,8 @@ class StartWalker:
 
     def walk(self, seed: int) -> tuple[list[np.ndarray], list[Any], str | None]:
         """(frames, actions that led to them, the world's caption of the last frame or None) of the
-        seeded start walk. Raises ReverieError with what
-        building the world raised (a world not installed here), or BrokenPipeError when the helper is
-        gone (closed, killed)."""
+        seeded start walk. Raises ReverieError with what building the world raised (a world not
+        installed here), or BrokenPipeError when the helper is gone (closed, killed)."""
         with self._lock:
             proc = self._proc
             if proc is None or proc.stdin is None or proc.stdout is None:

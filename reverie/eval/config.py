@@ -48,7 +48,7 @@ class EvalConfig:
     precision: str = "auto"  # as `reverie play` loads the model
     steps: int | None = None  # sampler steps per frame; None: the model's play setting
     context_noise: float | None = None  # None: the model's play setting
-    start_caption: bool = START_CAPTION  # real starts take the world's caption as text, as the engine's do
+    start_caption: bool = START_CAPTION  # True: real starts take the world's caption as text (as the engine)
     workers: int | None = None  # processes (the drift rollout takes one); None: up to 2 free cores
     allow_overlap: bool = False
     quick: bool = False

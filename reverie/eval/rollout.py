@@ -14,7 +14,7 @@ drift measure probes the action response of the model's own drifted state that w
 Context convention: `reset` receives the episode from its first frame (obs[0] after reset(seed))
 up to the current frame, with act[0] the null action, and, where the world writes captions, the
 caption of the context's last frame for each episode; a predictor uses as much of it as it can (the
-model takes the caption as its text, as the engine does with a real start: see `START_CAPTION`).
+model takes the caption as its text only with `start_caption`, as the engine does: `START_CAPTION`).
 """
 
 from __future__ import annotations
