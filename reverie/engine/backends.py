@@ -75,8 +75,9 @@ def env_action_spec(env: Any) -> dict[str, Any]:
 
 def start_walk(
     env: Any, seed: int, size: Size, frames: int = START_WALK
-) -> tuple[list[np.ndarray], list[Any], dict]:
-    """(frames, actions that led to them, last info) of a seeded explore walk: the start of a session.
+) -> tuple[list[np.ndarray], list[Any], str | None]:
+    """(frames, actions that led to them, the world's caption of the last frame or None) of a seeded
+    explore walk: the start of a session.
 
     The first action is the null action (nothing led to the reset frame); the walk restarts from
     scratch if the episode ends inside it (never in the built-in worlds).
@@ -93,10 +94,16 @@ def start_walk(
         act = policy(obs, info)
         obs, _, terminated, truncated, info = env.step(act)
         if terminated or truncated:
-            return out[-1:], acts[-1:], info
+            return out[-1:], acts[-1:], _caption(info)
         out.append(_as_frame(env, obs, size))
         acts.append(act)
-    return out, acts, info
+    return out, acts, _caption(info)
+
+
+def _caption(info: dict) -> str | None:
+    """The world's caption in a step's info, or None where the world gives none (or not a string)."""
+    caption = info.get("caption")
+    return caption if isinstance(caption, str) else None
 
 
 def _as_frame(env: Any, obs: Any, size: Size) -> np.ndarray:
@@ -139,8 +146,8 @@ class SimulatorBackend:
         self, sid: int, seed: int, prompt: str | None = None, image: np.ndarray | None = None
     ) -> StepOut:
         env = self._env(sid)
-        frames, _, info = start_walk(env, seed, self.size)
-        return StepOut(frames[-1], info.get("caption"))
+        frames, _, caption = start_walk(env, seed, self.size)
+        return StepOut(frames[-1], caption)
 
     def step(self, sids: Sequence[int], actions: Sequence[Any]) -> list[StepOut]:
         outs = []

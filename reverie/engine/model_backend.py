@@ -165,9 +165,7 @@ class ModelBackend:
             except Exception:  # a world that is not installed here (recorded elsewhere, or video)
                 self._has_sim = False
                 return None
-            frames, acts, info = start_walk(self._sim, seed, self.size)
-            caption = info.get("caption")
-            return frames, acts, caption if isinstance(caption, str) else None
+            return start_walk(self._sim, seed, self.size)
 
     # -- the Backend contract -------------------------------------------------------------------------
     @torch.inference_mode()

@@ -69,7 +69,7 @@ class StartWalker:
         frames = list(np.load(io.BytesIO(payload)))
         acts = [np.asarray(a, np.float32) if self.continuous else int(a) for a in head["acts"]]
         caption = head.get("caption")
-        return frames, acts, caption if isinstance(caption, str) else None
+        return frames, acts, caption if isinstance(caption, str) else None  # the helper's JSON
 
     def close(self) -> None:
         with self._lock:
@@ -117,14 +117,13 @@ def _serve(world: str, size: Size, continuous: bool, requests: IO[bytes], out: I
             head: dict[str, Any] = {"ok": False, "error": error}
         else:
             try:
-                frames, acts, info = start_walk(env, int(json.loads(line)["seed"]), size)
+                frames, acts, caption = start_walk(env, int(json.loads(line)["seed"]), size)
                 buf = io.BytesIO()
                 np.save(buf, np.stack(frames))
                 payload = buf.getvalue()
-                caption = info.get("caption")
                 head = {
                     "ok": True, "acts": [np.asarray(a).tolist() for a in acts], "bytes": len(payload),
-                    "caption": caption if isinstance(caption, str) else None,
+                    "caption": caption,
                 }  # fmt: skip
             except Exception as e:
                 head = {"ok": False, "error": f"start walk failed: {type(e).__name__}: {e}"}
