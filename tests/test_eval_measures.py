@@ -131,10 +131,12 @@ def test_start_from_nothing_simulator_on_the_floor_grey_far_off() -> None:
 
     sim_run, sim = run(SimulatorPredictor(WORLD, SIZE))
     assert sim.fd == [0.0, 0.0] and sim.fd_over_floor == [0.0, 0.0] and min(sim.fd_floor) > 0  # type: ignore[attr-defined]
+    assert sim.fd_over_floor_sessions == [[0.0, 0.0], [0.0, 0.0]]  # type: ignore[attr-defined]
     assert sim.brightness == sim.brightness_real and sim.saturation == sim.saturation_real  # type: ignore[attr-defined]
     assert np.array_equal(sim_run.sheet[30], real.obs[:, 30])  # type: ignore[attr-defined]
     _, grey = run(FlatGrey())
     assert min(grey.fd_over_floor) > 1.0  # type: ignore[attr-defined]
+    assert min(min(row) for row in grey.fd_over_floor_sessions) > 1.0  # type: ignore[attr-defined]
     assert grey.saturation[-1] == 0.0 and grey.brightness[-1] == pytest.approx(128 / 255)  # type: ignore[attr-defined]
     _, copy = run(CopyLastPredictor())
     assert copy.fd[-1] > 0.0  # type: ignore[attr-defined]
@@ -148,7 +150,20 @@ def test_eval_help_says_what_it_measures_and_how_long_it_takes() -> None:
 
     text = " ".join(CliRunner().invoke(app, ["eval", "--help"], terminal_width=200).output.split())
     assert "docs/measures.md" in text and "DESIGN" not in text
-    assert "2 cores" in text and "--probe" in text and "--precision" in text
+    assert "2 cores" in text and "--probe" in text and "--precision" in text and "--dream-sessions" in text
+
+
+def test_the_report_shows_each_dream_start_alone() -> None:
+    from reverie.eval.report import _start
+
+    sfn = {"sessions": 2, "frames": 40, "fd": [1.0, 2.0], "fd_floor": [1.0, 1.0], "fd_over_floor": [1.0, 2.0],
+           "fd_over_floor_sessions": [[0.5, 1.5], [1.75, 2.5]], "brightness": [0.1, 0.1],
+           "brightness_real": [0.1, 0.1], "saturation": [0.2, 0.2], "saturation_real": [0.2, 0.2],
+           "action_acc": None}  # fmt: skip
+    page = _start({"start_from_nothing": sfn}, {})
+    assert "each start alone" in page and "1.75" in page and "2.5" in page
+    one = _start({"start_from_nothing": {**sfn, "sessions": 1, "fd_over_floor_sessions": [[1.0, 2.0]]}}, {})
+    assert "each start alone" not in one
 
 
 @pytest.mark.slow

@@ -49,6 +49,16 @@ def eval_cmd(
         "`reverie play --start-caption` does, or the null text. Default: as `reverie play` (off).",
         show_default=False,
     ),
+    dream_sessions: int | None = typer.Option(
+        None,
+        "--dream-sessions",
+        min=1,
+        max=16,
+        help="Player starts (seeds --seed, --seed + 1, ...) dreaming the 5 minutes side by side, pooled per "
+        "minute, each start's own FD / floor listed beside: one path is one draw of a noisy number. "
+        "Default: the eval config's.",
+        show_default=False,
+    ),
     probe: bool = typer.Option(
         False,
         "--probe",
@@ -100,6 +110,7 @@ def eval_cmd(
         precision=precision, steps=steps, context_noise=context_noise, workers=workers,
         allow_overlap=allow_overlap, quick=quick, extra=extra,
         start_caption=EvalConfig.start_caption if start_caption is None else start_caption,
+        drift_sessions=EvalConfig.drift_sessions if dream_sessions is None else dream_sessions,
     )  # fmt: skip
     if probe:
         _probe(cfg, out or "", as_json)

@@ -120,6 +120,7 @@ class Drift:
     fd: list[float]  # Frechet distance to the real frames of the same minute
     fd_floor: list[float]  # the real world's own: two independent real sets of the same minute
     fd_over_floor: list[float | None]
+    fd_over_floor_sessions: list[list[float | None]]  # (B, minutes): each player start alone
     fd_ratio_last_first: float | None  # the old drift ratio: last minute over the first
     action_acc: list[float] | None  # inverse-dynamics accuracy on generated pairs
     brightness: list[float]
@@ -151,12 +152,15 @@ def real_drift(real: np.ndarray, floor: np.ndarray, features: FeatureFn) -> Real
 
 def score_drift(run: DriftRun, real: RealDrift, segment: int) -> Drift:
     """Per `segment`-frame minute: FD of the dream vs the real episodes, the floor FD of independent
-    real episodes vs the same, brightness and saturation beside the real ones."""
+    real episodes vs the same, brightness and saturation beside the real ones. Each session's own
+    fd / floor comes beside the pooled one: one 5-minute path is one draw, and the spread between paths
+    says how far a single path's number can be trusted."""
     T = run.features.shape[1]
     total = T // segment * segment
     if total == 0:
         raise ValueError(f"a drift of {T} frames holds no full {segment}-frame segment")
     fd, fl, light, light_r, sat, sat_r = [], [], [], [], [], []
+    per: list[list[float | None]] = [[] for _ in range(run.features.shape[0])]
     acc: list[float] | None = [] if run.hits is not None else None
     for s in range(0, total, segment):
         seg = slice(s, s + segment)
@@ -165,12 +169,19 @@ def score_drift(run: DriftRun, real: RealDrift, segment: int) -> Drift:
         )
         fd.append(frechet_from_features(gen_f, real_f))
         fl.append(frechet_from_features(floor_f, real_f))
+        for b, row in enumerate(per):
+            alone = frechet_from_features(real.floor[b, seg], real.features[b, seg])
+            row.append(_over(frechet_from_features(run.features[b, seg], real.features[b, seg]), alone))
         light += [float(run.brightness[:, seg].mean())]
         light_r += [float(real.brightness[:, seg].mean())]
         sat += [float(run.saturation[:, seg].mean())]
         sat_r += [float(real.saturation[:, seg].mean())]
         if acc is not None and run.hits is not None:
             acc.append(float(run.hits[:, s : min(s + segment, total - 1)].mean()))
-    over = [d / f if f > 0 else None for d, f in zip(fd, fl, strict=True)]
+    over = [_over(d, f) for d, f in zip(fd, fl, strict=True)]
     ratio = fd[-1] / fd[0] if fd[0] > 0 else None
-    return Drift(fd, fl, over, ratio, acc, light, light_r, sat, sat_r)
+    return Drift(fd, fl, over, per, ratio, acc, light, light_r, sat, sat_r)
+
+
+def _over(fd: float, floor: float) -> float | None:
+    return fd / floor if floor > 0 else None

@@ -152,8 +152,15 @@ def _start(result: dict[str, Any], art: dict[str, Any]) -> str:
         f"<td><p>{html.escape(label)}</p>{_img(_array_png(gen), 'cell')}<br>{_img(_array_png(real), 'cell')}</td>"
         for label, gen, real in sheet
     )
+    paths = sfn.get("fd_over_floor_sessions") or []
+    spread = ""
+    if len(paths) > 1:  # how far one path's number can be trusted
+        rows = [[b + 1, *row] for b, row in enumerate(paths)]
+        spread = "<p>FD / floor of each start alone:</p>" + _table(
+            ["session", *(f"minute {m + 1}" for m in range(len(paths[0])))], rows
+        )
     return (f"<p>{sfn['sessions']} session(s), {sfn['frames']} frames; the dream (top) and the real world "
-            f"under the same actions (bottom).</p><table><tr>{cells}</tr></table>{table}")  # fmt: skip
+            f"under the same actions (bottom) of the first.</p><table><tr>{cells}</tr></table>{table}{spread}")  # fmt: skip
 
 
 def render_report(result: dict[str, Any], art: dict[str, Any]) -> str:
