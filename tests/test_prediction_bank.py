@@ -87,3 +87,39 @@ def test_tune_to_trains_the_decoder_on_the_models_predictions(runs: dict[str, st
     )
     assert isinstance(other.exception, ReverieError) and "does not encode as" in str(other.exception)
     assert not (tmp_path / "x").exists()
+
+
+def test_tune_with_the_critic_and_far_horizons_from_the_command_line(
+    runs: dict[str, str], tmp_path: Path
+) -> None:
+    from reverie.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "sharp"
+    base = ["train", "autoencoder", "--data", runs["data"], *SMALL, "--tune-to", runs["dit"], "--tune-windows", "4",
+            "--out", str(out)]  # fmt: skip
+    loss = ["--set", "loss.adv_weight=0.5", "--set", "loss.bank_horizon=2", "--set", "loss.near_horizon=1"]
+    res = runner.invoke(app, [*base, *loss, "--steps", "2"])
+    assert res.exit_code == 0, res.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["loss"]["adv_weight"] == 0.5 and config["data"]["tuned_to"]["horizon"] == 2
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert any("critic_loss" in r for r in log) and any("far_l1" in r for r in log)
+    assert "later ones keep the untuned decoder's colours" in (out / "MODEL_CARD.md").read_text()
+
+    res = runner.invoke(app, [*base, "--resume", "--steps", "3", "--set", "loss.adv_weight=0.2"])
+    assert isinstance(res.exception, ReverieError)
+    assert "loss.adv_weight: 0.5 -> 0.2" in str(res.exception) and "--allow-config-change" in str(
+        res.exception
+    )
+    res = runner.invoke(app, [*base, "--resume", "--steps", "3"])  # the saved objective goes on unchanged
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "train_state.json").read_text())["step"] == 3
+
+    bad = runner.invoke(
+        app, [*base[:-1], str(tmp_path / "bad"), "--set", "loss.adv_wieght=1", "--steps", "1"]
+    )
+    assert isinstance(bad.exception, ReverieError) and "adv_weight" in str(bad.exception)
+    assert not (tmp_path / "bad").exists()
+    help_text = runner.invoke(app, ["train", "autoencoder", "--help"]).output
+    assert "loss.adv_weight" in help_text and "loss.near_horizon" in help_text

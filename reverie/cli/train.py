@@ -58,9 +58,14 @@ def _budget(cfg: Any, start: Any) -> Any:
 
 def _autoencoder_settings() -> str:
     from reverie.models.autoencoder import preset_config
+    from reverie.train.autoencoder_task import AutoencoderLossConfig
 
     title = f"Model settings (--set model.KEY=VALUE; the {DEFAULT_PRESET} preset's values):"
-    return settings_table(title, preset_config(DEFAULT_PRESET), "model.")
+    loss = "Objective (--set loss.KEY=VALUE; see reverie/train/autoencoder_task.py):"
+    return "\n\n".join([
+        settings_table(title, preset_config(DEFAULT_PRESET), "model."),
+        settings_table(loss, AutoencoderLossConfig(), "loss."),
+    ])  # fmt: skip
 
 
 @train_app.command("autoencoder", cls=with_settings(train_settings, _autoencoder_settings))
@@ -93,23 +98,44 @@ def train_autoencoder_cmd(
     tune_windows: int = typer.Option(
         BANK_WINDOWS, "--tune-windows", help="With --tune-to: real context windows the model predicts from."
     ),
+    allow_config_change: bool = typer.Option(
+        False,
+        "--allow-config-change",
+        help="With --resume: go on although the objective (loss.*) differs from the saved run's.",
+    ),
 ) -> None:
     """Train the frame autoencoder on single frames of an episode store.
 
     Example:  reverie train autoencoder --data runs/out/dungeon --preset small --out runs/out/ae --minutes 10
     Example:  reverie train autoencoder --data runs/out/dungeon --init runs/out/ae --freeze-encoder --out runs/out/ae_sharp
     Example:  reverie train autoencoder --data runs/out/dungeon --tune-to default --out runs/out/ae_tuned
+    Example:  reverie train autoencoder --data runs/out/dungeon --tune-to default --out runs/out/ae_sharp --set loss.adv_weight=0.1 --set loss.bank_horizon=16
     """
     from reverie.train.budget import Start
 
     start = Start.now()  # the budget counts from here: loading the frames is part of the command
+    from dataclasses import asdict
+
     from reverie.errors import ReverieError
     from reverie.models.autoencoder import AutoencoderConfig, preset_config
-    from reverie.train.autoencoder_task import AutoencoderTask, load_init
+    from reverie.train.autoencoder_task import AutoencoderLossConfig, AutoencoderTask, load_init
+    from reverie.train.config import split_section
     from reverie.train.loop import train
-    from reverie.typed_config import apply_overrides
+    from reverie.typed_config import apply_overrides, config_changes
 
     cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
+    loss_sets, model_overrides = split_section(model_overrides, "loss")
+    saved_loss = saved.get("loss") if saved else None
+    base_loss = AutoencoderLossConfig.from_dict(saved_loss) if saved_loss else AutoencoderLossConfig()
+    loss_cfg = apply_overrides(base_loss, loss_sets, "loss")
+    if saved is not None and not allow_config_change:
+        # a run saved before its objective was typed had the defaults: read it as them
+        changed = config_changes(asdict(base_loss), asdict(loss_cfg))
+        if changed:
+            raise ReverieError(
+                f"cannot resume {out}: its objective would change ({'; '.join('loss.' + c for c in changed)}); "
+                "pass --allow-config-change to go on with the new one, or use a new --out"
+            )
     if saved is not None:  # a resume tunes to the model it was tuning to
         tuned = saved.get("data", {}).get("tuned_to") or {}
         tune_to, tune_windows = tune_to or tuned.get("model"), tuned.get("windows", tune_windows)
@@ -129,7 +155,7 @@ def train_autoencoder_cmd(
         model_cfg = preset_config(preset or DEFAULT_PRESET, model_overrides)
     task = AutoencoderTask.from_store(
         data, model_cfg, cfg, init=init, freeze_encoder=freeze_encoder, tune_to=tune_to,
-        tune_windows=tune_windows,
+        tune_windows=tune_windows, loss_cfg=loss_cfg,
     )  # fmt: skip
     train(task, cfg, out, resume=resume, budget=_budget(cfg, start))
 

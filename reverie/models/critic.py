@@ -12,7 +12,9 @@ projection of the action onto its features) and costs a few percent of a DiT ste
 it cannot see as pictures: the detail it asks for decodes to round blotches that real frames never
 have. `PixelCritic` judges the frames themselves, decoded by the frozen autoencoder decoder (a patch
 critic over 64x64 pixels, the same conditioning), so the detail it asks for is the picture's; its
-gradient reaches the latents through the decoder.
+gradient reaches the latents through the decoder. Unpaired (a frame alone), the pixel critic is the
+decoder's: `reverie train autoencoder --set loss.adv_weight=...` asks the decoder to draw every
+latent, the dynamics model's blurred predictions included, as patches that look like the world's.
 
 `Adversary` owns either critic and its own optimiser: `flow_loss` calls `update` with detached
 samples (one critic step, hinge loss) and adds `generator_loss` (its gradient flows into the dynamics
@@ -83,22 +85,32 @@ class LatentCritic(nn.Module):
 
 class PixelCritic(nn.Module):
     """Per-patch realness logits of a decoded next frame given the decoded previous frame and the
-    action: three strided 4x4 convolutions (a patch critic; each logit sees 38x38 pixels)."""
+    action: three strided 4x4 convolutions (a patch critic; each logit sees 38x38 pixels).
 
-    def __init__(self, action_type: str, num_actions: int, action_dim: int, width: int = 32):
+    `paired=False` judges a frame alone (no previous frame, no action): the critic of a decoder,
+    which asks only that each patch look like the world's."""
+
+    def __init__(
+        self, action_type: str, num_actions: int, action_dim: int, width: int = 32, paired: bool = True
+    ):
         super().__init__()
-        self.action_type = action_type
-        self.inp = spectral_norm(nn.Conv2d(6, width, 4, stride=2, padding=1))
+        self.action_type, self.paired = action_type, paired
+        self.inp = spectral_norm(nn.Conv2d(6 if paired else 3, width, 4, stride=2, padding=1))
         self.down1 = spectral_norm(nn.Conv2d(width, 2 * width, 4, stride=2, padding=1))
         self.down2 = spectral_norm(nn.Conv2d(2 * width, 4 * width, 4, stride=2, padding=1))
         self.mid = spectral_norm(nn.Conv2d(4 * width, 4 * width, 3, padding=1))
         self.out = spectral_norm(nn.Conv2d(4 * width, 1, 1))
         self.embed = _action_embedding(action_type, num_actions, action_dim, 4 * width)
 
-    def forward(self, prev: torch.Tensor, x: torch.Tensor, act: torch.Tensor | None) -> torch.Tensor:
-        """prev, x: (N, 3, H, W) frames about [-1, 1]; act: (N,) int or (N, D) float; -> (N, H/8, W/8)."""
+    def forward(self, prev: torch.Tensor | None, x: torch.Tensor, act: torch.Tensor | None) -> torch.Tensor:
+        """prev, x: (N, 3, H, W) frames about [-1, 1] (prev None when not paired); act: (N,) int or
+        (N, D) float; -> (N, H/8, W/8)."""
         act_ = nn.functional.leaky_relu
-        h = act_(self.inp(torch.cat([prev, x], 1) * PIXEL_GAIN), 0.2)  # (N, W, H/2, W/2)
+        if (prev is not None) != self.paired:
+            raise ValueError(f"this critic is {'' if self.paired else 'not '}paired: prev must "
+                             f"{'be given' if self.paired else 'be None'}")  # fmt: skip
+        inp = torch.cat([prev, x], 1) if prev is not None else x
+        h = act_(self.inp(inp * PIXEL_GAIN), 0.2)  # (N, W, H/2, W/2)
         h = act_(self.down1(h), 0.2)  # (N, 2W, H/4, W/4)
         h = act_(self.down2(h), 0.2)  # (N, 4W, H/8, W/8)
         h = act_(self.mid(h), 0.2)
@@ -158,18 +170,18 @@ class Adversary:
         return px
 
     def _logits(
-        self, prev: torch.Tensor, z: torch.Tensor, act: torch.Tensor | None, detach: bool = False
+        self, prev: torch.Tensor | None, z: torch.Tensor, act: torch.Tensor | None, detach: bool = False
     ) -> torch.Tensor:
         if self.decoder is not None:
-            prev, z = self._frames(prev), self._frames(z)
+            prev, z = (self._frames(prev) if prev is not None else None), self._frames(z)
         if detach:
             z = z.detach()
         with torch.autocast(z.device.type, enabled=False):  # tiny: fp32 keeps spectral norm exact
-            return self.critic(prev.detach().float(), z.float(), act)
+            return self.critic(prev.detach().float() if prev is not None else None, z.float(), act)
 
     def update(
         self,
-        prev: torch.Tensor,
+        prev: torch.Tensor | None,
         real: torch.Tensor,
         fake: torch.Tensor,
         act: torch.Tensor | None,
@@ -201,7 +213,7 @@ class Adversary:
         return metrics
 
     def generator_loss(
-        self, prev: torch.Tensor, fake: torch.Tensor, act: torch.Tensor | None
+        self, prev: torch.Tensor | None, fake: torch.Tensor, act: torch.Tensor | None
     ) -> torch.Tensor:
         """-critic(fake): its gradient reaches the samples (and the dynamics model), not the critic."""
         self.critic.requires_grad_(False)

@@ -5,21 +5,25 @@ reverie train autoencoder --data runs/out/dungeon --preset small --out runs/out/
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from reverie.errors import ReverieError
 from reverie.models.autoencoder import Autoencoder, AutoencoderConfig, frames_to_tensor, tensor_to_frames
+from reverie.models.critic import Adversary, PixelCritic
 from reverie.models.losses import psnr_uint8, reconstruction_loss, ssim
 from reverie.train.config import TrainConfig
 from reverie.train.task import unwrap
+from reverie.typed_config import config_from_dict
 
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
@@ -28,6 +32,42 @@ if TYPE_CHECKING:
 
 # L1 keeps colours sharp (L2 alone blurs), SSIM rewards local structure; an L2 term was not tried
 L1_WEIGHT, SSIM_WEIGHT = 1.0, 0.2
+ANCHOR_POOL = 8  # far predictions keep the untuned decoder's colours at this scale (pixels), not finer
+
+
+@dataclass
+class AutoencoderLossConfig:
+    """The autoencoder's objective beyond L1 + SSIM (`--set loss.KEY=VALUE`, saved with the run).
+
+    A decoder tuned to a dynamics model (`--tune-to`) learns the real frame from the model's
+    predictions only a few frames ahead: further on, the model's future and the real one part ways,
+    and a decoder asked to draw the real frame from a different future learns to blur. Those far
+    predictions instead keep the colours the untuned decoder gives them (an L1 between the two
+    decodes pooled to 8x8-pixel blocks), and the critic (`adv_weight`) asks that every decoded
+    frame, near or far, look like the world's at the scale of a patch."""
+
+    adv_weight: float = 0.0  # weight of a patch critic's generator loss on every decoded frame (0 = off)
+    adv_lr: float = 2e-4  # the critic's learning rate (constant; its own AdamW)
+    bank_horizon: int = 3  # with --tune-to: frames the model predicts on from each real context window
+    near_horizon: int = 3  # predictions up to this many frames ahead learn the real frame; later ones keep the untuned colours
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.adv_weight <= 10.0:
+            raise ReverieError(f"loss.adv_weight must be in [0, 10], got {self.adv_weight}")
+        if not 0.0 < self.adv_lr <= 1.0:
+            raise ReverieError(f"loss.adv_lr must be in (0, 1], got {self.adv_lr}")
+        if not 1 <= self.bank_horizon <= 64:
+            raise ReverieError(f"loss.bank_horizon must be in 1..64, got {self.bank_horizon}")
+        if not 1 <= self.near_horizon <= self.bank_horizon:
+            raise ReverieError(
+                f"loss.near_horizon must be in 1..loss.bank_horizon ({self.bank_horizon}), got {self.near_horizon}"
+            )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AutoencoderLossConfig:
+        return config_from_dict(cls, d, "loss")
+
+
 VAL_FRAMES = 512  # held-out frames scored at each checkpoint, spread evenly over the held-out episodes
 
 SampleFn = Callable[[int, np.random.Generator], np.ndarray]  # (batch, rng) -> uint8 (B, H, W, 3)
@@ -56,9 +96,13 @@ class AutoencoderTask:
         freeze_encoder: bool = False,
         bank: PredictionBank | None = None,
         val_bank: PredictionBank | None = None,
+        loss_cfg: AutoencoderLossConfig | None = None,
     ) -> None:
         self.model_cfg, self.cfg, self._sample = model_cfg, cfg, sample
         self.init, self.freeze_encoder = init, freeze_encoder
+        self.loss_cfg = loss_cfg or AutoencoderLossConfig()
+        self.adversary: Adversary | None = None  # set by build_model when loss.adv_weight > 0
+        self._anchor: Autoencoder | None = None  # the untuned decoder, for the far predictions' colours
         # a dynamics model's predicted latents with their real frames: half of every batch decodes them
         self.bank, self.val_bank = bank, val_bank
         self.val_frames = val_frames
@@ -76,6 +120,7 @@ class AutoencoderTask:
     def from_store(
         cls, path: str, model_cfg: AutoencoderConfig, cfg: TrainConfig, init: str | None = None,
         freeze_encoder: bool = False, tune_to: str | None = None, tune_windows: int | None = None,
+        loss_cfg: AutoencoderLossConfig | None = None,
     ) -> AutoencoderTask:  # fmt: skip
         """Single frames of the store; with `tune_to` (a dynamics run or package), also that model's
         predicted latents of the store (train/prediction_bank.py), for a decoder tuned to the model."""
@@ -108,18 +153,19 @@ class AutoencoderTask:
         bank = val_bank = None
         if tune_to is not None:
             from reverie.cpus import usable_cpus
-            from reverie.train.prediction_bank import BANK_HORIZON, BANK_WINDOWS, VAL_WINDOWS, build_bank
+            from reverie.train.prediction_bank import BANK_WINDOWS, VAL_WINDOWS, build_bank
 
             torch.set_num_threads(cfg.threads or usable_cpus())  # the bank is built before the loop starts
             windows = tune_windows or BANK_WINDOWS
-            bank = build_bank(tune_to, path, train_eps, windows, BANK_HORIZON, seed=cfg.seed)
+            horizon = (loss_cfg or AutoencoderLossConfig()).bank_horizon
+            bank = build_bank(tune_to, path, train_eps, windows, horizon, seed=cfg.seed)
             if val_eps:
                 n_val = min(VAL_WINDOWS, windows)
-                val_bank = build_bank(tune_to, path, val_eps, n_val, BANK_HORIZON, seed=cfg.seed + 1)
-            info["tuned_to"] = {"model": tune_to, "windows": windows, "horizon": BANK_HORIZON}
+                val_bank = build_bank(tune_to, path, val_eps, n_val, horizon, seed=cfg.seed + 1)
+            info["tuned_to"] = {"model": tune_to, "windows": windows, "horizon": horizon}
         return cls(
             model_cfg, cfg, sample, val, size, info, init=init, freeze_encoder=freeze_encoder,
-            bank=bank, val_bank=val_bank,
+            bank=bank, val_bank=val_bank, loss_cfg=loss_cfg,
         )  # fmt: skip
 
     @classmethod
@@ -147,11 +193,20 @@ class AutoencoderTask:
 
     # -- the Task contract -------------------------------------------------------------------------
     def build_model(self) -> nn.Module:
+        """The autoencoder (and, with loss.adv_weight > 0, the critic beside it: built here, after the
+        loop has seeded torch, so a fresh run starts from the same critic every time)."""
         model = Autoencoder(self.model_cfg)
         if self.init:  # start from another run's shipped (EMA) weights, buffers included
             from reverie.checkpoint import load_weights
 
             load_weights(model, load_init(self.init)[1], f"{self.init}: model.safetensors")
+        self._anchor = None
+        if self.bank is not None and (self.bank.horizon > self.loss_cfg.near_horizon).any():
+            self._anchor = copy.deepcopy(model).eval().requires_grad_(False)
+        self.adversary = None
+        if self.loss_cfg.adv_weight > 0:
+            critic = PixelCritic("none", 1, 0, paired=False)  # a frame alone: does each patch look real?
+            self.adversary = Adversary(critic, self.loss_cfg.adv_lr)
         return model.freeze_encoder() if self.freeze_encoder else model
 
     def batch(self, step: int, rank: int, world_size: int) -> dict[str, torch.Tensor]:
@@ -166,19 +221,49 @@ class AutoencoderTask:
             idx = rng.integers(0, len(self.bank), size=n)
             out["z_pred"] = self.bank.z[idx]
             out["obs_pred"] = torch.from_numpy(self.bank.frames[idx])
+            out["near"] = torch.from_numpy(self.bank.horizon[idx] <= self.loss_cfg.near_horizon)
         return out
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         x = frames_to_tensor(batch["obs"])  # (B, 3, H, W)
         if "z_pred" not in batch:
             x_hat, _ = model(x)
-            return reconstruction_loss(x_hat, x, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT)
-        x_hat, _ = model(x, batch["z_pred"])  # (B + N, 3, H, W): reconstructions, then predictions
-        B = len(x)
-        rec, rec_m = reconstruction_loss(x_hat[:B], x, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT)
-        target = frames_to_tensor(batch["obs_pred"])
-        pred, pred_m = reconstruction_loss(x_hat[B:], target, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT)
-        return (rec + pred) / 2, rec_m | {f"pred_{k}": v for k, v in pred_m.items()}
+            loss, metrics = reconstruction_loss(x_hat, x, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT)
+            return self._adversarial(loss, metrics, x, x_hat)
+        z_pred, near = batch["z_pred"], batch["near"].to(x.device)
+        x_hat, _ = model(x, z_pred)  # (B + N, 3, H, W): reconstructions, then predictions
+        B, N = len(x), len(z_pred)
+        rec, metrics = reconstruction_loss(x_hat[:B], x, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT)
+        pred = x_hat.new_zeros(())
+        if near.any():  # a few frames ahead: the real frame the prediction stands for
+            target = frames_to_tensor(batch["obs_pred"]).to(x.device)[near]
+            near_loss, pred_m = reconstruction_loss(
+                x_hat[B:][near], target, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT
+            )
+            pred = pred + near_loss * near.sum() / N
+            metrics |= {f"pred_{k}": v for k, v in pred_m.items()}
+        if not near.all():  # further ahead: the untuned decoder's colours, at the scale of a block
+            assert self._anchor is not None
+            far = ~near
+            self._anchor.to(x.device)
+            with torch.no_grad():
+                anchor = F.avg_pool2d(self._anchor.decode(z_pred[far].to(x.device)), ANCHOR_POOL)
+            far_loss = (F.avg_pool2d(x_hat[B:][far], ANCHOR_POOL) - anchor).abs().mean()
+            pred = pred + far_loss * far.sum() / N
+            metrics["far_l1"] = float(far_loss.detach())
+        return self._adversarial((rec + pred) / 2, metrics, x, x_hat)
+
+    def _adversarial(
+        self, loss: torch.Tensor, metrics: dict[str, float], real: torch.Tensor, fake: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """With loss.adv_weight > 0: one critic step on real frames against every decoded one, and the
+        critic's generator loss (its gradient reaches the decoder) added to the loss."""
+        if self.adversary is None:
+            return loss, metrics
+        self.adversary.critic.to(real.device)
+        metrics = metrics | self.adversary.update(None, real, fake, None)
+        gen = self.adversary.generator_loss(None, fake, None)
+        return loss + self.loss_cfg.adv_weight * gen, metrics | {"recon_loss": float(loss.detach())}
 
     def log_samples(self, model: nn.Module, writer: SummaryWriter, step: int) -> None:
         frames = self.val_frames[:: max(1, len(self.val_frames) // 8)][:8]
@@ -196,6 +281,10 @@ class AutoencoderTask:
 
     def model_config(self) -> dict:
         return json.loads(json.dumps(asdict(self.model_cfg)))
+
+    def extra_config(self) -> dict[str, Any]:
+        """Saved in the run's config.json beside model/train/data: the objective."""
+        return {"loss": asdict(self.loss_cfg)}
 
     def data_config(self) -> dict:
         extra = (
@@ -239,9 +328,25 @@ class AutoencoderTask:
                     "",
                     f"Decoder tuned to the dynamics model {tuned['model']}: half of every batch decodes that "
                     f"model's own predicted latents (1-{tuned['horizon']} frames ahead of real context, at "
-                    f"its play settings, {tuned['windows']} windows) against the real frames they predict.",
+                    f"its play settings, {tuned['windows']} windows); those up to "
+                    f"{min(self.loss_cfg.near_horizon, tuned['horizon'])} frames ahead learn the real "
+                    "frames they predict"
+                    + (
+                        f", later ones keep the untuned decoder's colours in {ANCHOR_POOL}x{ANCHOR_POOL}-pixel blocks."
+                        if tuned["horizon"] > self.loss_cfg.near_horizon
+                        else "."
+                    ),
                 ]
                 if (tuned := self.data_info.get("tuned_to"))
+                else []
+            )
+            + (
+                [
+                    "",
+                    f"Adversarial term: a patch critic over single frames (hinge loss, lr {self.loss_cfg.adv_lr}) "
+                    f"judges every decoded frame against real ones; weight {self.loss_cfg.adv_weight}.",
+                ]
+                if self.loss_cfg.adv_weight > 0
                 else []
             )
         )

@@ -2,8 +2,9 @@
 
 Settings come from the defaults here, then a YAML file (`--config cfg.yaml`), then `--set key=value`
 pairs. Only fields that exist are accepted; `model.KEY=VALUE` overrides a field of the model preset,
-`flow.KEY=VALUE` the dynamics objective (reverie.models.flow.FlowConfig) and `sampler.KEY=VALUE` the
-play settings saved with a dynamics run (reverie.models.sampler.SamplerConfig).
+`flow.KEY=VALUE` the dynamics objective (reverie.models.flow.FlowConfig), `sampler.KEY=VALUE` the
+play settings saved with a dynamics run (reverie.models.sampler.SamplerConfig) and `loss.KEY=VALUE`
+the autoencoder's objective (reverie.train.autoencoder_task.AutoencoderLossConfig).
 """
 
 from __future__ import annotations
@@ -40,7 +41,12 @@ class TrainConfig:
     val_fraction: float = 0.05  # the last episodes (by index) held out for validation
 
 
-SECTIONS = ("model", "flow", "sampler")  # `--set SECTION.KEY=VALUE` goes to that section's typed config
+SECTIONS = (
+    "model",
+    "flow",
+    "sampler",
+    "loss",
+)  # `--set SECTION.KEY=VALUE` goes to that section's typed config
 PRECISIONS = ("bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
 

@@ -9,9 +9,10 @@ real actions, for a few frames, and keeps each predicted latent with the real fr
 The autoencoder task then fine-tunes the decoder (encoder frozen) on these pairs beside ordinary
 reconstruction, so it learns to draw the model's near-misses as the frames they were meant to be.
 
-Only short horizons are banked: after a few frames the model's future and the real one part ways
-(a different turn of the corridor), and a decoder asked to draw the real frame from a different
-future can only learn to blur.
+Only short horizons learn the real frame: after a few frames the model's future and the real one
+part ways (a different turn of the corridor), and a decoder asked to draw the real frame from a
+different future can only learn to blur. Longer horizons (`loss.bank_horizon`) are banked for the
+critic and keep the untuned decoder's colours (train/autoencoder_task.py).
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ if TYPE_CHECKING:  # torch is imported where it is used: the CLI reads the const
     import torch
 
 ROWS = 32  # windows rolled out together (one batched rollout)
-BANK_WINDOWS = 1024  # training windows, each banked at horizons 1..BANK_HORIZON
-BANK_HORIZON = 3
+BANK_WINDOWS = 1024  # training windows, each banked at horizons 1..loss.bank_horizon
 VAL_WINDOWS = 64  # held-out windows, for the pred_psnr the loop reports at each checkpoint
 
 
