@@ -126,3 +126,26 @@ def test_loss_config_is_checked(bad: dict, match: str) -> None:
         AutoencoderLossConfig(**bad)
     with pytest.raises(ReverieError, match="accepted"):
         AutoencoderLossConfig.from_dict({"adv_wieght": 0.1})
+
+
+@pytest.mark.parametrize(
+    "command,key,takes",
+    [
+        ("autoencoder", "flow.p_play=1", "model.* and loss.*"),
+        ("dynamics", "loss.adv_weight=1", "flow.* and sampler.*"),
+    ],
+)
+def test_a_section_of_the_other_command_is_named_as_such(
+    tmp_path: Path, command: str, key: str, takes: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from reverie.cli import app
+
+    args = ["train", command, "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--set", key]
+    res = CliRunner().invoke(
+        app, args + (["--autoencoder", str(tmp_path / "a")] if command == "dynamics" else [])
+    )
+    assert isinstance(res.exception, ReverieError)
+    assert f"not a setting of `reverie train {command}`" in str(res.exception) and takes in str(res.exception)
+    assert not (tmp_path / "o").exists()

@@ -50,6 +50,19 @@ def _train_config(out: Path, resume: bool, config: str | None, sets: list[str] |
     return cfg, model_overrides, saved
 
 
+def _refuse_other_sections(overrides: dict[str, Any], command: str, accepted: str) -> None:
+    """Section keys left after a command took its own (`loss.*` given to dynamics, say) are an error
+    that names the command's sections, not an unknown model key."""
+    from reverie.errors import ReverieError
+
+    other = sorted(k for k in overrides if "." in k)
+    if other:
+        raise ReverieError(
+            f"{', '.join(other)}: not a setting of `reverie train {command}`, which takes {accepted} "
+            "(every key is listed in --help)"
+        )
+
+
 def _budget(cfg: Any, start: Any) -> Any:
     from reverie.train.budget import Budget
 
@@ -125,6 +138,9 @@ def train_autoencoder_cmd(
 
     cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
     loss_sets, model_overrides = split_section(model_overrides, "loss")
+    _refuse_other_sections(
+        model_overrides, "autoencoder", "model.* and loss.* keys and the training settings"
+    )
     saved_loss = saved.get("loss") if saved else None
     base_loss = AutoencoderLossConfig.from_dict(saved_loss) if saved_loss else AutoencoderLossConfig()
     loss_cfg = apply_overrides(base_loss, loss_sets, "loss")
@@ -243,6 +259,9 @@ def train_dynamics_cmd(
     cfg, model_overrides, saved = _train_config(out, resume, config, sets, minutes, steps)
     flow_sets, model_overrides = split_section(model_overrides, "flow")
     sampler_sets, model_overrides = split_section(model_overrides, "sampler")
+    _refuse_other_sections(
+        model_overrides, "dynamics", "model.*, flow.* and sampler.* keys and the training settings"
+    )
     saved_flow = saved.get("flow") if saved else None
     saved_sampler = saved.get("sampler") if saved else None
     flow = apply_overrides(

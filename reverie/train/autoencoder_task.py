@@ -260,7 +260,6 @@ class AutoencoderTask:
         critic's generator loss (its gradient reaches the decoder) added to the loss."""
         if self.adversary is None:
             return loss, metrics
-        self.adversary.critic.to(real.device)
         metrics = metrics | self.adversary.update(None, real, fake, None)
         gen = self.adversary.generator_loss(None, fake, None)
         return loss + self.loss_cfg.adv_weight * gen, metrics | {"recon_loss": float(loss.detach())}

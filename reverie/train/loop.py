@@ -337,7 +337,9 @@ def _train(
     adversary = getattr(task, "adversary", None)
     if adversary is not None:
         if d.world_size > 1:  # its steps are not synchronised across processes
-            raise ReverieError("the adversarial term (flow.adv_weight > 0) trains in one process only")
+            raise ReverieError(
+                "the adversarial term (flow.adv_weight or loss.adv_weight > 0) trains in one process only"
+            )
         adversary.critic.to(d.device)
     ema = EMA(model, cfg.ema_decay)
     opt = _optimizer(model, cfg)
