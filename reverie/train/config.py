@@ -41,12 +41,8 @@ class TrainConfig:
     val_fraction: float = 0.05  # the last episodes (by index) held out for validation
 
 
-SECTIONS = (
-    "model",
-    "flow",
-    "sampler",
-    "loss",
-)  # `--set SECTION.KEY=VALUE` goes to that section's typed config
+# `--set SECTION.KEY=VALUE` goes to that section's typed config
+SECTIONS = ("model", "flow", "sampler", "loss")
 PRECISIONS = ("bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
 
