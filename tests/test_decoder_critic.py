@@ -1,9 +1,8 @@
-"""The autoencoder's objective beyond L1 + SSIM (`loss.*`): a patch critic over single frames, far
-predictions of a tuned decoder anchored to the untuned decoder's colours, and dreams judged by the critic."""
+"""The autoencoder's objective beyond L1 + SSIM (`loss.*`): a patch critic over single frames, and far
+predictions of a tuned decoder anchored to the untuned decoder's colours."""
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from reverie.models.critic import Adversary, PixelCritic
 from reverie.train.autoencoder_task import AutoencoderLossConfig, AutoencoderTask
 from reverie.train.config import TrainConfig
 from reverie.train.loop import train
-from reverie.train.prediction_bank import DreamBank, PredictionBank
+from reverie.train.prediction_bank import PredictionBank
 
 AE = AutoencoderConfig(channels=(8, 8, 8), blocks=(0, 0, 0), latent_channels=4)  # 32x32 -> 4x4x4
 
@@ -60,7 +59,7 @@ def _bank(n: int, horizon: int, seed: int) -> PredictionBank:
     return PredictionBank(torch.randn(n, 4, 4, 4, generator=g), frames, np.arange(n) % horizon + 1)
 
 
-def _task(loss: AutoencoderLossConfig, horizon: int = 3, dreams: DreamBank | None = None) -> AutoencoderTask:
+def _task(loss: AutoencoderLossConfig, horizon: int = 3) -> AutoencoderTask:
     frames = ((textures(24, 5) + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy()
 
     def sample(batch: int, rng: np.random.Generator) -> np.ndarray:
@@ -68,9 +67,8 @@ def _task(loss: AutoencoderLossConfig, horizon: int = 3, dreams: DreamBank | Non
 
     bank = _bank(30, horizon, 1)  # a tuned decoder keeps its encoder (and the latents' statistics)
     return AutoencoderTask(
-        AE, TrainConfig(), sample, frames[:4], (32, 32), freeze_encoder=True, bank=bank, loss_cfg=loss,
-        dreams=dreams,
-    )  # fmt: skip
+        AE, TrainConfig(), sample, frames[:4], (32, 32), freeze_encoder=True, bank=bank, loss_cfg=loss
+    )
 
 
 def test_far_predictions_keep_the_untuned_colours_and_near_ones_learn_the_real_frame() -> None:
@@ -92,35 +90,6 @@ def test_far_predictions_keep_the_untuned_colours_and_near_ones_learn_the_real_f
     assert near_only._anchor is None and "far_l1" not in near_only.loss(model, near_only.batch(0, 0, 1))[1]
 
 
-def test_dreams_take_their_share_of_the_batch_and_only_the_critic_judges_them() -> None:
-    loss = AutoencoderLossConfig(
-        adv_weight=0.5, bank_horizon=3, near_horizon=1, dream_horizon=40, dream_share=0.25
-    )
-    dreams = DreamBank(
-        torch.randn(50, 4, 4, 4, generator=torch.Generator().manual_seed(2)), np.arange(50) + 4
-    )
-    task = _task(loss, dreams=dreams)
-    torch.manual_seed(0)
-    model = task.build_model()
-    batch = task.batch(0, 0, 1)  # 32 frames: 16 real, then 12 of the bank and 4 dreamt
-    assert len(batch["obs"]) == 16 and len(batch["z_pred"]) == 12 and len(batch["z_dream"]) == 4
-    assert all(any(torch.equal(z, d) for d in dreams.z) for z in batch["z_dream"])
-    other = batch | {
-        "z_dream": batch["z_dream"] * 3.0
-    }  # other dreams: the same paired terms, another critic term
-    a, b = copy.deepcopy(task), copy.deepcopy(task)
-    torch.manual_seed(1)  # the same latent noise on the real frames in both passes
-    loss_a, m_a = a.loss(model, batch)
-    torch.manual_seed(1)
-    loss_b, m_b = b.loss(model, other)
-    assert all(m_a[k] == m_b[k] for k in ("recon_loss", "l1", "pred_l1", "far_l1"))
-    assert m_a["critic_fake"] != m_b["critic_fake"] and float(loss_a.detach()) != float(loss_b.detach())
-    with pytest.raises(ReverieError, match="adv_weight"):
-        AutoencoderTask(
-            AE, TrainConfig(), task._sample, task.val_frames, (32, 32), bank=task.bank, dreams=dreams
-        )
-
-
 def test_decoder_critic_run_resumes_exactly(tmp_path: Path) -> None:
     loss = AutoencoderLossConfig(adv_weight=0.5, adv_lr=1e-3, bank_horizon=3, near_horizon=1)
     cfg = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, log_every=1, sample_every=100,
@@ -129,8 +98,7 @@ def test_decoder_critic_run_resumes_exactly(tmp_path: Path) -> None:
     train(_task(loss), replace(cfg, steps=2), tmp_path / "split")
     train(_task(loss), cfg, tmp_path / "split", resume=True)
     config, whole = load_run(tmp_path / "whole")
-    assert config["loss"] == {"adv_weight": 0.5, "adv_lr": 1e-3, "bank_horizon": 3, "near_horizon": 1,
-                              "dream_horizon": 0, "dream_share": 0.5}  # fmt: skip
+    assert config["loss"] == {"adv_weight": 0.5, "adv_lr": 1e-3, "bank_horizon": 3, "near_horizon": 1}
     split = load_run(tmp_path / "split")[1]
     assert all(torch.equal(whole[k], split[k]) for k in whole)
     tw, _ = load_train_state(tmp_path / "whole", config)
@@ -151,9 +119,6 @@ def test_decoder_critic_run_resumes_exactly(tmp_path: Path) -> None:
         ({"bank_horizon": 2, "near_horizon": 3}, "loss.near_horizon must be in 1..loss.bank_horizon"),
         ({"bank_horizon": 0}, "loss.bank_horizon"),
         ({"adv_lr": 0.0}, "loss.adv_lr"),
-        ({"adv_weight": 0.1, "bank_horizon": 16, "dream_horizon": 16}, "loss.dream_horizon must be 0"),
-        ({"dream_horizon": 100}, "needs loss.adv_weight > 0"),
-        ({"dream_share": 1.0}, "loss.dream_share"),
     ],
 )
 def test_loss_config_is_checked(bad: dict, match: str) -> None:

@@ -28,7 +28,7 @@ from reverie.typed_config import config_from_dict
 if TYPE_CHECKING:
     from torch.utils.tensorboard import SummaryWriter
 
-    from reverie.train.prediction_bank import DreamBank, PredictionBank
+    from reverie.train.prediction_bank import PredictionBank
 
 # L1 keeps colours sharp (L2 alone blurs), SSIM rewards local structure; an L2 term was not tried
 L1_WEIGHT, SSIM_WEIGHT = 1.0, 0.2
@@ -44,20 +44,12 @@ class AutoencoderLossConfig:
     and a decoder asked to draw the real frame from a different future learns to blur. Those far
     predictions instead keep the colours the untuned decoder gives them (an L1 between the two
     decodes pooled to 8x8-pixel blocks), and the critic (`adv_weight`) asks that every decoded
-    frame, near or far, look like the world's at the scale of a patch. A player's session runs on
-    for minutes: `dream_horizon` adds latents of the model's own long dreams, which no real frame
-    stands for and which only the critic judges (train/prediction_bank.py)."""
+    frame, near or far, look like the world's at the scale of a patch."""
 
     adv_weight: float = 0.0  # weight of a patch critic's generator loss on every decoded frame (0 = off)
     adv_lr: float = 2e-4  # the critic's learning rate (constant; its own AdamW)
     bank_horizon: int = 3  # with --tune-to: frames the model predicts on from each real context window
     near_horizon: int = 3  # predictions up to this many frames ahead learn the real frame; later ones keep the untuned colours
-    dream_horizon: int = (
-        0  # with --tune-to: frames of 32 dreams from a player's start, judged by the critic (0 = off)
-    )
-    dream_share: float = (
-        0.5  # with dream_horizon: share of the model's latents per batch drawn from the dreams
-    )
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.adv_weight <= 10.0:
@@ -70,19 +62,6 @@ class AutoencoderLossConfig:
             raise ReverieError(
                 f"loss.near_horizon must be in 1..loss.bank_horizon ({self.bank_horizon}), got {self.near_horizon}"
             )
-
-        if self.dream_horizon and not self.bank_horizon < self.dream_horizon <= 100_000:
-            raise ReverieError(
-                f"loss.dream_horizon must be 0 (off) or in {self.bank_horizon + 1}..100000 (past "
-                f"loss.bank_horizon), got {self.dream_horizon}"
-            )
-        if self.dream_horizon and self.adv_weight == 0:
-            raise ReverieError(
-                "loss.dream_horizon needs loss.adv_weight > 0: no real frame stands for a dream, the critic "
-                "is all that trains the decoder on it"
-            )
-        if not 0.0 < self.dream_share < 1.0:
-            raise ReverieError(f"loss.dream_share must be in (0, 1), got {self.dream_share}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AutoencoderLossConfig:
@@ -118,7 +97,6 @@ class AutoencoderTask:
         bank: PredictionBank | None = None,
         val_bank: PredictionBank | None = None,
         loss_cfg: AutoencoderLossConfig | None = None,
-        dreams: DreamBank | None = None,
     ) -> None:
         self.model_cfg, self.cfg, self._sample = model_cfg, cfg, sample
         self.init, self.freeze_encoder = init, freeze_encoder
@@ -126,11 +104,7 @@ class AutoencoderTask:
         self.adversary: Adversary | None = None  # set by build_model when loss.adv_weight > 0
         self._anchor: Autoencoder | None = None  # the untuned decoder, for the far predictions' colours
         # a dynamics model's predicted latents with their real frames: half of every batch decodes them
-        self.bank, self.val_bank, self.dreams = bank, val_bank, dreams
-        if dreams is not None and (bank is None or self.loss_cfg.adv_weight == 0):
-            raise ReverieError(
-                "dreams train the decoder only beside a prediction bank and with loss.adv_weight > 0"
-            )
+        self.bank, self.val_bank = bank, val_bank
         self.val_frames = val_frames
         self.size = size
         self.data_info = data_info or {}
@@ -176,36 +150,22 @@ class AutoencoderTask:
             "train_frames": int(sum(store.lengths[i] for i in train_eps)),
         }
         size = (store.size.width, store.size.height)
-        bank = val_bank = dreams = None
-        lc = loss_cfg or AutoencoderLossConfig()
-        if lc.dream_horizon and tune_to is None:
-            raise ReverieError("loss.dream_horizon dreams with the model given by --tune-to; give one")
+        bank = val_bank = None
         if tune_to is not None:
             from reverie.cpus import usable_cpus
-            from reverie.train.prediction_bank import (
-                BANK_WINDOWS,
-                ROWS,
-                VAL_WINDOWS,
-                build_bank,
-                build_dreams,
-            )
+            from reverie.train.prediction_bank import BANK_WINDOWS, VAL_WINDOWS, build_bank
 
             torch.set_num_threads(cfg.threads or usable_cpus())  # the bank is built before the loop starts
             windows = tune_windows or BANK_WINDOWS
-            bank = build_bank(tune_to, path, train_eps, windows, lc.bank_horizon, seed=cfg.seed)
+            horizon = (loss_cfg or AutoencoderLossConfig()).bank_horizon
+            bank = build_bank(tune_to, path, train_eps, windows, horizon, seed=cfg.seed)
             if val_eps:
                 n_val = min(VAL_WINDOWS, windows)
-                val_bank = build_bank(tune_to, path, val_eps, n_val, lc.bank_horizon, seed=cfg.seed + 1)
-            tuned: dict[str, Any] = {"model": tune_to, "windows": windows, "horizon": lc.bank_horizon}
-            if lc.dream_horizon:
-                dreams = build_dreams(
-                    tune_to, path, train_eps, ROWS, lc.dream_horizon, skip=lc.bank_horizon, seed=cfg.seed
-                )
-                tuned |= {"dream_sessions": ROWS, "dream_horizon": lc.dream_horizon}
-            info["tuned_to"] = tuned
+                val_bank = build_bank(tune_to, path, val_eps, n_val, horizon, seed=cfg.seed + 1)
+            info["tuned_to"] = {"model": tune_to, "windows": windows, "horizon": horizon}
         return cls(
             model_cfg, cfg, sample, val, size, info, init=init, freeze_encoder=freeze_encoder,
-            bank=bank, val_bank=val_bank, loss_cfg=loss_cfg, dreams=dreams,
+            bank=bank, val_bank=val_bank, loss_cfg=loss_cfg,
         )  # fmt: skip
 
     @classmethod
@@ -258,14 +218,10 @@ class AutoencoderTask:
         if self.bank is not None:  # the model's latents are not flipped: their frames are not either
             n = len(obs) - len(obs) // 2
             out["obs"] = out["obs"][: len(obs) // 2]
-            n_dream = round(n * self.loss_cfg.dream_share) if self.dreams is not None else 0
-            idx = rng.integers(0, len(self.bank), size=n - n_dream)
+            idx = rng.integers(0, len(self.bank), size=n)
             out["z_pred"] = self.bank.z[idx]
             out["obs_pred"] = torch.from_numpy(self.bank.frames[idx])
             out["near"] = torch.from_numpy(self.bank.horizon[idx] <= self.loss_cfg.near_horizon)
-            if n_dream:
-                assert self.dreams is not None
-                out["z_dream"] = self.dreams.z[rng.integers(0, len(self.dreams), size=n_dream)]
         return out
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
@@ -275,16 +231,14 @@ class AutoencoderTask:
             loss, metrics = reconstruction_loss(x_hat, x, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT)
             return self._adversarial(loss, metrics, x, x_hat)
         z_pred, near = batch["z_pred"], batch["near"].to(x.device)
-        z_dream = batch.get("z_dream")  # judged by the critic alone, which sees every decoded frame
-        # (B + N + D, 3, H, W): reconstructions, predictions, then dreams
-        x_hat, _ = model(x, z_pred if z_dream is None else torch.cat([z_pred, z_dream]))
+        x_hat, _ = model(x, z_pred)  # (B + N, 3, H, W): reconstructions, then predictions
         B, N = len(x), len(z_pred)
         rec, metrics = reconstruction_loss(x_hat[:B], x, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT)
         pred = x_hat.new_zeros(())
         if near.any():  # a few frames ahead: the real frame the prediction stands for
             target = frames_to_tensor(batch["obs_pred"]).to(x.device)[near]
             near_loss, pred_m = reconstruction_loss(
-                x_hat[B : B + N][near], target, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT
+                x_hat[B:][near], target, l1=L1_WEIGHT, ssim_weight=SSIM_WEIGHT
             )
             pred = pred + near_loss * near.sum() / N
             metrics |= {f"pred_{k}": v for k, v in pred_m.items()}
@@ -294,7 +248,7 @@ class AutoencoderTask:
             self._anchor.to(x.device)
             with torch.no_grad():
                 anchor = F.avg_pool2d(self._anchor.decode(z_pred[far].to(x.device)), ANCHOR_POOL)
-            far_loss = (F.avg_pool2d(x_hat[B : B + N][far], ANCHOR_POOL) - anchor).abs().mean()
+            far_loss = (F.avg_pool2d(x_hat[B:][far], ANCHOR_POOL) - anchor).abs().mean()
             pred = pred + far_loss * far.sum() / N
             metrics["far_l1"] = float(far_loss.detach())
         return self._adversarial((rec + pred) / 2, metrics, x, x_hat)
@@ -380,13 +334,6 @@ class AutoencoderTask:
                         f", later ones keep the untuned decoder's colours in {ANCHOR_POOL}x{ANCHOR_POOL}-pixel blocks."
                         if tuned["horizon"] > self.loss_cfg.near_horizon
                         else "."
-                    )
-                    + (
-                        f" A {self.loss_cfg.dream_share:.0%} share of the model's latents in each batch comes "
-                        f"from {tuned['dream_sessions']} sessions it dreamt {tuned['dream_horizon']} frames "
-                        "from a player's start, which only the critic judges."
-                        if tuned.get("dream_horizon")
-                        else ""
                     ),
                 ]
                 if (tuned := self.data_info.get("tuned_to"))

@@ -13,11 +13,6 @@ Only short horizons learn the real frame: after a few frames the model's future 
 part ways (a different turn of the corridor), and a decoder asked to draw the real frame from a
 different future can only learn to blur. Longer horizons (`loss.bank_horizon`) are banked for the
 critic and keep the untuned decoder's colours (train/autoencoder_task.py).
-
-A player's session goes on far past that: `build_dreams` dreams sessions as the player starts them
-(the first frames of an episode, no text) for `loss.dream_horizon` frames, and keeps latents spread
-over the whole dream. No real frame stands for them; the critic alone says whether they look like
-the world.
 """
 
 from __future__ import annotations
@@ -33,14 +28,9 @@ from reverie.errors import ReverieError
 if TYPE_CHECKING:  # torch is imported where it is used: the CLI reads the constants below at start-up
     import torch
 
-    from reverie.data.episode import Episode
-    from reverie.data.store import EpisodeStore
-    from reverie.models.world_model import WorldModel
-
 ROWS = 32  # windows rolled out together (one batched rollout)
 BANK_WINDOWS = 1024  # training windows, each banked at horizons 1..loss.bank_horizon
 VAL_WINDOWS = 64  # held-out windows, for the pred_psnr the loop reports at each checkpoint
-DREAM_KEEP = 512  # latents kept from each dreamt session, spread evenly over its length
 
 
 @dataclass
@@ -51,29 +41,6 @@ class PredictionBank:
 
     def __len__(self) -> int:
         return int(self.z.shape[0])
-
-
-@dataclass
-class DreamBank:
-    z: torch.Tensor  # (N, C, h, w) float32: latents of the model's own dreams (normalised)
-    horizon: np.ndarray  # (N,) int: frames dreamt since the real start
-
-    def __len__(self) -> int:
-        return int(self.z.shape[0])
-
-
-def _open(model: str, store_path: str) -> tuple[WorldModel, EpisodeStore]:
-    from reverie.data.store import EpisodeStore
-    from reverie.models.world_model import load_world_model
-
-    wm = load_world_model(model)
-    store = EpisodeStore.open(store_path)
-    if (store.size.width, store.size.height) != (wm.size.width, wm.size.height):
-        raise ReverieError(
-            f"{store_path} holds {store.size.width}x{store.size.height} frames, but {model} plays "
-            f"{wm.size.width}x{wm.size.height}; record the store at the model's size"
-        )
-    return wm, store
 
 
 def build_bank(
@@ -90,12 +57,20 @@ def build_bank(
     import torch
     from tqdm import tqdm
 
+    from reverie.data.store import EpisodeStore
     from reverie.models.dynamics import make_rollout
     from reverie.models.sampler import SessionContext
+    from reverie.models.world_model import load_world_model
 
     if windows < 1 or horizon < 1:
         raise ReverieError(f"a prediction bank needs windows >= 1 and horizon >= 1, got {windows}, {horizon}")
-    wm, store = _open(model, store_path)
+    wm = load_world_model(model)
+    store = EpisodeStore.open(store_path)
+    if (store.size.width, store.size.height) != (wm.size.width, wm.size.height):
+        raise ReverieError(
+            f"{store_path} holds {store.size.width}x{store.size.height} frames, but {model} plays "
+            f"{wm.size.width}x{wm.size.height}; record the store at the model's size"
+        )
     ctx = wm.max_context
     span = ctx + horizon
     usable = [i for i in episodes if store.lengths[i] >= span]
@@ -126,77 +101,6 @@ def build_bank(
                 frames.append(np.stack([ep.obs[ctx + k] for ep in eps]))
                 hs.append(np.full(len(rows), k + 1))
     return PredictionBank(torch.cat(zs), np.concatenate(frames), np.concatenate(hs))
-
-
-def build_dreams(
-    model: str,
-    store_path: str,
-    episodes: Sequence[int],
-    sessions: int,
-    horizon: int,
-    skip: int = 0,
-    seed: int = 0,
-    progress: bool = True,
-) -> DreamBank:
-    """Dream `sessions` sessions of `horizon` frames with the world model `model`, each from the
-    first frames of one of `episodes` with no text, under the store's recorded actions (that
-    episode's, then other episodes' end to end: the exploration policy's, as the eval's dream plays),
-    and keep DREAM_KEEP latents of each spread over horizons skip+1..horizon. Deterministic in
-    (model, store, episodes, sessions, horizon, skip, seed)."""
-    import torch
-    from tqdm import tqdm
-
-    from reverie.models.dynamics import make_rollout
-    from reverie.models.sampler import SessionContext
-
-    if sessions < 1 or not 0 <= skip < horizon:
-        raise ReverieError(
-            f"dreams need sessions >= 1 and 0 <= skip < horizon, got {sessions}, {skip}, {horizon}"
-        )
-    wm, store = _open(model, store_path)
-    if not wm.actions.has_actions:
-        raise ReverieError(f"{model} takes no actions: dreams follow the store's recorded actions")
-    ctx = wm.max_context
-    usable = [int(i) for i in episodes if store.lengths[i] > ctx]
-    if not usable:
-        raise ReverieError(
-            f"{store_path}: no episode among the {len(episodes)} given has more than {ctx} frames"
-        )
-    rng = np.random.default_rng([seed, 11])
-    every = max(1, (horizon - skip) // DREAM_KEEP)
-    keep = set(range(skip + every, horizon + 1, every))
-    zs, hs = [], []
-    for lo in range(0, sessions, ROWS):
-        starts = [int(e) for e in rng.choice(usable, min(ROWS, sessions - lo))]
-        first = [store.read(e) for e in starts]
-        acts: list[torch.Tensor] = []
-        for ep in first:  # its own actions, then whole episodes' actions until the dream is covered
-            a = _recorded_actions(ep, store_path)
-            while len(a) < ctx + horizon:
-                a += _recorded_actions(store.read(int(rng.choice(usable))), store_path)
-            t = wm.act_tensor(a[: ctx + horizon])
-            assert t is not None  # has_actions was checked above
-            acts.append(t)
-        ctxs = [
-            SessionContext(wm.encode(ep.obs[:ctx]), a[:ctx], None) for ep, a in zip(first, acts, strict=True)
-        ]
-        gens = [torch.Generator().manual_seed(seed * 1_000_003 + lo + r) for r in range(len(starts))]
-        rollout = make_rollout(wm.dit, wm.sampler)
-        with torch.inference_mode():
-            rollout.rebuild(ctxs, gens)
-            for k in tqdm(range(1, horizon + 1), desc=f"dreams {lo + 1}-{lo + len(starts)}", unit="frame",
-                          disable=not progress):  # fmt: skip
-                z = rollout.step(torch.stack([a[ctx + k - 1] for a in acts]), gens)  # (B, C, h, w)
-                if k in keep:
-                    zs.append(z.float())
-                    hs.append(np.full(len(starts), k))
-    return DreamBank(torch.cat(zs), np.concatenate(hs))
-
-
-def _recorded_actions(ep: Episode, store_path: str) -> list:
-    if ep.act is None:
-        raise ReverieError(f"{store_path}: an episode has no recorded actions, which dreams follow")
-    return list(ep.act)
 
 
 def tuned_autoencoder(model: str, init: str | None) -> str:
