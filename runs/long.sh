@@ -61,7 +61,9 @@ rm -rf "$OUT/anneal.new" && cp -r "$OUT/control" "$OUT/anneal.new"
 rm -rf "$OUT/anneal" && mv "$OUT/anneal.new" "$OUT/anneal"
 tune() {  # core: the anneal's decoder, tuned afresh (encoder frozen), and the package to judge
   rm -rf "$OUT/aesharp"
-  taskset -c "$1" "$PY/reverie" train autoencoder --data "$DATA" --tune-to "$OUT/anneal" --out "$OUT/aesharp" \
+  # the decoder learns the latents of the model as it is played (1 step), not of the run's own sampler
+  reverie export "$OUT/anneal" --out "$OUT/anneal_play" --force --steps 1 --context-noise 0.1
+  taskset -c "$1" "$PY/reverie" train autoencoder --data "$DATA" --tune-to "$OUT/anneal_play" --out "$OUT/aesharp" \
     --steps 100000 --set cpu_minutes="$AE_MIN" --set threads=1 --set batch_size=32 --set lr=1e-4 \
     --set warmup_steps=20 --set min_lr_ratio=1.0 --set beta1=0.5 --set beta2=0.9 --set weight_decay=0.0 \
     --set ema_decay=0.99 --set checkpoint_minutes=8 \
