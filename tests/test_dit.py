@@ -233,6 +233,7 @@ def test_flow_config_refuses_bad_values() -> None:
         {"context_noise_max": 1.0},
         {"p_uniform_t": 0.8, "p_one_t": 0.3},
         {"t_std": 0},
+        {"context_blur_max": 1.5},
     ):
         with pytest.raises(ReverieError):
             FlowConfig(**bad)
@@ -301,6 +302,50 @@ def test_flow_loss_is_zero_for_the_exact_velocity() -> None:
     for p_play in (0.0, 0.5, 1.0):  # forcing, both, play layout
         loss, metrics = flow_loss(Oracle(), z, None, None, FlowConfig(p_play=p_play))
         assert float(loss) < 1e-8 and metrics["x0_mse"] < 1e-8
+
+
+def test_blur_context_is_a_3x3_average_mixed_in_by_weight() -> None:
+    from reverie.models.flow import blur_context
+
+    z = torch.zeros(2, 1, 1, 5, 5)
+    z[:, 0, 0, 2, 2] = 9.0  # one bright cell in the middle
+    out = blur_context(z, torch.tensor([0.0, 1.0]))
+    assert torch.equal(out[0], z[0])  # weight 0: untouched
+    assert torch.allclose(out[1, 0, 0, 1:4, 1:4], torch.ones(3, 3)) and float(out[1].sum()) == pytest.approx(
+        9.0
+    )
+    flat = torch.full((1, 2, 3, 4, 4), 0.7)
+    assert torch.allclose(blur_context(flat, torch.tensor([1.0])), flat)  # an even field stays as it is
+    corner = torch.zeros(1, 1, 1, 4, 4)
+    corner[..., 0, 0] = 4.0  # a corner averages over the 4 cells inside the grid
+    assert float(blur_context(corner, torch.tensor([1.0]))[..., 0, 0]) == pytest.approx(1.0)
+
+
+def test_flow_loss_blurs_the_play_context_and_not_the_targets() -> None:
+    from reverie.models.flow import FlowConfig, blur_context, flow_loss
+
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        def forward(self, x_t, t, act, text, **kw):
+            seen["x"], seen["t"] = x_t.detach().clone(), t.detach().clone()
+            return torch.zeros_like(x_t, requires_grad=True)
+
+    z = torch.randn(4, 3, 2, 4, 4)
+    cfg = FlowConfig(p_play=1.0, context_noise_max=0.0, context_blur_max=1.0, p_one_t=1.0, p_uniform_t=0.0)
+    flow_loss(Spy(), z, None, None, cfg, generator=torch.Generator().manual_seed(0))
+    ctx, tgt = seen["x"][:, :3], seen["x"][:, 3:]
+    avg = blur_context(z, torch.ones(4))
+    w = ((ctx - z) * (avg - z)).sum((1, 2, 3, 4)) / (avg - z).pow(2).sum((1, 2, 3, 4))  # (B,) best weight
+    assert torch.allclose(ctx, blur_context(z, w), atol=1e-5)  # each window mixed with its average
+    assert ((w > 0) & (w < 1)).all() and len(set(w.tolist())) == 4
+    assert torch.equal(seen["t"][:, 3:], torch.ones(4, 3)) and not torch.allclose(
+        tgt, ctx
+    )  # targets: pure noise at t = 1
+    flow_loss(
+        Spy(), z, None, None, FlowConfig(p_play=1.0, context_noise_max=0.0), generator=torch.Generator()
+    )
+    assert torch.equal(seen["x"][:, :3], z)  # off: the context is the clean window
 
 
 def test_self_forcing_context_is_the_models_own_rollout() -> None:

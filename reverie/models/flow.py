@@ -54,6 +54,11 @@ class FlowConfig:
     p_one_t: float = 0.1  # share of t = 1 exactly: the sampler's first query on every frame
     p_play: float = 0.9  # share of windows in the play layout (the rest: diffusion forcing)
     context_noise_max: float = 0.5  # context frames are noised to a level in [0, this]
+    # A dream's error is mostly blur (its frames are the mean of the futures it cannot tell apart),
+    # and blurred frames fed back as context compound; noise alone does not teach the model to
+    # sharpen them. Each play window's context is mixed with its 3x3 spatial average on the latent
+    # grid by a weight uniform in [0, this], while the targets stay the real frames.
+    context_blur_max: float = 0.0  # 0 = off; up to 1 (the context replaced by its 3x3 average)
     p_drop_text: float = 0.1  # share of windows trained on the null text (for guidance)
     p_drop_act: float = 0.1  # share of windows trained on the null action
     # Self-forcing: this share of the play-layout windows keeps a real prefix of random length and
@@ -91,6 +96,8 @@ class FlowConfig:
                 raise ReverieError(f"flow.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.p_uniform_t + self.p_one_t > 1.0:
             raise ReverieError("flow.p_uniform_t + flow.p_one_t must be at most 1")
+        if not 0.0 <= self.context_blur_max <= 1.0:
+            raise ReverieError(f"flow.context_blur_max must be in [0, 1], got {self.context_blur_max}")
         if not 0.0 <= self.context_noise_max < 1.0:
             raise ReverieError(f"flow.context_noise_max must be in [0, 1), got {self.context_noise_max}")
         if not 0.0 <= self.adv_weight <= 10.0:
@@ -225,6 +232,9 @@ def flow_loss(
                 cfg,
             )
             ctx_src = torch.cat([own, zp[n_self:]])
+        if cfg.context_blur_max > 0:  # drawn only when on, so runs without it keep their random stream
+            w = torch.rand(n_play, generator=generator) * cfg.context_blur_max
+            ctx_src = blur_context(ctx_src, w.to(dev))
         x = torch.cat([noised(ctx_src, ctx_level, ctx_eps[p]), noised(zp, tp, eps[p])], 1)  # (b, 2T, C, h, w)
         a = torch.cat([act[p], act[p]], 1) if act is not None else None
         tx = None
@@ -276,6 +286,14 @@ def flow_loss(
         loss = loss + cfg.adv_weight * adv[0]
         metrics["loss"] = float(loss.detach())
     return loss, metrics
+
+
+def blur_context(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """z (B, T, C, h, w) mixed with its 3x3 spatial average (edges averaged over the cells inside)
+    by weight (B,) in [0, 1]: 0 leaves a window as it is, 1 replaces it by the average."""
+    B, T, C, h, w = z.shape
+    avg = F.avg_pool2d(z.reshape(B * T, C, h, w), 3, stride=1, padding=1, count_include_pad=False)
+    return torch.lerp(z, avg.reshape(z.shape), weight.to(z.dtype)[:, None, None, None, None])
 
 
 def detail_gradient_only(x: torch.Tensor, block: int) -> torch.Tensor:
