@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +157,10 @@ def test_task_from_store_trains_loads_and_samples(tmp_path: Path) -> None:
     # Frames without a caption use the null text; captioned frames do not.
     assert batch["text_null"].any() or not batch["text_null"].all()
     assert "dynamics" in task.card() and task.data_config()["width"] == 32
+    assert "Context blur" not in task.card()  # the card names the objective the run was trained with
+    task.flow = replace(task.flow, context_blur_max=0.5)
+    assert "by a weight uniform in [0, 0.5]" in task.card()
+    task.flow = replace(task.flow, context_blur_max=0.0)
     train(task, cfg, tmp_path / "dit")
 
     model = load_dynamics(str(tmp_path / "dit"))

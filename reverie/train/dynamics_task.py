@@ -398,6 +398,17 @@ class DynamicsTask:
                     if self.flow.p_self
                     else ""
                 )
+                + (
+                    f"Context blur: each play window's context mixed with its 3x3 latent average by a weight "
+                    f"uniform in [0, {self.flow.context_blur_max}], the targets real. "
+                    if self.flow.context_blur_max
+                    else ""
+                )
+                + (
+                    f"Adversarial term: a critic, weight {self.flow.adv_weight}. "
+                    if self.flow.adv_weight
+                    else ""
+                )
                 + played_with(self.play.steps, self.play.context_noise)
                 + (f" Fine-tuned from {self.data_info['init']}." if self.data_info.get("init") else ""),
                 "Load with `reverie.models.dynamics.load_dynamics(RUN)`; sample with `reverie.models.dynamics.make_rollout`.",
