@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The default model's fine-tune (step 3 of runs/default.sh) on one CUDA GPU, for a fixed wall-clock
-# budget: more data, 16x larger batches, and a schedule sized to the time by measuring the step first.
+# The default model's last dynamics stage (blurred context, step 3 of runs/default.sh), continued from
+# the shipped weights on one CUDA GPU for a fixed wall-clock budget: more data, 16x larger batches, and
+# a schedule sized to the time by measuring the step first.
 #
 #   bash runs/default_gpu.sh                          # 6 minutes of training into runs/out/gpu
 #   MINUTES=30 EPISODES=2000 bash runs/default_gpu.sh
-#   LR=2e-4 EXTRA="--set flow.adv_weight=0.3" OUT=runs/out/gpu_b DATA=runs/out/gpu/data bash runs/default_gpu.sh
+#   LR=2e-4 EXTRA="--set flow.context_blur_max=0.4" OUT=runs/out/gpu_b DATA=runs/out/gpu/data \
+#     bash runs/default_gpu.sh
 #
 # Leaves a package in $OUT/package (measure it on the CPU with `reverie eval --model $OUT/package`;
 # the shipped numbers are always measured as the model is played, on the CPU). The same recipe runs on
@@ -26,7 +28,7 @@ BATCH=${BATCH:-256}
 LR=${LR:-4e-4}
 EMA=${EMA:-0.999}
 PROBE_STEPS=${PROBE_STEPS:-40}
-EXTRA=${EXTRA:-}                       # more --set options, e.g. "--set flow.adv_weight=0.3"
+EXTRA=${EXTRA:-}                       # more --set options, e.g. "--set flow.context_blur_max=0.4"
 PREPARE_ONLY=${PREPARE_ONLY:-0}        # 1: stop after the data and the step measurement
 read -r -a reverie <<< "$REVERIE"
 read -r -a extra <<< "$EXTRA"

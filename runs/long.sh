@@ -15,6 +15,8 @@
 #            docs/bakeoff.md, fifth session: sharpness at k = 16 0.34 -> 0.75 of real for 0.25 dB of
 #            PSNR@16), packaged with it as "$OUT/candidate" (1 step, context noise 0.1)
 # (The critic line, flow.adv_weight 0.03 from 157 CPU-minutes, stopped at 331: it had stalled.)
+# The shipped default model is this line's control at 20,129 steps, annealed, then trained on blurred
+# context (runs/default.sh rebuilds it); a new anneal beats it only if its dream holds as well.
 # A budget is CPU time of this invocation (`--set cpu_minutes`), so the control gets the compute of
 # the anneal and the decoder together; each saves every 8 minutes and on SIGTERM. Judge with
 #   reverie eval --model "$OUT/candidate" --episodes 16 --seed 1000000 --steps 1 --dream-sessions 4 --json --report r.html
