@@ -19,11 +19,14 @@ from websockets.exceptions import ConnectionClosed
 from reverie.serve import protocol as P
 from reverie.serve.app import BackgroundServer, ServeConfig, create_app
 from reverie.serve.client import PlayClient
+from reverie.serve.limits import BYTE_BURST
 from reverie.serve.ratelog import RateLimitedLog
 
 WORLD = "reverie/Dungeon-v0"
 BIG = 2 * 1024 * 1024 - 64  # just under the WebSocket message cap: what an abuser would send
 IN_FLIGHT = 2  # frames a window of ticks can lose at its edges: one in flight at each
+FLOOD_ROUNDS = 3  # floods, one after another, pooled so no single short window decides
+FLOOD_BYTES_PER_S = 2 * 1024 * 1024  # the budget refills from empty in BYTE_BURST / this = 2 s
 
 
 def _big_json(n: int = BIG) -> str:
@@ -118,7 +121,7 @@ def test_huge_numbers_over_the_wire_answer_errors_and_log_one_line(records: _Rec
 
 def test_an_address_past_its_byte_budget_is_closed_and_others_keep_playing() -> None:
     # A generous message rate: the byte budget, not the message count, must stop this client.
-    app = create_app(ServeConfig(world=WORLD, size="32x32", rate_per_s=1000, bytes_per_s=256 * 1024))
+    app = create_app(ServeConfig(world=WORLD, size="32x32", rate_per_s=1000, bytes_per_s=FLOOD_BYTES_PER_S))
     srv = app.state.reverie
     with BackgroundServer(app) as url, PlayClient(url) as player:
         player.start(seed=1)
@@ -143,54 +146,70 @@ def test_an_address_past_its_byte_budget_is_closed_and_others_keep_playing() -> 
             stop.wait(0.05)
         base1 = session.index
         # The abuser is another process, as an attacker's would be: in this one its Python would
-        # compete with the server for the GIL, which is not what is under test.
+        # compete with the server for the GIL, which is not what is under test. It floods FLOOD_ROUNDS
+        # times, each on a new connection once its address's budget has refilled: a flood's session
+        # lives a few ticks, and one hiccup of a busy machine in a single such window failed the bar
+        # below (4 received of 15 made, in CI). Polled, so a window the poll missed is left out.
         abuser = subprocess.Popen([sys.executable, __file__, url], stdout=subprocess.PIPE, text=True)
-        while len(srv.clock._sessions) < 2 and abuser.poll() is None:
-            time.sleep(0.01)
-        index0 = session.index
+        windows: list[tuple[int, int]] = []  # the player's frame indices while an abuser was connected
+        while abuser.poll() is None:
+            if len(srv.clock._sessions) < 2:
+                time.sleep(0.005)
+                continue
+            first = session.index
+            while len(srv.clock._sessions) >= 2:
+                time.sleep(0.005)
+            windows.append((first, session.index))
         out, _ = abuser.communicate(timeout=120)
-        index1 = session.index
-        report = json.loads(out.strip().splitlines()[-1])
-        assert report["close_code"] == 1008 and report["end"]["code"] == "flood"
-        assert "bytes per second" in report["end"]["message"] and "too_large" in report["errors"]
-        assert report["sent"] < 40  # cut off long before it sent all it wanted
-        while len(indices) < 5 or indices[-1] < index1 + 5:  # the player plays on after the abuser
+        reports = [json.loads(line) for line in out.strip().splitlines()]
+        assert len(reports) == FLOOD_ROUNDS and windows, (reports, windows)
+        for report in reports:
+            assert report["close_code"] == 1008 and report["end"]["code"] == "flood"
+            assert "bytes per second" in report["end"]["message"] and "too_large" in report["errors"]
+            assert report["sent"] < 40  # cut off long before it sent all it wanted
+        last = windows[-1][1]
+        while len(indices) < 5 or indices[-1] < last + 5:  # the player plays on after the abuser
             assert reader.is_alive()
             stop.wait(0.05)
         stop.set()
         reader.join(timeout=15)
-        made = index1 - index0
-        received = sum(index0 < i <= index1 for i in indices)
+        made = sum(b - a for a, b in windows)
+        received = sum(a < i <= b for i in indices for a, b in windows)
         base = sum(base0 < i <= base1 for i in indices) / (base1 - base0)
-        # Every tick made a frame for the player while the abuser sent, and the player got at least
-        # half the share it got alone, less the frames in flight at the window's two edges (the
-        # window is 10-30 ticks: 11 made and 5 received failed a bar without them on a quiet
-        # machine). A stalled event loop cut the other player to ~10%, as in test_fuzz; a loaded
-        # machine lowers both shares alike (31 made and 10 received beside two training jobs).
-        assert made >= 1 and received >= 0.5 * base * made - IN_FLIGHT, (received, made, base)
-        assert srv.metrics.get("reverie_connections_closed_total", reason="flood") == 1
+        # Every tick made a frame for the player while an abuser sent, and the player got at least
+        # half the share it got alone, less the frames in flight at each window's two edges. A
+        # stalled event loop cut the other player to ~10%, as in test_fuzz, and lengthens the windows
+        # (a 0.15 s stall per big message: 5 received of 51 made; unstalled: 9 of 9, ~3 per flood);
+        # a loaded machine lowers both shares alike (31 made and 10 received beside two training jobs).
+        assert made >= len(windows), windows
+        assert received >= 0.5 * base * made - IN_FLIGHT * len(windows), (received, made, base, windows)
+        assert srv.metrics.get("reverie_connections_closed_total", reason="flood") == FLOOD_ROUNDS
 
 
 def _abuse(url: str) -> None:
-    """Run as a script: start a session, send ~2 MB messages until cut off, print a JSON report."""
-    sent, texts, code = 0, [], None
-    with PlayClient(url) as c:
-        c.start(seed=2)
-        try:
-            for _ in range(40):  # 80 MB: far past a 4 MiB burst
-                c.send(_big_json())
-                sent += 1
-            while True:
-                c.recv(timeout=30)
-        except ConnectionClosed as e:
-            code = e.rcvd.code if e.rcvd is not None else None
-        with contextlib.suppress(ConnectionClosed, TimeoutError):
-            while True:  # what the server said before closing is still queued here
-                c.recv(timeout=5)
-        texts = c.texts
-    end = next((m for m in texts if m["type"] == "end"), None)
-    errors = sorted({m["code"] for m in texts if m["type"] == "error"})
-    print(json.dumps({"sent": sent, "close_code": code, "end": end, "errors": errors}))
+    """Run as a script: FLOOD_ROUNDS times, start a session and send ~2 MB messages until cut off,
+    print a JSON report, and wait for the address's byte budget to refill."""
+    for r in range(FLOOD_ROUNDS):
+        if r:
+            time.sleep(BYTE_BURST / FLOOD_BYTES_PER_S + 0.5)
+        sent, texts, code = 0, [], None
+        with PlayClient(url) as c:
+            c.start(seed=2)
+            try:
+                for _ in range(40):  # 80 MB: far past a 4 MiB burst
+                    c.send(_big_json())
+                    sent += 1
+                while True:
+                    c.recv(timeout=30)
+            except ConnectionClosed as e:
+                code = e.rcvd.code if e.rcvd is not None else None
+            with contextlib.suppress(ConnectionClosed, TimeoutError):
+                while True:  # what the server said before closing is still queued here
+                    c.recv(timeout=5)
+            texts = c.texts
+        end = next((m for m in texts if m["type"] == "end"), None)
+        errors = sorted({m["code"] for m in texts if m["type"] == "error"})
+        print(json.dumps({"sent": sent, "close_code": code, "end": end, "errors": errors}), flush=True)
 
 
 if __name__ == "__main__":
