@@ -139,8 +139,10 @@ def test_two_frame_cached_pass_equals_one_frame_passes_past_the_window() -> None
         for i in range(11):
             out = m(x[:, i : i + 2], t[:, i : i + 2], act[:, i : i + 2], text, cache=two)
             two.commit()
-            assert torch.allclose(out[:, 0:1], ref[i], atol=1e-5), i
-            assert torch.allclose(out[:, 1:2], ref[i + 1], atol=1e-5), i
+            # fp32 round-off of outputs up to ~6 differs by CPU (1.3e-5 on an AMD EPYC); a frame that
+            # saw the wrong context would differ by ~0.1 or more
+            assert torch.allclose(out[:, 0:1], ref[i], atol=1e-4), i
+            assert torch.allclose(out[:, 1:2], ref[i + 1], atol=1e-4), i
 
 
 def test_conditioning_nulls() -> None:
@@ -234,6 +236,7 @@ def test_flow_config_refuses_bad_values() -> None:
         {"p_uniform_t": 0.8, "p_one_t": 0.3},
         {"t_std": 0},
         {"context_blur_max": 1.5},
+        {"context_blur_p": -0.1},
     ):
         with pytest.raises(ReverieError):
             FlowConfig(**bad)
@@ -346,6 +349,12 @@ def test_flow_loss_blurs_the_play_context_and_not_the_targets() -> None:
         Spy(), z, None, None, FlowConfig(p_play=1.0, context_noise_max=0.0), generator=torch.Generator()
     )
     assert torch.equal(seen["x"][:, :3], z)  # off: the context is the clean window
+    z = torch.randn(64, 3, 2, 4, 4)
+    cfg = FlowConfig(p_play=1.0, context_noise_max=0.0, context_blur_max=1.0, context_blur_p=0.5)
+    flow_loss(Spy(), z, None, None, cfg, generator=torch.Generator().manual_seed(0))
+    sharp = (seen["x"][:, :3] == z).flatten(1).all(1)  # windows left with their real context
+    assert 16 <= int(sharp.sum()) <= 48  # about half, the rest blurred
+    assert not torch.allclose(seen["x"][~sharp, :3], z[~sharp])
 
 
 def test_self_forcing_context_is_the_models_own_rollout() -> None:

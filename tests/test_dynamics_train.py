@@ -159,7 +159,10 @@ def test_task_from_store_trains_loads_and_samples(tmp_path: Path) -> None:
     assert "dynamics" in task.card() and task.data_config()["width"] == 32
     assert "Context blur" not in task.card()  # the card names the objective the run was trained with
     task.flow = replace(task.flow, context_blur_max=0.5)
-    assert "by a weight uniform in [0, 0.5]" in task.card()
+    assert "by a weight uniform in [0, 0.5]" in task.card() and "of the play windows" not in task.card()
+    task.flow = replace(task.flow, context_blur_p=0.5)
+    assert "50% of the play windows" in task.card()
+    task.flow = replace(task.flow, context_blur_p=1.0)
     task.flow = replace(task.flow, context_blur_max=0.0)
     train(task, cfg, tmp_path / "dit")
 

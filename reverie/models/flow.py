@@ -59,6 +59,9 @@ class FlowConfig:
     # sharpen them. Each play window's context is mixed with its 3x3 spatial average on the latent
     # grid by a weight uniform in [0, this], while the targets stay the real frames.
     context_blur_max: float = 0.0  # 0 = off; up to 1 (the context replaced by its 3x3 average)
+    # The share of play windows blurred at all (the rest keep their real context): a rollout's first
+    # frames are sharp and its later ones blurred, and the model may need to have seen both.
+    context_blur_p: float = 1.0  # share of play windows blurred at all (1 = every one)
     p_drop_text: float = 0.1  # share of windows trained on the null text (for guidance)
     p_drop_act: float = 0.1  # share of windows trained on the null action
     # Self-forcing: this share of the play-layout windows keeps a real prefix of random length and
@@ -91,7 +94,8 @@ class FlowConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.self_steps <= 8:
             raise ReverieError(f"flow.self_steps must be in 1..8, got {self.self_steps}")
-        for name in ("p_uniform_t", "p_one_t", "p_play", "p_drop_text", "p_drop_act", "p_self"):
+        shares = ("p_uniform_t", "p_one_t", "p_play", "p_drop_text", "p_drop_act", "p_self", "context_blur_p")
+        for name in shares:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ReverieError(f"flow.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.p_uniform_t + self.p_one_t > 1.0:
@@ -234,6 +238,8 @@ def flow_loss(
             ctx_src = torch.cat([own, zp[n_self:]])
         if cfg.context_blur_max > 0:  # drawn only when on, so runs without it keep their random stream
             w = torch.rand(n_play, generator=generator) * cfg.context_blur_max
+            if cfg.context_blur_p < 1.0:  # drawn only then, for the same reason
+                w = w * (torch.rand(n_play, generator=generator) < cfg.context_blur_p)
             ctx_src = blur_context(ctx_src, w.to(dev))
         x = torch.cat([noised(ctx_src, ctx_level, ctx_eps[p]), noised(zp, tp, eps[p])], 1)  # (b, 2T, C, h, w)
         a = torch.cat([act[p], act[p]], 1) if act is not None else None

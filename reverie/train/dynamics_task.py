@@ -398,12 +398,7 @@ class DynamicsTask:
                     if self.flow.p_self
                     else ""
                 )
-                + (
-                    f"Context blur: each play window's context mixed with its 3x3 latent average by a weight "
-                    f"uniform in [0, {self.flow.context_blur_max}], the targets real. "
-                    if self.flow.context_blur_max
-                    else ""
-                )
+                + _blur_sentence(self.flow)
                 + (
                     f"Adversarial term: a critic, weight {self.flow.adv_weight}. "
                     if self.flow.adv_weight
@@ -567,3 +562,15 @@ def encode_episodes(
             lengths.append(n)
             row += n
     return LatentClips(z, act, cap, list(ids), lengths)
+
+
+def _blur_sentence(flow: FlowConfig) -> str:
+    """The model card's words for the context blur, empty when it is off."""
+    if not flow.context_blur_max:
+        return ""
+    which = (
+        f"{flow.context_blur_p:.0%} of the play windows have their context"
+        if flow.context_blur_p < 1
+        else "each play window's context"
+    )
+    return f"Context blur: {which} mixed with its 3x3 latent average by a weight uniform in [0, {flow.context_blur_max}], the targets real. "
