@@ -346,7 +346,7 @@ def bench_train_cmd(
     ),
     steps: int = typer.Option(5, help="Steps timed after 2 warm-up steps (median reported)."),
     size: str = typer.Option("64x64", help="Frame size WIDTHxHEIGHT."),
-    precision: str = typer.Option("bf16", help="bf16 | fp32."),
+    precision: str = typer.Option("auto", help="auto (bf16 where the CPU does bf16 math) | bf16 | fp32."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per (kind, preset)."),
 ) -> None:
     """Training frames per second of each model kind and preset on synthetic data.

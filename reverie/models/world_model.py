@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reverie.cpus import native_bf16
 from reverie.errors import ReverieError
 from reverie.models.shipped import resolve_model
 from reverie.sizes import Size
@@ -39,16 +40,10 @@ def autoencoder_path(run: str, config: dict[str, Any]) -> str:
     return str(path if path.is_absolute() else Path(run) / path)
 
 
-def cpu_has_bf16() -> bool:
-    """Native bf16 math on this CPU (otherwise bf16 is emulated and slower than fp32)."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, c, lambda: False)()) for c in checks)
-
-
 def choose_dtype(precision: str) -> torch.dtype:
     if precision not in PRECISIONS:
         raise ReverieError(f"bad precision {precision!r}: accepted {', '.join(PRECISIONS)}")
-    if precision == "bf16" or (precision == "auto" and cpu_has_bf16()):
+    if precision == "bf16" or (precision == "auto" and native_bf16("cpu")):
         return torch.bfloat16
     return torch.float32
 

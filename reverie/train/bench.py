@@ -13,6 +13,7 @@ import torch
 
 from reverie.train.config import TrainConfig
 from reverie.train.ema import EMA
+from reverie.train.loop import uses_bf16
 from reverie.train.task import Task
 
 
@@ -24,7 +25,7 @@ def _time_steps(task: Task, cfg: TrainConfig, steps: int, warmup: int) -> float:
     model = task.build_model()
     ema = EMA(model, cfg.ema_decay)
     opt = _optimizer(model, cfg)
-    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    amp = torch.autocast("cpu", dtype=torch.bfloat16, enabled=uses_bf16(cfg.precision, torch.device("cpu")))
     times = []
     for step in range(warmup + steps):
         t0 = time.perf_counter()
@@ -99,7 +100,7 @@ def bench_train(
         "preset": preset,
         "size": f"{size[0]}x{size[1]}",
         "batch_size": batch_size,
-        "precision": precision,
+        "precision": "bf16" if uses_bf16(precision, torch.device("cpu")) else "fp32",
         "threads": torch.get_num_threads(),
         "params_m": round(params / 1e6, 3),
         "step_ms": round(sec * 1e3, 1),

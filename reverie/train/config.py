@@ -29,7 +29,7 @@ class TrainConfig:
     beta2: float = 0.99  # AdamW second-moment decay
     grad_clip: float = 1.0  # the gradient's global norm is clipped to this
     ema_decay: float = 0.999  # of the weights' moving average, which is what is evaluated and saved
-    precision: str = "bf16"  # bf16 (autocast on CPU and CUDA) | fp32
+    precision: str = "auto"  # auto (bf16 autocast where the hardware has bf16 math, else fp32) | bf16 | fp32
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 0  # torch threads per process; 0 = all cores divided among the local processes
     seed: int = 0  # initial weights and every step's batch and noise
@@ -43,7 +43,7 @@ class TrainConfig:
 
 # `--set SECTION.KEY=VALUE` goes to that section's typed config
 SECTIONS = ("model", "flow", "sampler", "loss")
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32")
 DEVICES = ("auto", "cpu", "cuda")
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reverie.cpus import native_bf16
 from reverie.data.seeds import seed_ranges
 from reverie.errors import ReverieError
 from reverie.models.critic import Adversary
@@ -532,7 +533,8 @@ def encode_episodes_cached(
 def encode_episodes(
     store: Any, episodes: list[int], ae: Autoencoder, device: str, label: str, chunk: int = 256
 ) -> LatentClips:
-    """Encode the frames of `episodes` once (bf16 autocast, in chunks) with a progress bar."""
+    """Encode the frames of `episodes` once (in chunks, bf16 autocast where the hardware has bf16 math)
+    with a progress bar."""
     from tqdm import tqdm
 
     from reverie.models.autoencoder import frames_to_tensor
@@ -553,7 +555,7 @@ def encode_episodes(
             n = len(ep)
             for lo in range(0, n, chunk):
                 x = frames_to_tensor(ep.obs[lo : lo + chunk]).to(dev)
-                with torch.autocast(dev.type, dtype=torch.bfloat16):
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=native_bf16(dev)):
                     z[row + lo : row + lo + len(x)] = ae.encode(x).float().cpu()
                 bar.update(len(x))
             if ep.act is not None:

@@ -25,7 +25,7 @@ from torch import nn
 
 from reverie import __version__
 from reverie import checkpoint as ckpt
-from reverie.cpus import usable_cpus
+from reverie.cpus import native_bf16, usable_cpus
 from reverie.errors import ReverieError
 from reverie.train import distributed
 from reverie.train.budget import Budget, Start
@@ -243,7 +243,7 @@ def _save(
             "frames_seen": tally.frames(step),
             "processes": d.world_size,
             "device": d.device.type,
-            "precision": cfg.precision,
+            "precision": "bf16" if uses_bf16(cfg.precision, d.device) else "fp32",
             "metrics": metrics,
         }
         data_config = getattr(task, "data_config", None)
@@ -355,7 +355,7 @@ def _train(
     log_path = out / LOG_FILE
     writer = _open_log(out, step, resume) if d.is_main else None
     frames_per_step = task.frames_per_batch() * d.world_size
-    amp = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    amp = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=uses_bf16(cfg.precision, d.device))
     metrics_eval: dict[str, float] = dict(prev.get("metrics", {}))
 
     from tqdm import tqdm
@@ -427,3 +427,8 @@ def _train(
         why = "signal" if sig.flag else ("time budget" if step < cfg.steps else "done")
         print(f"saved {out} at step {step} ({why})", flush=True)
     return out
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether training at `precision` runs under bf16 autocast on `device` ("auto": where it is native)."""
+    return precision == "bf16" or (precision == "auto" and native_bf16(device))
