@@ -132,6 +132,9 @@ def play_cmd(
     setup_logging()
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
     what = f"the {'default ' if model == DEFAULT_MODEL else ''}world model of {world}" if model else world
+    if model:  # the precision decides the frame rate: say which one this CPU plays at
+        bf16 = str(getattr(backends["dream"], "dtype", "")) == "torch.bfloat16"
+        what += f" ({'bf16' if bf16 else 'fp32: no bf16 math on this CPU'})"
     typer.echo(f"reverie: playing {what} at {url}  (Ctrl-C to stop)")
     if open_browser:  # after a moment, so the server is listening when the page asks
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
