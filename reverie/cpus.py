@@ -9,8 +9,10 @@ against each other: measured here, tiny ops then ran many times slower than on o
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 def usable_cpus() -> int:
@@ -25,6 +27,8 @@ def native_bf16(device: str | torch.device = "cpu") -> bool:
     """bf16 math in hardware: a CUDA GPU that supports it, a CPU with AVX512-BF16 or AMX. Measured
     on a 2-core AMD EPYC with AVX2 only: the autoencoder encodes 15 frames/s under bf16 autocast
     against 111 in fp32, where a CPU with AVX512-BF16 runs bf16 about twice as fast as fp32."""
+    import torch  # here, not above: the recorder's workers import this module and need no torch
+
     d = torch.device(device)
     if d.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
