@@ -34,3 +34,8 @@ def native_bf16(device: str | torch.device = "cpu") -> bool:
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(bool(getattr(torch.cpu, c, lambda: False)()) for c in checks)
+
+
+def uses_bf16(precision: str, device: str | torch.device = "cpu") -> bool:
+    """Whether `precision` (auto | bf16 | fp32) runs in bf16 on `device`: "auto" where it is native."""
+    return precision == "bf16" or (precision == "auto" and native_bf16(device))

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from reverie.cpus import native_bf16
+from reverie.cpus import native_bf16, uses_bf16
 from reverie.errors import ReverieError
 from reverie.models.world_model import choose_dtype
 from reverie.train.config import TrainConfig, check
-from reverie.train.loop import uses_bf16
 
 CPU = torch.device("cpu")
 

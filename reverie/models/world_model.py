@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reverie.cpus import native_bf16
+from reverie.cpus import uses_bf16
 from reverie.errors import ReverieError
 from reverie.models.shipped import resolve_model
 from reverie.sizes import Size
@@ -43,7 +43,7 @@ def autoencoder_path(run: str, config: dict[str, Any]) -> str:
 def choose_dtype(precision: str) -> torch.dtype:
     if precision not in PRECISIONS:
         raise ReverieError(f"bad precision {precision!r}: accepted {', '.join(PRECISIONS)}")
-    if precision == "bf16" or (precision == "auto" and native_bf16("cpu")):
+    if uses_bf16(precision, "cpu"):
         return torch.bfloat16
     return torch.float32
 

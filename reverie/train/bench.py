@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from reverie.cpus import uses_bf16
 from reverie.train.config import TrainConfig
 from reverie.train.ema import EMA
-from reverie.train.loop import uses_bf16
 from reverie.train.task import Task
 
 

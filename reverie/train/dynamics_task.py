@@ -548,6 +548,7 @@ def encode_episodes(
     ids: dict[str, int] = {}
     lengths: list[int] = []
     dev = torch.device(device)
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=native_bf16(dev))
     row = 0
     with tqdm(total=total, desc=f"encoding {label} frames", unit="frame", disable=total == 0) as bar:
         for i in episodes:
@@ -555,7 +556,7 @@ def encode_episodes(
             n = len(ep)
             for lo in range(0, n, chunk):
                 x = frames_to_tensor(ep.obs[lo : lo + chunk]).to(dev)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=native_bf16(dev)):
+                with amp:
                     z[row + lo : row + lo + len(x)] = ae.encode(x).float().cpu()
                 bar.update(len(x))
             if ep.act is not None:

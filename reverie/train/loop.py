@@ -25,7 +25,7 @@ from torch import nn
 
 from reverie import __version__
 from reverie import checkpoint as ckpt
-from reverie.cpus import native_bf16, usable_cpus
+from reverie.cpus import usable_cpus, uses_bf16
 from reverie.errors import ReverieError
 from reverie.train import distributed
 from reverie.train.budget import Budget, Start
@@ -427,8 +427,3 @@ def _train(
         why = "signal" if sig.flag else ("time budget" if step < cfg.steps else "done")
         print(f"saved {out} at step {step} ({why})", flush=True)
     return out
-
-
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """Whether training at `precision` runs under bf16 autocast on `device` ("auto": where it is native)."""
-    return precision == "bf16" or (precision == "auto" and native_bf16(device))
