@@ -75,6 +75,14 @@ def play_cmd(
         "tells the first in line a measured wait, not a guess (default: "
         "$XDG_CACHE_HOME/reverie/sessions.json, i.e. ~/.cache/reverie/sessions.json; `none`: keep nothing).",
     ),
+    pipeline: str = typer.Option(
+        "auto",
+        "--pipeline",
+        help="With a model: decode each tick's frames on a second thread beside the next tick's model "
+        "pass, so a tick costs the longer of the two instead of their sum, and each frame comes one tick "
+        "later. auto: where the step takes over 70% of the frame period (e.g. two players on a CPU "
+        "without bf16 math); on; off.",
+    ),
     allow_bind: bool = typer.Option(
         False,
         "--allow-bind",
@@ -127,6 +135,7 @@ def play_cmd(
         time_limit_s=time_limit or None, allow_origins=origins, max_per_address=max_per_address,
         hosts=(host,) if host not in ("0.0.0.0", "::") else (), allow_bind=allow_bind,
         session_memory=None if session_memory.lower() == "none" else session_memory or str(default_path()),
+        pipeline=pipeline,
     )  # fmt: skip
     asgi = create_app(cfg, backends)  # the world is built first: a bad --world fails before serving
     setup_logging()
@@ -185,6 +194,14 @@ def bench_engine_cmd(
         help="Time the ticks again while another process keeps one core busy; adds loaded_fps, "
         "loaded_frame_ms_p50/p99 and loaded_slowdown (loaded over quiet frame time).",
     ),
+    pipeline: str = typer.Option(
+        "auto",
+        "--pipeline",
+        help="With --model: decode each tick's frames on a second thread beside the next tick's model "
+        "pass, so a tick costs the longer of the two instead of their sum, and each frame comes one tick "
+        "later. auto: where the step takes over 70% of the frame period (e.g. two players on a CPU "
+        "without bf16 math); on; off.",
+    ),
     joins: int = typer.Option(
         0,
         "--joins",
@@ -210,6 +227,7 @@ def bench_engine_cmd(
     result = bench_engine(
         model, None if model else world, size=size, frames=frames, sessions=sessions, quality=quality,
         seed=seed, steps=steps, threads=threads, load=load, joins=joins, progress=not as_json,
+        pipeline=pipeline,
     )  # fmt: skip
     if as_json:
         print(json.dumps(result))

@@ -60,6 +60,13 @@ class Backend(Protocol):
         ...
 
 
+def splits(b: object) -> bool:
+    """Whether backend `b` also offers `step` in two halves, `advance(sids, actions) -> handle` (the
+    batched model pass, under its lock) and `render(handle) -> list[StepOut]` (decoding, touching no
+    session state), so the clock may render one tick's frames beside the next tick's `advance`."""
+    return callable(getattr(b, "advance", None)) and callable(getattr(b, "render", None))
+
+
 def make_env(world: str, size: Size, continuous: bool = False) -> Any:
     """A world's env whose observation is the (H, W, 3) uint8 frame."""
     from reverie.worlds.make import make_world

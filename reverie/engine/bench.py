@@ -32,6 +32,7 @@ def bench_engine(
     load: bool = False,
     joins: int = 0,
     progress: bool = False,
+    pipeline: str = "auto",
 ) -> dict[str, Any]:
     """Time `frames` ticks of `sessions` players after a short warm-up; one JSON-able result dict.
 
@@ -42,7 +43,8 @@ def bench_engine(
     guest player joins that many times during the timed ticks (evenly spaced) and leaves JOIN_STAY
     ticks later, as in a server with a queue (its start runs on the clock's reset worker meanwhile);
     the percentiles include every tick, and `join_ms_max` / `join_ms_p50` are the ticks that added
-    the guest's row to the batch and the ticks it left on.
+    the guest's row to the batch and the ticks it left on. `pipeline` is the clock's (ClockConfig);
+    `pipelined` in the result is the share of ticks (warm-up included) that decoded beside the next.
     """
     from reverie.engine.backends import SimulatorBackend
     from reverie.engine.clock import ClockConfig, EngineClock, PlaySession
@@ -63,7 +65,7 @@ def bench_engine(
         backend = SimulatorBackend(world, size)
     else:
         raise ValueError("bench_engine times a model or a world's simulator: give one")
-    clock = EngineClock(ClockConfig(encoder=EncoderConfig(quality=quality)))
+    clock = EngineClock(ClockConfig(encoder=EncoderConfig(quality=quality), pipeline=pipeline))
     live = [PlaySession({"dream": backend}, seed=seed + i) for i in range(sessions)]
     for s in live:
         clock.add(s)
@@ -74,7 +76,9 @@ def bench_engine(
         clock.stop()
         raise ReverieError(f"{world} could not start: {failed[0]}")
     try:
+        piped0, ticks0 = clock.pipelined_ticks, clock.ticks
         ms, at_join = _time_ticks(clock, live, frames, seed, progress, "bench engine", joins, backend)
+        pipelined = (clock.pipelined_ticks - piped0) / max(1, clock.ticks - ticks0)
         if load:
             with busy_core():
                 loaded, loaded_at_join = _time_ticks(
@@ -90,6 +94,7 @@ def bench_engine(
         "frame_ms_p99": round(float(np.percentile(ms, 99)), 3), "height": backend.size.height,
         "width": backend.size.width, "steps": backend.sampler.steps if model else 0, "threads": getattr(backend, "threads", 1),
         "precision": str(getattr(backend, "dtype", "numpy")).replace("torch.", ""), "quality": quality,
+        "pipeline": pipeline, "pipelined": round(pipelined, 2),
     }  # fmt: skip
     if joins:
         result |= {"joins": joins, "join_ticks": int(at_join.sum()), "join_ms_max": round(float(ms[at_join].max()), 3),
@@ -143,11 +148,14 @@ def _time_ticks(
         if i % 8 == 0:  # a player holds a key for a few frames, like the exploration policy
             for s in live:
                 s.set_input(InputState(keys=_KEYS[int(rng.integers(len(_KEYS)))], seq=i))
-        started = guest is not None and guest.produced == 1  # its start frame is out; not yet stepped
+        # its start frame is out and it was never stepped (a pipelined clock shows a step one tick late)
+        started = guest is not None and guest.produced >= 1 and guest.last_action is None
         t0 = time.perf_counter()
         clock.tick()
         elapsed = time.perf_counter() - t0
-        joined = joining and started and guest is not None and guest.produced > 1  # this tick added its row
+        joined = (
+            joining and started and guest is not None and guest.last_action is not None
+        )  # its row came in
         joining = joining and not joined
         guest_since = i if joined else guest_since  # it plays JOIN_STAY ticks from here
         if i >= warmup:

@@ -89,6 +89,15 @@ PREVIEW_SEED = 0  # the same noise for every action, so the strips differ by the
 
 
 @dataclass
+class _Advanced:
+    """What `advance` made for `render`: the sessions in call order, their latents by batch row."""
+
+    sids: list[int]
+    z: torch.Tensor | None  # (B, C, h, w), rows as row_of says
+    row_of: dict[int, int]
+
+
+@dataclass
 class _Slot:
     gen: torch.Generator
     ctx: SessionContext | None  # frames to (re)join the batch with; None while the slot is a row
@@ -118,6 +127,7 @@ class ModelBackend:
         self.sampler = cfg.sampler(wm.sampler)
         self.rollout = make_rollout(self.dit, self.sampler)
         self._lock = threading.Lock()  # slots + rollout: step (clock thread) vs reset (worker)
+        self._thread_state = threading.local()  # the torch threads each rendering thread has set
         self._slots: dict[int, _Slot] = {}
         self._rows: list[int] = []  # the sid of each rollout row
         self._sim: Any = None  # the real world, for start frames (built on first use)
@@ -253,11 +263,15 @@ class ModelBackend:
                 self._slots[sid].ctx = self._slots[sid].prepared = None
         self._rows = rows + ready + late
 
-    @torch.inference_mode()
     def step(self, sids: Sequence[int], actions: Sequence[Any]) -> list[StepOut]:
+        return self.render(self.advance(sids, actions))
+
+    @torch.inference_mode()
+    def advance(self, sids: Sequence[int], actions: Sequence[Any]) -> _Advanced:
+        """The model's half of `step`: every session's next latent, in one batched sampling pass."""
         sids = list(sids)
         if not sids:
-            return []
+            return _Advanced([], None, {})
         with self._lock:
             unknown = [s for s in sids if s not in self._slots]
             if unknown:
@@ -268,8 +282,20 @@ class ModelBackend:
             gens = [self._slots[s].gen for s in self._rows]  # per-row noise: see sampler.Generators
             z = self.rollout.step(self._actions([by_sid[s] for s in self._rows]), gens)  # (B, C, h, w)
             row_of = {sid: r for r, sid in enumerate(self._rows)}
-        frames = self._decode(z)
-        return [StepOut(frames[row_of[s]]) for s in sids]
+        return _Advanced(sids, z, row_of)
+
+    @torch.inference_mode()
+    def render(self, advanced: _Advanced) -> list[StepOut]:
+        """The decoder's half of `step`: the frames of `advance`'s latents, in its `sids` order. It touches
+        no session state, so the clock may run it on another thread beside the next `advance`."""
+        if advanced.z is None:
+            return []
+        if getattr(self._thread_state, "threads", None) != self.threads:
+            # OpenMP's thread count is per calling thread: a new thread would decode at the default
+            torch.set_num_threads(self.threads)
+            self._thread_state.threads = self.threads
+        frames = self._decode(advanced.z)
+        return [StepOut(frames[advanced.row_of[s]]) for s in advanced.sids]
 
     @torch.inference_mode()
     def previews(self, sid: int, frames: int = PREVIEW_FRAMES) -> dict[str, np.ndarray]:

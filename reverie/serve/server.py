@@ -49,6 +49,7 @@ class ServeConfig:
     hosts: tuple[str, ...] = ()  # host names served besides IP addresses and localhost
     allow_bind: bool = False  # a "bind" message may write keys.json in the model's run (never by default)
     session_memory: str | None = None  # JSON file remembering session lengths across restarts (None: none)
+    pipeline: str = "auto"  # a model's frames decoded beside the next tick: auto | on | off (ClockConfig)
 
 
 REMEMBER_EVERY_S = 10.0  # how often a changed mean session length is written to the session memory
@@ -65,7 +66,7 @@ class Server:
         self.ratelog = RateLimitedLog(log)
         self.byte_budgets = ByteBudgets(cfg.bytes_per_s, max(BYTE_BURST, 2 * cfg.bytes_per_s))
         self.clock = EngineClock(
-            ClockConfig(fps=cfg.fps, encoder=EncoderConfig(cfg.codec, cfg.quality)),
+            ClockConfig(fps=cfg.fps, encoder=EncoderConfig(cfg.codec, cfg.quality), pipeline=cfg.pipeline),
             on_tick=self.metrics.on_tick,
         )
         self.memory_key = cfg.model or cfg.world

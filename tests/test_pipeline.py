@@ -1,0 +1,187 @@
+"""The clock's pipeline: a model's frames decoded on a helper thread beside the next tick's model pass."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+from test_model_backend import make_tiny_run
+
+from reverie.engine.backends import StepOut, splits
+from reverie.engine.clock import PIPELINE_WARMUP, ClockConfig, EngineClock, PlaySession, ResetRequest
+from reverie.engine.controls import InputState
+from reverie.engine.model_backend import ModelBackend, ModelConfig
+from reverie.errors import ReverieError
+from reverie.sizes import Size
+
+KEYS = [frozenset(k) for k in (["w"], ["a"], ["w", "d"], [], ["s"], ["q"])]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return make_tiny_run(tmp_path_factory.mktemp("model"))
+
+
+def _play(run: str, pipeline: str, ticks: int, seed: int = 11) -> list[tuple[int, int, bytes]]:
+    """(index, input seq consumed, JPEG) of every frame a session got, the reset's first."""
+    clock = EngineClock(ClockConfig(pipeline=pipeline))
+    s = PlaySession({"dream": ModelBackend(run, ModelConfig(steps=1))}, seed=seed)
+    clock.add(s)
+    clock.tick()  # the reset goes to the clock's worker
+    clock.wait_resets()
+    out = [(f.index, f.seq, f.data) for f in s.take_frames()]
+    for i in range(ticks):
+        s.set_input(InputState(keys=KEYS[i % len(KEYS)], seq=i + 1))
+        clock.tick()
+        out += [(f.index, f.seq, f.data) for f in s.take_frames()]
+    clock.stop()
+    assert s.error is None and s.dropped == 0
+    return out
+
+
+def test_a_pipelined_clock_plays_the_same_frames_one_tick_later(tiny_run: str) -> None:
+    serial = _play(tiny_run, "off", 8)
+    piped = _play(tiny_run, "on", 8)
+    assert len(serial) == 9 and len(piped) == 8  # the last tick's frame is still being decoded
+    assert piped == serial[:8]  # the same pictures, indices and consumed inputs, one tick late
+    assert [seq for _, seq, _ in serial] == list(range(9))  # each frame names the input it consumed
+    assert len({data for _, _, data in serial}) == 9  # every step is a new picture
+    assert splits(ModelBackend(tiny_run)) and not splits(object())
+
+
+def test_a_frame_in_flight_is_not_delivered_after_its_session_restarts(tiny_run: str) -> None:
+    fresh = _play(tiny_run, "off", 0, seed=5)[0]  # the first frame of seed 5
+    clock = EngineClock(ClockConfig(pipeline="on"))
+    s = PlaySession({"dream": ModelBackend(tiny_run, ModelConfig(steps=1))}, seed=11)
+    clock.add(s)
+    clock.tick()
+    clock.wait_resets()
+    for i in range(3):
+        s.set_input(InputState(keys=KEYS[i], seq=i + 1))
+        clock.tick()  # each tick leaves its frame decoding
+    s.take_frames()
+    dropped = s.dropped
+    s.request_reset(ResetRequest(seed=5))
+    clock.tick()  # takes the reset; the old world's frame in flight lands now and must be dropped
+    clock.wait_resets()
+    frames = s.take_frames()
+    assert [f.data for f in frames] == [fresh[2]]  # the new world's first frame
+    assert (
+        s.produced == 4 and s.dropped == dropped
+    )  # and nothing from the old world came before (or after) it
+    s.set_input(InputState(keys=KEYS[0], seq=9))
+    clock.tick()
+    clock.tick()
+    assert [f.seq for f in s.take_frames()] == [9]
+    clock.stop()
+
+
+class _Timed:
+    """A backend in two halves that sleeps: advance `advance_s`, render `render_s` (or fails there)."""
+
+    name, world, accepts_prompt, accepts_image = "timed", "none", False, False
+    size = Size(8, 8)
+    spec: ClassVar[dict[str, Any]] = {"type": "discrete", "n": 1, "names": ["noop"]}
+
+    def __init__(self, advance_s: float, render_s: float, fail: bool = False) -> None:
+        self.advance_s, self.render_s, self.fail = advance_s, render_s, fail
+        self.steps: dict[int, int] = {}
+
+    def reset(
+        self, sid: int, seed: int, prompt: str | None = None, image: np.ndarray | None = None
+    ) -> StepOut:
+        self.steps[sid] = 0
+        return StepOut(np.zeros((8, 8, 3), np.uint8))
+
+    def advance(self, sids: Sequence[int], actions: Sequence[Any]) -> list[tuple[int, int]]:
+        time.sleep(self.advance_s)
+        for sid in sids:
+            self.steps[sid] += 1
+        return [(sid, self.steps[sid]) for sid in sids]
+
+    def render(self, made: list[tuple[int, int]]) -> list[StepOut]:
+        time.sleep(self.render_s)
+        if self.fail:
+            raise RuntimeError("decoder boom")
+        return [StepOut(np.full((8, 8, 3), n, np.uint8)) for _, n in made]
+
+    def step(self, sids: Sequence[int], actions: Sequence[Any]) -> list[StepOut]:
+        return self.render(self.advance(sids, actions))
+
+    def close(self, sid: int) -> None:
+        self.steps.pop(sid, None)
+
+
+def _ticks(clock: EngineClock, backend: Any, n: int) -> PlaySession:
+    s = PlaySession({"dream": backend})
+    clock.add(s)
+    clock.tick()
+    clock.wait_resets()
+    for _ in range(n):
+        clock.tick()
+    return s
+
+
+def test_auto_pipelines_a_backend_whose_step_fills_the_frame_period() -> None:
+    # fps 20: a 50 ms period; auto turns on above 35 ms of step, so 45 ms does and 2 ms never does
+    slow = EngineClock(ClockConfig(fps=20, pipeline="auto"))
+    _ticks(slow, _Timed(0.005, 0.04), PIPELINE_WARMUP + 6)
+    assert 1 <= slow.pipelined_ticks <= 6  # after the warm-up ticks, not before
+    fast = EngineClock(ClockConfig(fps=20, pipeline="auto"))
+    _ticks(fast, _Timed(0.0, 0.002), PIPELINE_WARMUP + 6)
+    assert fast.pipelined_ticks == 0
+    off = EngineClock(ClockConfig(fps=20, pipeline="off"))
+    s = _ticks(off, _Timed(0.005, 0.04), PIPELINE_WARMUP + 6)
+    assert off.pipelined_ticks == 0 and s.produced == PIPELINE_WARMUP + 7
+    for c in (slow, fast, off):
+        c.stop()
+
+
+def test_a_pipelined_session_that_pauses_gets_its_last_frame() -> None:
+    clock = EngineClock(ClockConfig(pipeline="on"))
+    s = _ticks(clock, _Timed(0.0, 0.0), 3)
+    assert [f.data for f in s.take_frames()] != []
+    s.paused = True
+    clock.tick()  # nobody steps this backend now: the frame in flight still lands
+    (last,) = s.take_frames()
+    assert last.index == 3 and clock.pipelined_ticks == 3
+    clock.stop()
+
+
+def test_a_failing_render_ends_its_sessions_not_the_clock() -> None:
+    clock = EngineClock(ClockConfig(pipeline="on"))
+    bad = _ticks(clock, _Timed(0.0, 0.0, fail=True), 2)
+    assert bad.error is not None and "decoder boom" in bad.error
+    good = _ticks(clock, _Timed(0.0, 0.0), 3)
+    assert good.error is None and good.produced == 3  # the reset frame and two of three steps
+    clock.stop()
+
+
+def test_a_bad_pipeline_mode_is_refused_with_the_accepted_ones() -> None:
+    with pytest.raises(ReverieError, match="auto, on, off"):
+        ClockConfig(pipeline="sometimes")
+
+
+def test_bench_engine_says_how_it_pipelined(tiny_run: str) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from reverie.cli import app
+
+    def bench(*extra: str) -> dict[str, Any]:
+        argv = ["bench", "engine", "--model", tiny_run, "--frames", "20", "--json", *extra]
+        res = CliRunner().invoke(app, argv)
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output.strip().splitlines()[-1])
+
+    assert bench("--pipeline", "on")["pipelined"] == 1.0
+    row = bench("--pipeline", "off", "--frames", "200", "--joins", "1")
+    assert (row["pipeline"], row["pipelined"], row["join_ticks"]) == ("off", 0.0, 2)
+    row = bench("--pipeline", "on", "--frames", "200", "--joins", "1")
+    assert row["join_ticks"] == 2  # the tick that added the guest's row and the one it left on
+    res = CliRunner().invoke(app, ["bench", "engine", "--model", tiny_run, "--pipeline", "maybe"])
+    assert isinstance(res.exception, ReverieError) and "auto, on, off" in str(res.exception)
