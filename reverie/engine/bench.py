@@ -97,6 +97,11 @@ def bench_engine(
         "pipeline": pipeline, "pipelined": round(pipelined, 2),
     }  # fmt: skip
     if joins:
+        if not at_join.any():
+            raise ReverieError(
+                f"no guest got to play within {frames} frames (a start takes a while: a model ticks fast); "
+                "give more --frames"
+            )
         result |= {"joins": joins, "join_ticks": int(at_join.sum()), "join_ms_max": round(float(ms[at_join].max()), 3),
                    "join_ms_p50": round(float(np.percentile(ms[at_join], 50)), 3)}  # fmt: skip
     if load:

@@ -50,10 +50,14 @@ _IDS = itertools.count(1)
 
 PIPELINE_MODES = ("auto", "on", "off")
 # auto: a backend's frames are rendered beside its next tick once its step (model pass + decode) takes
-# over PIPELINE_ON of the frame period, averaged over ticks, and serially again below PIPELINE_OFF.
-PIPELINE_ON, PIPELINE_OFF = 0.7, 0.5
-PIPELINE_WARMUP = 20  # ticks of a backend not counted (the first passes are slower)
-PIPELINE_EMA = 0.05  # weight of a tick in the running step time
+# over PIPELINE_ON of the frame period, averaged over ticks, and serially again below PIPELINE_OFF, or
+# when a pipelined tick costs over PIPELINE_PAYS of the serial step: with the other core busy (a
+# training run beside the server) the helper thread has no core of its own, and one player's frame
+# rate fell from 37 to 31 fps pipelined (2-core AVX2 CPU). After that it waits PIPELINE_RETRY ticks.
+PIPELINE_ON, PIPELINE_OFF, PIPELINE_PAYS = 0.7, 0.5, 0.9
+PIPELINE_WARMUP = 20  # ticks not counted after a backend starts or switches (the first passes are slower)
+PIPELINE_EMA = 0.05  # weight of a tick in a running time
+PIPELINE_RETRY = 300  # ticks (10 s at 30 fps) before a pipeline that did not pay is tried again
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,47 @@ TickHook = Callable[[float, int, bool], None]  # (tick seconds, frames made, lat
 Member = tuple[PlaySession, int, int, int]  # (session, view, input seq consumed, session generation)
 
 
+class _Pace:
+    """One backend's running times, for `pipeline="auto"`: whether its frames render beside the next tick."""
+
+    def __init__(self) -> None:
+        self.steps = 0  # steps timed
+        self.step_s = 0.0  # running time of a step's two halves together (serial, or each on its thread)
+        self.piped = False
+        self.piped_ticks = 0  # ticks since the pipeline turned on
+        self.tick_s = 0.0  # running time a pipelined tick spends on it (its model pass + the wait for frames)
+        self.serial_s = 0.0  # step_s when the pipeline turned on: what a serial tick cost
+        self.retry_at = 0  # the pipeline did not pay: not before this many steps
+
+    def pipelined(self, period: float) -> bool:
+        if not self.piped:
+            if (
+                self.steps > PIPELINE_WARMUP
+                and self.steps >= self.retry_at
+                and self.step_s > PIPELINE_ON * period
+            ):
+                self.piped, self.piped_ticks, self.serial_s = True, 0, self.step_s
+        elif self.steps > PIPELINE_WARMUP and self.step_s < PIPELINE_OFF * period:
+            self.piped = False
+        elif self.piped_ticks > PIPELINE_WARMUP and self.tick_s > PIPELINE_PAYS * self.serial_s:
+            self.piped, self.retry_at = False, self.steps + PIPELINE_RETRY
+        return self.piped
+
+    def note_step(self, seconds: float) -> None:
+        """One step's two halves took `seconds` (the warm-up steps are not averaged in)."""
+        self.steps += 1
+        self.step_s = _running(self.step_s, seconds, self.steps <= PIPELINE_WARMUP)
+
+    def note_piped_tick(self, seconds: float) -> None:
+        """A pipelined tick spent `seconds` on this backend."""
+        self.piped_ticks += 1
+        self.tick_s = _running(self.tick_s, seconds, self.piped_ticks <= PIPELINE_WARMUP)
+
+
+def _running(avg: float, x: float, restart: bool) -> float:
+    return x if restart else avg + PIPELINE_EMA * (x - avg)
+
+
 @dataclass
 class _InFlight:
     """One backend's tick whose frames are still rendering on the helper thread."""
@@ -211,8 +256,7 @@ class EngineClock:
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._renderer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="reverie-render")
         self._inflight: dict[int, _InFlight] = {}  # backend id -> its tick being rendered
-        self._step_s: dict[int, tuple[int, float]] = {}  # backend id -> (ticks seen, running step seconds)
-        self._piped: set[int] = set()  # backend ids rendered beside the next tick (auto)
+        self._pace: dict[int, _Pace] = {}  # backend id -> its running times (pipeline "auto")
         self.ticks = 0
         self.late_ticks = 0
         self.pipelined_ticks = 0  # ticks in which some backend's frames were rendered beside the next
@@ -338,7 +382,7 @@ class EngineClock:
                     self._failed(b, members, e)
                     continue
                 batch_s = time.perf_counter() - t0
-                self._note_step(key, batch_s)
+                self._pace.setdefault(key, _Pace()).note_step(batch_s)
                 self._deliver(members, outs, batch_s, frames)
                 continue
             piped = True
@@ -351,6 +395,7 @@ class EngineClock:
             advance_s = time.perf_counter() - t0
             if key in self._inflight:  # the last tick's frames, rendered meanwhile
                 self._land(self._inflight.pop(key), frames)
+            self._pace.setdefault(key, _Pace()).note_piped_tick(time.perf_counter() - t0)
             rendering = self._renderer.submit(_timed, b.render, adv)  # type: ignore[attr-defined]
             self._inflight[key] = _InFlight(key, b, rendering, members, advance_s)
         self.pipelined_ticks += piped
@@ -369,21 +414,7 @@ class EngineClock:
             return False
         if mode == "on":
             return True
-        seen, step_s = self._step_s.get(key, (0, 0.0))
-        if seen > PIPELINE_WARMUP:
-            period = 1.0 / self.cfg.fps
-            if step_s > PIPELINE_ON * period:
-                self._piped.add(key)
-            elif step_s < PIPELINE_OFF * period:
-                self._piped.discard(key)
-        return key in self._piped
-
-    def _note_step(self, key: int, seconds: float) -> None:
-        """Fold one step's time (model pass + render) into backend `key`'s running average."""
-        seen, avg = self._step_s.get(key, (0, seconds))
-        if seen < PIPELINE_WARMUP:
-            avg = seconds  # the warm-up ticks are not averaged in
-        self._step_s[key] = (seen + 1, avg + PIPELINE_EMA * (seconds - avg))
+        return self._pace.setdefault(key, _Pace()).pipelined(1.0 / self.cfg.fps)
 
     def _land(self, fl: _InFlight, frames: dict[int, tuple[PlaySession, list[EncodedFrame]]]) -> None:
         """Wait for a tick rendering on the helper thread and encode its frames."""
@@ -392,7 +423,7 @@ class EngineClock:
         except Exception as e:
             self._failed(fl.backend, fl.members, e)
             return
-        self._note_step(fl.key, fl.advance_s + render_s)
+        self._pace.setdefault(fl.key, _Pace()).note_step(fl.advance_s + render_s)
         self._deliver(fl.members, outs, fl.advance_s + render_s, frames)
 
     def _deliver(
