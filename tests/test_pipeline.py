@@ -38,47 +38,20 @@ def _play(run: str, pipeline: str, ticks: int, seed: int = 11) -> list[tuple[int
     for i in range(ticks):
         s.set_input(InputState(keys=KEYS[i % len(KEYS)], seq=i + 1))
         clock.tick()
+        clock.wait_rendered()  # a pipelined tick's frame is sent by the render thread once decoded
         out += [(f.index, f.seq, f.data) for f in s.take_frames()]
     clock.stop()
     assert s.error is None and s.dropped == 0
     return out
 
 
-def test_a_pipelined_clock_plays_the_same_frames_one_tick_later(tiny_run: str) -> None:
+def test_a_pipelined_clock_plays_the_same_frames(tiny_run: str) -> None:
     serial = _play(tiny_run, "off", 8)
     piped = _play(tiny_run, "on", 8)
-    assert len(serial) == 9 and len(piped) == 8  # the last tick's frame is still being decoded
-    assert piped == serial[:8]  # the same pictures, indices and consumed inputs, one tick late
+    assert piped == serial  # the same pictures, indices and consumed inputs
     assert [seq for _, seq, _ in serial] == list(range(9))  # each frame names the input it consumed
     assert len({data for _, _, data in serial}) == 9  # every step is a new picture
     assert splits(ModelBackend(tiny_run)) and not splits(object())
-
-
-def test_a_frame_in_flight_is_not_delivered_after_its_session_restarts(tiny_run: str) -> None:
-    fresh = _play(tiny_run, "off", 0, seed=5)[0]  # the first frame of seed 5
-    clock = EngineClock(ClockConfig(pipeline="on"))
-    s = PlaySession({"dream": ModelBackend(tiny_run, ModelConfig(steps=1))}, seed=11)
-    clock.add(s)
-    clock.tick()
-    clock.wait_resets()
-    for i in range(3):
-        s.set_input(InputState(keys=KEYS[i], seq=i + 1))
-        clock.tick()  # each tick leaves its frame decoding
-    s.take_frames()
-    dropped = s.dropped
-    s.request_reset(ResetRequest(seed=5))
-    clock.tick()  # takes the reset; the old world's frame in flight lands now and must be dropped
-    clock.wait_resets()
-    frames = s.take_frames()
-    assert [f.data for f in frames] == [fresh[2]]  # the new world's first frame
-    assert (
-        s.produced == 4 and s.dropped == dropped
-    )  # and nothing from the old world came before (or after) it
-    s.set_input(InputState(keys=KEYS[0], seq=9))
-    clock.tick()
-    clock.tick()
-    assert [f.seq for f in s.take_frames()] == [9]
-    clock.stop()
 
 
 class _Timed:
@@ -91,6 +64,8 @@ class _Timed:
     def __init__(self, advance_s: float, render_s: float, fail: bool = False, one_core: bool = False) -> None:
         self.advance_s, self.render_s, self.fail = advance_s, render_s, fail
         self.steps: dict[int, int] = {}
+        self.gate = threading.Event()  # render waits for it: a frame held in flight
+        self.gate.set()
         # one_core: both halves take one lock, as two threads sharing the one free core would
         self.core = threading.Lock() if one_core else contextlib.nullcontext()
 
@@ -98,7 +73,7 @@ class _Timed:
         self, sid: int, seed: int, prompt: str | None = None, image: np.ndarray | None = None
     ) -> StepOut:
         self.steps[sid] = 0
-        return StepOut(np.zeros((8, 8, 3), np.uint8))
+        return StepOut(np.full((8, 8, 3), 200 + seed % 50, np.uint8))
 
     def advance(self, sids: Sequence[int], actions: Sequence[Any]) -> list[tuple[int, int]]:
         with self.core:
@@ -108,6 +83,7 @@ class _Timed:
         return [(sid, self.steps[sid]) for sid in sids]
 
     def render(self, made: list[tuple[int, int]]) -> list[StepOut]:
+        self.gate.wait(10)
         with self.core:
             time.sleep(self.render_s)
         if self.fail:
@@ -151,21 +127,46 @@ def test_auto_goes_back_to_serial_where_the_pipeline_does_not_pay() -> None:
     # warm-up the clock steps serially again, and waits PIPELINE_RETRY steps before it tries again
     clock = EngineClock(ClockConfig(fps=50, pipeline="auto"))
     s = _ticks(clock, _Timed(0.01, 0.01, one_core=True), 3 * PIPELINE_WARMUP + 10)
+    clock.wait_rendered()
     assert PIPELINE_WARMUP < clock.pipelined_ticks < 2 * PIPELINE_WARMUP
-    assert (
-        s.error is None and s.produced == 3 * PIPELINE_WARMUP + 10
-    )  # a frame every tick but the one that started the pipeline
+    assert s.error is None and s.produced == 3 * PIPELINE_WARMUP + 11  # a frame every tick, either way
+    clock.stop()
+
+
+def test_a_frame_in_flight_is_not_sent_after_its_session_restarts() -> None:
+    from reverie.engine.encode import decode
+
+    clock = EngineClock(ClockConfig(pipeline="on"))
+    b = _Timed(0.0, 0.0)
+    s = _ticks(clock, b, 3)
+    clock.wait_rendered()
+    s.take_frames()
+    dropped, produced = s.dropped, s.produced
+    b.gate.clear()
+    clock.tick()  # its frame is held in the decoder
+    s.request_reset(ResetRequest(seed=5))
+    threading.Timer(0.3, b.gate.set).start()  # let it go while the next tick waits for it
+    clock.tick()  # takes the reset; the old world's frame finishes decoding and must not be sent
+    clock.wait_resets()
+    clock.wait_rendered()
+    frames = s.take_frames()
+    assert [int(decode(f.data).mean().round()) for f in frames] == [205]  # the new world's first frame
+    assert (s.produced, s.dropped) == (produced + 1, dropped)  # nothing of the old world before or after
+    clock.tick()
+    clock.wait_rendered()
+    assert [int(decode(f.data).mean().round()) for f in s.take_frames()] == [1]  # its first step
     clock.stop()
 
 
 def test_a_pipelined_session_that_pauses_gets_its_last_frame() -> None:
     clock = EngineClock(ClockConfig(pipeline="on"))
-    s = _ticks(clock, _Timed(0.0, 0.0), 3)
-    assert [f.data for f in s.take_frames()] != []
+    b = _Timed(0.0, 0.0)
+    s = _ticks(clock, b, 3)
     s.paused = True
-    clock.tick()  # nobody steps this backend now: the frame in flight still lands
-    (last,) = s.take_frames()
-    assert last.index == 3 and clock.pipelined_ticks == 3
+    clock.tick()  # nobody steps this backend now: the frame in flight still comes
+    clock.wait_rendered()
+    newest = s.take_frames()
+    assert [f.index for f in newest] == [3] and b.steps[s.sid] == 3 and clock.pipelined_ticks == 3
     clock.stop()
 
 
@@ -174,7 +175,8 @@ def test_a_failing_render_ends_its_sessions_not_the_clock() -> None:
     bad = _ticks(clock, _Timed(0.0, 0.0, fail=True), 2)
     assert bad.error is not None and "decoder boom" in bad.error
     good = _ticks(clock, _Timed(0.0, 0.0), 3)
-    assert good.error is None and good.produced == 3  # the reset frame and two of three steps
+    clock.wait_rendered()
+    assert good.error is None and good.produced == 4  # the reset frame and three steps
     clock.stop()
 
 

@@ -79,9 +79,9 @@ def play_cmd(
         "auto",
         "--pipeline",
         help="With a model: decode each tick's frames on a second thread beside the next tick's model "
-        "pass, so a tick costs the longer of the two instead of their sum, and each frame comes one tick "
-        "later. auto: where the step takes over 70% of the frame period (e.g. two players on a CPU "
-        "without bf16 math); on; off.",
+        "pass, so a tick costs the longer of the two instead of their sum (a frame comes ~10 ms later). "
+        "auto: where the step takes over 70% of the frame period (e.g. two players on a CPU without "
+        "bf16 math) and it pays; on; off.",
     ),
     allow_bind: bool = typer.Option(
         False,
@@ -198,9 +198,9 @@ def bench_engine_cmd(
         "auto",
         "--pipeline",
         help="With --model: decode each tick's frames on a second thread beside the next tick's model "
-        "pass, so a tick costs the longer of the two instead of their sum, and each frame comes one tick "
-        "later. auto: where the step takes over 70% of the frame period (e.g. two players on a CPU "
-        "without bf16 math); on; off.",
+        "pass, so a tick costs the longer of the two instead of their sum (a frame comes ~10 ms later). "
+        "auto: where the step takes over 70% of the frame period (e.g. two players on a CPU without "
+        "bf16 math) and it pays; on; off.",
     ),
     joins: int = typer.Option(
         0,

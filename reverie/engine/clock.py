@@ -14,13 +14,15 @@ task + run_in_executor (which would hop threads every tick) and than a process (
 a pipe).
 
 Pipeline (`ClockConfig.pipeline`): a backend that offers its step in two halves (`advance`, the model
-pass; `render`, the decoder) may have one tick's frames rendered on a helper thread while the next
-tick's model pass runs, so a tick costs about the longer half instead of their sum and each frame
-reaches its player one tick later. Measured on a 2-core AMD EPYC without bf16 math (the shipped model
-in fp32): one player 33 -> 50 fps, two players 20 -> 35-43 fps each. "auto" turns it on only where the
-serial step takes most of the frame period, so a fast CPU keeps the shorter latency. A session that
-restarts meanwhile never gets the old world's frame (its `generation` moved on). A session's "real"
-view (the simulator) is not pipelined: beside a pipelined dream it runs one frame ahead.
+pass; `render`, the decoder) may have one tick's frames decoded on a render thread while the next
+tick's model pass runs, so a tick costs about the longer half instead of their sum. The render thread
+sends each frame as soon as it is decoded, so a player waits little longer than a serial tick would
+make them (the two halves slow each other down a little). Measured on a 2-core AMD EPYC without bf16
+math (the shipped model in fp32): one player 37-39 -> 51-62 fps, two players 22-23 -> 32-42 fps each;
+key-to-frame latency in Chromium 50 -> 61 ms. "auto" turns it on only where the serial step takes most
+of the frame period, so a fast CPU keeps the serial step. A session that restarts meanwhile never gets
+the old world's frame (its `generation` moved on). A session's "real" view (the simulator) is not
+pipelined: beside a pipelined dream its frame may come a moment earlier.
 """
 
 from __future__ import annotations
@@ -64,10 +66,10 @@ PIPELINE_RETRY = 300  # ticks (10 s at 30 fps) before a pipeline that did not pa
 class ClockConfig:
     fps: float = 30.0
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    # Rendering a model's frames (the decoder) on a helper thread beside the next tick's model pass: a
+    # Rendering a model's frames (the decoder) on a render thread beside the next tick's model pass: a
     # tick then costs about the longer of the two, not their sum (on a 2-core AVX2 CPU two players'
-    # tick fell from ~41 to ~27 ms), and each frame reaches the player one tick later. "auto": only
-    # where the serial step would take most of the frame period; "on", "off": always, never.
+    # tick fell from ~43 to ~25 ms), each frame sent once decoded. "auto": only where the serial step
+    # would take most of the frame period; "on", "off": always, never.
     pipeline: str = "auto"
 
     def __post_init__(self) -> None:
@@ -169,18 +171,27 @@ class PlaySession:
             out, self._retired = self._retired, []
         return out
 
-    def _finish_tick(self, frames: list[EncodedFrame]) -> None:
-        """Count the tick's frames and leave them in the slots (replacing any not yet taken)."""
+    def _finish_tick(self, frames: list[EncodedFrame], generation: int | None = None) -> bool:
+        """Count the tick's frames and leave them in the slots (replacing any not yet taken). With
+        `generation` (frames decoded on the render thread), only if the session has not restarted since."""
         if not frames:
-            return
-        self.index = frames[0].index
-        self.produced += 1
+            return False
         with self._lock:
+            if generation is not None and generation != self.generation:
+                return False
+            self.index = max(self.index, frames[0].index)
+            self.produced += 1
             for f in frames:
                 if self._slots.get(f.view) is not None:
                     self.dropped += 1
                 self._slots[f.view] = f
         self.notify()
+        return True
+
+    def _restart(self) -> None:
+        """A reset was taken: frames still decoding from before it will not be shown."""
+        with self._lock:
+            self.generation += 1
 
 
 TickHook = Callable[[float, int, bool], None]  # (tick seconds, frames made, late)
@@ -235,9 +246,9 @@ class _InFlight:
 
     key: int  # id of the backend
     backend: Backend
-    future: concurrent.futures.Future[tuple[list[StepOut], float]]  # (outputs, render seconds)
-    members: list[Member]
+    future: concurrent.futures.Future[tuple[int, float]]  # (frames published, render seconds)
     advance_s: float
+    members: list[Member]
 
 
 class EngineClock:
@@ -348,7 +359,7 @@ class EngineClock:
             req, state, seq, views = s._snapshot()
             if req is not None:
                 s.resetting = True
-                s.generation += 1
+                s._restart()
                 fut = self._resetter.submit(self._reset, s, req, seq, views)
                 with self._lock:
                     self._pending.add(fut)
@@ -363,14 +374,15 @@ class EngineClock:
                 members.append((s, VIEWS.index(name), seq, s.generation))
                 actions.append(action)
         frames: dict[int, tuple[PlaySession, list[EncodedFrame]]] = {}
+        made = 0
         for key in [k for k in self._inflight if k not in batches]:  # nobody left to step: land the last
-            self._land(self._inflight.pop(key), frames)
+            made += self._land(self._inflight.pop(key))
         piped = False
         for key, (b, members, actions) in batches.items():
             sids = [s.sid for s, _, _, _ in members]
             if not self._pipelined(key, b):
                 if key in self._inflight:  # back to serial: the frames in flight first
-                    self._land(self._inflight.pop(key), frames)
+                    made += self._land(self._inflight.pop(key))
                 t0 = time.perf_counter()
                 try:
                     if splits(b):  # the same step, in its halves, to time it for the pipeline decision
@@ -393,13 +405,12 @@ class EngineClock:
                 self._failed(b, members, e)
                 continue
             advance_s = time.perf_counter() - t0
-            if key in self._inflight:  # the last tick's frames, rendered meanwhile
-                self._land(self._inflight.pop(key), frames)
+            if key in self._inflight:  # the last tick's frames, decoded (and sent) meanwhile
+                made += self._land(self._inflight.pop(key))
             self._pace.setdefault(key, _Pace()).note_piped_tick(time.perf_counter() - t0)
-            rendering = self._renderer.submit(_timed, b.render, adv)  # type: ignore[attr-defined]
-            self._inflight[key] = _InFlight(key, b, rendering, members, advance_s)
+            rendering = self._renderer.submit(self._render, b, adv, members, advance_s)
+            self._inflight[key] = _InFlight(key, b, rendering, advance_s, members)
         self.pipelined_ticks += piped
-        made = 0
         for s, fs in frames.values():
             if s.error is None:
                 s._finish_tick(fs)
@@ -416,15 +427,31 @@ class EngineClock:
             return True
         return self._pace.setdefault(key, _Pace()).pipelined(1.0 / self.cfg.fps)
 
-    def _land(self, fl: _InFlight, frames: dict[int, tuple[PlaySession, list[EncodedFrame]]]) -> None:
-        """Wait for a tick rendering on the helper thread and encode its frames."""
+    def _render(self, b: Backend, adv: Any, members: list[Member], advance_s: float) -> tuple[int, float]:
+        """On the render thread: decode a tick's frames and send each as soon as it is ready (the
+        player waits no longer than a serial tick would make them), unless its session has since
+        restarted, ended or failed. Returns (frames sent, decode seconds)."""
+        t0 = time.perf_counter()
+        outs = b.render(adv)  # type: ignore[attr-defined]
+        render_s = time.perf_counter() - t0
+        frames: dict[int, tuple[PlaySession, list[EncodedFrame]]] = {}
+        self._deliver(members, outs, advance_s + render_s, frames)
+        gens = {s.id: gen for s, _, _, gen in members}
+        return sum(len(fs) for s, fs in frames.values() if s._finish_tick(fs, gens[s.id])), render_s
+
+    def _land(self, fl: _InFlight) -> int:
+        """Wait for a tick decoding on the render thread; the number of frames it sent."""
         try:
-            outs, render_s = fl.future.result()
+            sent, render_s = fl.future.result()
         except Exception as e:
             self._failed(fl.backend, fl.members, e)
-            return
+            return 0
         self._pace.setdefault(fl.key, _Pace()).note_step(fl.advance_s + render_s)
-        self._deliver(fl.members, outs, fl.advance_s + render_s, frames)
+        return sent
+
+    def wait_rendered(self, timeout: float | None = None) -> None:
+        """Block until the frames decoding on the render thread are sent (tests and bench)."""
+        concurrent.futures.wait([fl.future for fl in self._inflight.values()], timeout=timeout)
 
     def _deliver(
         self,
@@ -479,8 +506,3 @@ class EngineClock:
         return EncodedFrame(
             view, s.index + 1, seq, min(gen_us, 2**32 - 1), w, h, self.encoder.codec_id, data, out.caption
         )
-
-
-def _timed(render: Callable[[Any], list[StepOut]], adv: Any) -> tuple[list[StepOut], float]:
-    t0 = time.perf_counter()
-    return render(adv), time.perf_counter() - t0
