@@ -153,14 +153,13 @@ def _time_ticks(
         if i % 8 == 0:  # a player holds a key for a few frames, like the exploration policy
             for s in live:
                 s.set_input(InputState(keys=_KEYS[int(rng.integers(len(_KEYS)))], seq=i))
-        # its start frame is out and it was never stepped (a pipelined clock shows a step one tick late)
-        started = guest is not None and guest.produced >= 1 and guest.last_action is None
+        # the guest's row comes in on the first tick that steps it (its action is then set), whenever its
+        # start ends on the reset worker, and whether or not its frame is out yet (a pipelined clock)
+        unstepped = guest is not None and guest.last_action is None
         t0 = time.perf_counter()
         clock.tick()
         elapsed = time.perf_counter() - t0
-        joined = (
-            joining and started and guest is not None and guest.last_action is not None
-        )  # its row came in
+        joined = joining and unstepped and guest is not None and guest.last_action is not None
         joining = joining and not joined
         guest_since = i if joined else guest_since  # it plays JOIN_STAY ticks from here
         if i >= warmup:
