@@ -180,6 +180,34 @@ def test_a_failing_render_ends_its_sessions_not_the_clock() -> None:
     clock.stop()
 
 
+class _Plain(_Timed):
+    """The same backend, stepping in one piece: the clock cannot pipeline it (a simulator)."""
+
+    advance = render = None  # type: ignore[assignment]
+
+    def step(self, sids: Sequence[int], actions: Sequence[Any]) -> list[StepOut]:
+        return [StepOut(np.full((8, 8, 3), n, np.uint8)) for _, n in _Timed.advance(self, sids, actions)]
+
+
+def test_a_tick_numbers_a_pipelined_view_and_a_serial_one_alike() -> None:
+    clock = EngineClock(ClockConfig(pipeline="on"))
+    s = PlaySession({"dream": _Timed(0.0, 0.0), "real": _Plain(0.0, 0.0)})
+    clock.add(s)
+    clock.tick()
+    clock.wait_resets()
+    got: dict[int, list[int]] = {0: [], 1: []}
+    for _ in range(5):
+        for f in s.take_frames():
+            got[f.view].append(f.index)
+        clock.tick()  # the real view's frame is sent now, the dream's once decoded
+        clock.wait_rendered()
+    for f in s.take_frames():
+        got[f.view].append(f.index)
+    assert got == {0: [0, 1, 2, 3, 4, 5], 1: [0, 1, 2, 3, 4, 5]}  # one number per tick for both panes
+    assert s.produced == 6 and clock.pipelined_ticks == 5
+    clock.stop()
+
+
 def test_a_bad_pipeline_mode_is_refused_with_the_accepted_ones() -> None:
     with pytest.raises(ReverieError, match="auto, on, off"):
         ClockConfig(pipeline="sometimes")

@@ -123,7 +123,8 @@ class PlaySession:
         self.resetting = False  # a reset is running on the clock's worker: not stepped meanwhile
         self.error: str | None = None
         self.generation = 0  # resets taken by the clock: a frame still rendering from before one is dropped
-        self.index = -1  # index of the last frame made
+        self.index = -1  # index of the newest frame sent
+        self.numbered = 0  # the next frame's index: a reset's first frame or a tick's (every view the same)
         self.produced = 0  # frames made (all views of one tick count once)
         self.dropped = 0  # frames overwritten before the server took them
         self.last_action: Any = None
@@ -179,8 +180,9 @@ class PlaySession:
         with self._lock:
             if generation is not None and generation != self.generation:
                 return False
-            self.index = max(self.index, frames[0].index)
-            self.produced += 1
+            if frames[0].index > self.index:  # a tick's views may come apart (a pipelined one later)
+                self.index = frames[0].index
+                self.produced += 1
             for f in frames:
                 if self._slots.get(f.view) is not None:
                     self.dropped += 1
@@ -196,7 +198,8 @@ class PlaySession:
 
 TickHook = Callable[[float, int, bool], None]  # (tick seconds, frames made, late)
 
-Member = tuple[PlaySession, int, int, int]  # (session, view, input seq consumed, session generation)
+# (session, view, input seq consumed, session generation, frame index)
+Member = tuple[PlaySession, int, int, int, int]
 
 
 class _Pace:
@@ -369,9 +372,10 @@ class EngineClock:
                 continue
             action = s.mapper(state)
             s.last_action = action
+            index, s.numbered = s.numbered, s.numbered + 1
             for name, b in views.items():
                 _, members, actions = batches.setdefault(id(b), (b, [], []))
-                members.append((s, VIEWS.index(name), seq, s.generation))
+                members.append((s, VIEWS.index(name), seq, s.generation, index))
                 actions.append(action)
         frames: dict[int, tuple[PlaySession, list[EncodedFrame]]] = {}
         made = 0
@@ -379,7 +383,7 @@ class EngineClock:
             made += self._land(self._inflight.pop(key))
         piped = False
         for key, (b, members, actions) in batches.items():
-            sids = [s.sid for s, _, _, _ in members]
+            sids = [s.sid for s, *_ in members]
             if not self._pipelined(key, b):
                 if key in self._inflight:  # back to serial: the frames in flight first
                     made += self._land(self._inflight.pop(key))
@@ -436,7 +440,7 @@ class EngineClock:
         render_s = time.perf_counter() - t0
         frames: dict[int, tuple[PlaySession, list[EncodedFrame]]] = {}
         self._deliver(members, outs, advance_s + render_s, frames)
-        gens = {s.id: gen for s, _, _, gen in members}
+        gens = {s.id: gen for s, _, _, gen, _ in members}
         return sum(len(fs) for s, fs in frames.values() if s._finish_tick(fs, gens[s.id])), render_s
 
     def _land(self, fl: _InFlight) -> int:
@@ -463,14 +467,14 @@ class EngineClock:
         """Encode each session's output, unless the session has since restarted, ended or failed."""
         with self._lock:
             live = set(self._sessions)
-        for (s, view, seq, gen), out in zip(members, outs):
+        for (s, view, seq, gen, index), out in zip(members, outs):
             if s.generation == gen and s.error is None and s.id in live:
-                frames.setdefault(s.id, (s, []))[1].append(self._encode(s, view, seq, out, batch_s))
+                frames.setdefault(s.id, (s, []))[1].append(self._encode(s, view, seq, out, batch_s, index))
 
     def _failed(self, b: Backend, members: list[Member], e: Exception) -> None:
         """One broken batch ends its sessions, never the clock."""
         log.exception("backend %s step failed", b.name)
-        for s, _, _, _ in members:
+        for s, *_ in members:
             s.error = f"the world failed to step: {e}"
             s.notify()
 
@@ -484,10 +488,11 @@ class EngineClock:
             if req.seed is not None:
                 s.seed = req.seed
             out = []
+            index, s.numbered = s.numbered, s.numbered + 1  # the clock does not step it meanwhile
             for name, b in views.items():
                 t0 = time.perf_counter()
                 res = b.reset(s.sid, s.seed, prompt=req.prompt, image=req.image)
-                out.append(self._encode(s, VIEWS.index(name), seq, res, time.perf_counter() - t0))
+                out.append(self._encode(s, VIEWS.index(name), seq, res, time.perf_counter() - t0, index))
             s._finish_tick(out)
         except Exception as e:
             log.exception("reset failed")
@@ -496,7 +501,9 @@ class EngineClock:
         finally:
             s.resetting = False
 
-    def _encode(self, s: PlaySession, view: int, seq: int, out: StepOut, batch_s: float) -> EncodedFrame:
+    def _encode(
+        self, s: PlaySession, view: int, seq: int, out: StepOut, batch_s: float, index: int
+    ) -> EncodedFrame:
         t0 = time.perf_counter()
         data = self.encoder(out.frame)
         gen_us = int((batch_s + time.perf_counter() - t0) * 1e6)
@@ -504,5 +511,5 @@ class EngineClock:
             s.caption = out.caption
         h, w = out.frame.shape[:2]
         return EncodedFrame(
-            view, s.index + 1, seq, min(gen_us, 2**32 - 1), w, h, self.encoder.codec_id, data, out.caption
+            view, index, seq, min(gen_us, 2**32 - 1), w, h, self.encoder.codec_id, data, out.caption
         )
