@@ -127,7 +127,7 @@ class ModelBackend:
         self.sampler = cfg.sampler(wm.sampler)
         self.rollout = make_rollout(self.dit, self.sampler)
         self._lock = threading.Lock()  # slots + rollout: step (clock thread) vs reset (worker)
-        self._thread_state = threading.local()  # the torch threads each rendering thread has set
+        self._thread_state = threading.local()  # the torch threads each calling thread has set
         self._slots: dict[int, _Slot] = {}
         self._rows: list[int] = []  # the sid of each rollout row
         self._sim: Any = None  # the real world, for start frames (built on first use)
@@ -184,6 +184,7 @@ class ModelBackend:
     ) -> StepOut:
         from reverie.worlds.adapters import fit_frame
 
+        self._own_threads()
         gen = torch.Generator().manual_seed(int(seed))
         text = torch.from_numpy(self.text_encoder.encode([prompt])[0]) if prompt else None
         act0 = self._actions([self._null_action()])
@@ -217,6 +218,14 @@ class ModelBackend:
         ctx = SessionContext(z0[None], act0, text)  # act0 (1,) / (1, D): the null action led to frame 0
         self._set_slot(sid, gen, ctx)
         return StepOut(np.ascontiguousarray(frame), prompt)
+
+    def _own_threads(self) -> None:
+        """Run torch on this thread with the backend's thread count. OpenMP's count is per calling
+        thread: the clock's render and reset threads would otherwise run at the default (every core),
+        and on a 2-core CPU two threads at 2 each stall on each other."""
+        if getattr(self._thread_state, "threads", None) != self.threads:
+            torch.set_num_threads(self.threads)
+            self._thread_state.threads = self.threads
 
     def _set_slot(self, sid: int, gen: torch.Generator, ctx: SessionContext) -> None:
         """Session `sid` waits to join with context `ctx`. Its rows are built here, on the caller's
@@ -290,10 +299,7 @@ class ModelBackend:
         no session state, so the clock may run it on another thread beside the next `advance`."""
         if advanced.z is None:
             return []
-        if getattr(self._thread_state, "threads", None) != self.threads:
-            # OpenMP's thread count is per calling thread: a new thread would decode at the default
-            torch.set_num_threads(self.threads)
-            self._thread_state.threads = self.threads
+        self._own_threads()
         frames = self._decode(advanced.z)
         return [StepOut(frames[advanced.row_of[s]]) for s in advanced.sids]
 
@@ -306,6 +312,7 @@ class ModelBackend:
         if self.actions.is_box:
             raise ReverieError("previews are for discrete actions; this model's actions are continuous")
         names = list(self.code_spec.get("names", []))
+        self._own_threads()
         with self._lock:
             slot = self._slots.get(sid)
             if slot is None:
