@@ -398,7 +398,7 @@ class EngineClock:
                     self._failed(b, members, e)
                     continue
                 batch_s = time.perf_counter() - t0
-                self._pace.setdefault(key, _Pace()).note_step(batch_s)
+                self._pace_of(key).note_step(batch_s)
                 self._deliver(members, outs, batch_s, frames)
                 continue
             piped = True
@@ -411,7 +411,7 @@ class EngineClock:
             advance_s = time.perf_counter() - t0
             if key in self._inflight:  # the last tick's frames, decoded (and sent) meanwhile
                 made += self._land(self._inflight.pop(key))
-            self._pace.setdefault(key, _Pace()).note_piped_tick(time.perf_counter() - t0)
+            self._pace_of(key).note_piped_tick(time.perf_counter() - t0)
             rendering = self._renderer.submit(self._render, b, adv, members, advance_s)
             self._inflight[key] = _InFlight(key, b, rendering, advance_s, members)
         self.pipelined_ticks += piped
@@ -422,6 +422,12 @@ class EngineClock:
         self.ticks += 1
         return made
 
+    def _pace_of(self, key: int) -> _Pace:
+        pace = self._pace.get(key)
+        if pace is None:
+            pace = self._pace[key] = _Pace()
+        return pace
+
     def _pipelined(self, key: int, b: Backend) -> bool:
         """Whether backend `b` (id `key`) renders this tick's frames beside the next tick."""
         mode = self.cfg.pipeline
@@ -429,7 +435,7 @@ class EngineClock:
             return False
         if mode == "on":
             return True
-        return self._pace.setdefault(key, _Pace()).pipelined(1.0 / self.cfg.fps)
+        return self._pace_of(key).pipelined(1.0 / self.cfg.fps)
 
     def _render(self, b: Backend, adv: Any, members: list[Member], advance_s: float) -> tuple[int, float]:
         """On the render thread: decode a tick's frames and send each as soon as it is ready (the
@@ -450,7 +456,7 @@ class EngineClock:
         except Exception as e:
             self._failed(fl.backend, fl.members, e)
             return 0
-        self._pace.setdefault(fl.key, _Pace()).note_step(fl.advance_s + render_s)
+        self._pace_of(fl.key).note_step(fl.advance_s + render_s)
         return sent
 
     def wait_rendered(self, timeout: float | None = None) -> None:
