@@ -348,8 +348,11 @@ def _train(
         step, prev = _resume(out, task, model, ema, opt)
     net: nn.Module = model
     if d.world_size > 1:
+        # A step may leave parameters out of the loss (the dynamics model's box-action null embedding
+        # is never used with discrete actions), which DDP's default takes for a hung reduction and
+        # refuses at the next step; finding them costs one graph walk a step, nothing at these sizes.
         net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[d.device] if d.device.type == "cuda" else None
+            model, device_ids=[d.device] if d.device.type == "cuda" else None, find_unused_parameters=True
         )
 
     log_path = out / LOG_FILE
