@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from reverie.models.flow import FlowConfig
 from reverie.train.autoencoder_task import AutoencoderTask
 from reverie.train.config import TrainConfig
 from reverie.train.dynamics_task import DynamicsTask, LatentClips
-from reverie.train.task import Task, unwrap
+from reverie.train.task import unwrap
 
 
 class RecordingTask(AutoencoderTask):
@@ -39,20 +40,23 @@ class RecordingTask(AutoencoderTask):
 
 
 class RecordingDynamics(DynamicsTask):
-    """The same for the dynamics task (its batches are latent windows)."""
+    """The same for the dynamics task (its batches are latent windows; `_task` sets the records)."""
 
-    model: torch.nn.Module | None = None
+    model: torch.nn.Module | None
+    seen: list[torch.Tensor]
 
     def loss(self, model, batch):  # type: ignore[no-untyped-def]
         self.model = unwrap(model)
-        self.seen = [*getattr(self, "seen", []), batch["z"].float().mean().reshape(1)]
+        self.seen.append(batch["z"].float().mean().reshape(1))
         return super().loss(model, batch)
 
 
-def _task(kind: str, cfg: TrainConfig) -> Task:
+def _task(kind: str, cfg: TrainConfig) -> RecordingTask | RecordingDynamics:
     if kind == "autoencoder":
         frames = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
-        return RecordingTask.from_frames(frames, PRESETS["tiny"], cfg, val_frames=frames[:2])
+        return cast(
+            RecordingTask, RecordingTask.from_frames(frames, PRESETS["tiny"], cfg, val_frames=frames[:2])
+        )
     g = torch.Generator().manual_seed(0)
     clips = LatentClips(
         z=torch.randn(64, 4, 4, 4, generator=g),
@@ -63,7 +67,12 @@ def _task(kind: str, cfg: TrainConfig) -> Task:
     )
     flow = FlowConfig(p_play=0.5)  # two windows in the play layout and two forced: two model calls a step
     spec = {"type": "discrete", "n": 9}
-    return RecordingDynamics.from_latents(clips, None, spec, "tiny", 0, 5, batch_size=4, flow=flow)
+    task = cast(
+        RecordingDynamics,
+        RecordingDynamics.from_latents(clips, None, spec, "tiny", 0, 5, batch_size=4, flow=flow),
+    )
+    task.model, task.seen = None, []
+    return task
 
 
 def _worker(rank: int, world: int, port: int, out: str, kind: str) -> None:
@@ -76,10 +85,9 @@ def _worker(rank: int, world: int, port: int, out: str, kind: str) -> None:
     cfg = TrainConfig(steps=4, batch_size=4, warmup_steps=1, threads=1, device="cpu", log_every=1)
     task = _task(kind, cfg)
     train(task, cfg, Path(out) / "run")
-    model = task.model  # type: ignore[attr-defined]
-    assert model is not None
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    state["seen"] = torch.cat(task.seen)  # type: ignore[attr-defined]
+    assert task.model is not None
+    state = {k: v.detach().contiguous() for k, v in task.model.state_dict().items()}
+    state["seen"] = torch.cat(task.seen)
     save_file(state, str(Path(out) / f"rank{rank}.safetensors"))
 
 

@@ -32,6 +32,7 @@ import itertools
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,7 +271,7 @@ class EngineClock:
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._renderer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="reverie-render")
         self._inflight: dict[int, _InFlight] = {}  # backend id -> its tick being rendered
-        self._pace: dict[int, _Pace] = {}  # backend id -> its running times (pipeline "auto")
+        self._pace: defaultdict[int, _Pace] = defaultdict(_Pace)  # backend id -> its running times ("auto")
         self.ticks = 0
         self.late_ticks = 0
         self.pipelined_ticks = 0  # ticks in which some backend's frames were rendered beside the next
@@ -398,7 +399,7 @@ class EngineClock:
                     self._failed(b, members, e)
                     continue
                 batch_s = time.perf_counter() - t0
-                self._pace_of(key).note_step(batch_s)
+                self._pace[key].note_step(batch_s)
                 self._deliver(members, outs, batch_s, frames)
                 continue
             piped = True
@@ -411,7 +412,7 @@ class EngineClock:
             advance_s = time.perf_counter() - t0
             if key in self._inflight:  # the last tick's frames, decoded (and sent) meanwhile
                 made += self._land(self._inflight.pop(key))
-            self._pace_of(key).note_piped_tick(time.perf_counter() - t0)
+            self._pace[key].note_piped_tick(time.perf_counter() - t0)
             rendering = self._renderer.submit(self._render, b, adv, members, advance_s)
             self._inflight[key] = _InFlight(key, b, rendering, advance_s, members)
         self.pipelined_ticks += piped
@@ -422,12 +423,6 @@ class EngineClock:
         self.ticks += 1
         return made
 
-    def _pace_of(self, key: int) -> _Pace:
-        pace = self._pace.get(key)
-        if pace is None:
-            pace = self._pace[key] = _Pace()
-        return pace
-
     def _pipelined(self, key: int, b: Backend) -> bool:
         """Whether backend `b` (id `key`) renders this tick's frames beside the next tick."""
         mode = self.cfg.pipeline
@@ -435,7 +430,7 @@ class EngineClock:
             return False
         if mode == "on":
             return True
-        return self._pace_of(key).pipelined(1.0 / self.cfg.fps)
+        return self._pace[key].pipelined(1.0 / self.cfg.fps)
 
     def _render(self, b: Backend, adv: Any, members: list[Member], advance_s: float) -> tuple[int, float]:
         """On the render thread: decode a tick's frames and send each as soon as it is ready (the
@@ -456,7 +451,7 @@ class EngineClock:
         except Exception as e:
             self._failed(fl.backend, fl.members, e)
             return 0
-        self._pace_of(fl.key).note_step(fl.advance_s + render_s)
+        self._pace[fl.key].note_step(fl.advance_s + render_s)
         return sent
 
     def wait_rendered(self, timeout: float | None = None) -> None:
