@@ -357,6 +357,43 @@ def test_flow_loss_blurs_the_play_context_and_not_the_targets() -> None:
     assert not torch.allclose(seen["x"][~sharp, :3], z[~sharp])
 
 
+def test_a_model_with_a_blur_input_is_told_each_play_windows_blur() -> None:
+    """Context frames carry their window's blur weight, targets 0; a model without the input is
+    given none, and refuses one."""
+    from types import SimpleNamespace
+
+    from reverie.models.flow import FlowConfig, blur_context, flow_loss
+
+    seen: dict[str, torch.Tensor | None] = {}
+
+    class Spy(torch.nn.Module):
+        cfg = SimpleNamespace(blur_input=True)
+
+        def forward(self, x_t, t, act, text, blur=None, **kw):
+            seen["x"], seen["blur"] = x_t.detach().clone(), blur
+            return torch.zeros_like(x_t, requires_grad=True)
+
+    z = torch.randn(8, 3, 2, 4, 4)
+    cfg = FlowConfig(p_play=1.0, context_noise_max=0.0, context_blur_max=1.0, context_blur_p=0.5)
+    flow_loss(Spy(), z, None, None, cfg, generator=torch.Generator().manual_seed(0))
+    blur = seen["blur"]
+    assert blur is not None and blur.shape == (8, 6)
+    assert torch.equal(blur[:, 3:], torch.zeros(8, 3)) and torch.equal(blur[:, :3], blur[:, :1].expand(8, 3))
+    w = blur[:, 0]
+    assert (w == 0).any() and (w > 0).any()  # half the windows sharp, the rest blurred
+    assert torch.allclose(seen["x"][:, :3], blur_context(z, w), atol=1e-6)  # told what was done
+    Spy.cfg = SimpleNamespace(blur_input=False)
+    flow_loss(Spy(), z, None, None, cfg, generator=torch.Generator().manual_seed(0))
+    assert seen["blur"] is None
+    x, t, act, text = inputs(1, 2)
+    with pytest.raises(ReverieError, match="blur input"):
+        make()(x, t, act, text, blur=torch.zeros(1, 2))
+    m = make(preset("tiny", blur_input=True))
+    with torch.no_grad():  # no blur given means sharp frames, as blur 0
+        assert torch.equal(m(x, t, act, text), m(x, t, act, text, blur=torch.zeros(1, 2)))
+        assert not torch.allclose(m(x, t, act, text), m(x, t, act, text, blur=torch.ones(1, 2)))
+
+
 def test_self_forcing_context_is_the_models_own_rollout() -> None:
     """own_rollout keeps the real prefix and replaces the rest; the loss trains on it and stays finite."""
     from reverie.models.flow import FlowConfig, flow_loss, own_rollout

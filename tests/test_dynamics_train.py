@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -294,6 +295,16 @@ def test_cli_objective_is_typed_saved_and_guarded_on_resume(tmp_path: Path) -> N
 
     a, b = load_dynamics(run).state_dict(), load_dynamics(ft).state_dict()
     assert all(torch.allclose(a[k], b[k]) for k in a)  # lr 0: the fine-tune starts from the init weights
+    grown = runner.invoke(app, [*base, "--out", str(tmp_path / "grown"), "--init", run, "--steps", "1", *small,
+                                "--set", "lr=0", "--set", "model.blur_input=true"])  # fmt: skip
+    assert grown.exit_code == 0, grown.output
+    assert load_dynamics(str(tmp_path / "grown")).cfg.blur_input
+    again = runner.invoke(app, [*base, "--out", ft, "--resume", "--steps", "2"])
+    assert again.exit_code == 0, again.output
+    assert json.loads((tmp_path / "ft" / "config.json").read_text())["data"]["init"] == os.path.abspath(run)
+    assert f"Fine-tuned from {os.path.abspath(run)}." in (tmp_path / "ft" / "MODEL_CARD.md").read_text()
+    wider = runner.invoke(app, [*base, "--out", str(tmp_path / "w"), "--init", run, "--set", "model.dim=48"])
+    assert wider.exit_code != 0 and "only model.blur_input=true may be added" in str(wider.exception)
 
 
 def test_latents_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -352,3 +363,30 @@ def test_another_action_space_is_refused_naming_the_change(tmp_path: Path) -> No
         train(six(), cfg, run, resume=True)
     with pytest.raises(ReverieError, match=r"--init .*\(num_actions: 5 -> 6\)"):
         train(six(str(run)), cfg, tmp_path / "b")
+
+
+def test_init_may_grow_a_blur_input_and_nothing_else(tmp_path: Path) -> None:
+    """--init from a model without the blur input, asking for one, starts from its weights (the new
+    embedding at zero); the reverse is refused."""
+    from reverie.train.config import TrainConfig
+    from reverie.train.loop import train
+
+    cfg = TrainConfig(steps=1, batch_size=4, warmup_steps=1, threads=1, precision="fp32", sample_every=100,
+                      checkpoint_minutes=100.0, lr=0.0)  # fmt: skip
+    small = {"dim": 32, "depth": 1, "heads": 2}
+    run = train(tiny_task(batch_size=4, model_overrides=small), cfg, tmp_path / "a")
+
+    def task(blur: bool, init: str) -> DynamicsTask:
+        t = tiny_task(batch_size=4, model_overrides=small | {"blur_input": blur})
+        t.init = init
+        return t
+
+    grown = task(True, str(run))
+    model = grown.build_model()
+    plain = task(False, str(run)).build_model()
+    for k, v in plain.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    assert int(torch.count_nonzero(model.blur_embed[-1].weight)) == 0
+    back = train(grown, cfg, tmp_path / "b")
+    with pytest.raises(ReverieError, match=r"--init .*blur_input: True -> False"):
+        task(False, str(back)).build_model()

@@ -168,3 +168,6 @@ def test_export_ships_chosen_play_settings(run: str, tmp_path: Path) -> None:
     with pytest.raises(ReverieError, match="steps"):
         export_model(run, str(tmp_path / "bad"), play={"steps": 0})
     assert not (tmp_path / "bad").exists()
+    with pytest.raises(ReverieError, match=r"context blur 0\.3: .* not trained with a blur input"):
+        export_model(run, str(tmp_path / "bad"), play={"context_blur": 0.3})
+    assert not (tmp_path / "bad").exists()

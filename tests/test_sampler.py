@@ -15,9 +15,9 @@ from reverie.models.sampler import Rollout, SamplerConfig, SessionContext, sampl
 C, H, W = 16, 8, 8
 
 
-def make(max_context: int = 8) -> DiT:
+def make(max_context: int = 8, blur_input: bool = False) -> DiT:
     torch.manual_seed(0)
-    m = DiT(preset("tiny", max_context=max_context))
+    m = DiT(preset("tiny", max_context=max_context, blur_input=blur_input))
     with torch.no_grad():
         for p in m.parameters():
             p.add_(0.1 * torch.randn_like(p))
@@ -53,12 +53,16 @@ def reference_rollout(
             seq = torch.stack([*ctx, x], 1)  # (B, T, C, H, W)
             tt = torch.full((B, T), s)
             tt[:, -1] = t
+            blur = None
+            if cfg.context_blur:  # every context frame told the play level, the new frame sharp
+                blur = torch.full((B, T), cfg.context_blur)
+                blur[:, -1] = 0.0
             a = act[:, : Tc + j + 1]
             a_null = torch.zeros(a.shape, dtype=torch.bool)
             a_null[:, :Tc] = context_act_null
-            v_text = m(seq, tt, a, text, act_null=a_null)[:, -1]
+            v_text = m(seq, tt, a, text, act_null=a_null, blur=blur)[:, -1]
             if cfg.guidance != 1.0:
-                v_null = m(seq, tt, a, None, act_null=a_null)[:, -1]
+                v_null = m(seq, tt, a, None, act_null=a_null, blur=blur)[:, -1]
                 v = v_null + cfg.guidance * (v_text - v_null)
             else:
                 v = v_text
@@ -68,10 +72,13 @@ def reference_rollout(
     return torch.stack(out, 1)
 
 
-@pytest.mark.parametrize(("steps", "guidance", "noise"), [(1, 1.0, 0.0), (2, 1.0, 0.05), (3, 2.5, 0.02)])
-def test_cached_equals_uncached_sampling(steps: int, guidance: float, noise: float) -> None:
-    m = make()
-    cfg = SamplerConfig(steps=steps, guidance=guidance, context_noise=noise)
+@pytest.mark.parametrize(
+    ("steps", "guidance", "noise", "blur"),
+    [(1, 1.0, 0.0, 0.0), (2, 1.0, 0.05, 0.0), (3, 2.5, 0.02, 0.0), (1, 1.0, 0.1, 0.4), (2, 2.5, 0.05, 0.7)],
+)
+def test_cached_equals_uncached_sampling(steps: int, guidance: float, noise: float, blur: float) -> None:
+    m = make(blur_input=bool(blur))
+    cfg = SamplerConfig(steps=steps, guidance=guidance, context_noise=noise, context_blur=blur)
     g = torch.Generator().manual_seed(3)
     z_ctx = torch.randn(2, 3, C, H, W, generator=g)
     act = torch.randint(0, 9, (2, 7), generator=g)
@@ -197,6 +204,29 @@ def test_bad_settings_are_clear_errors() -> None:
         SamplerConfig(steps=0)
     with pytest.raises(ReverieError, match="reset"):
         Rollout(make()).step(torch.tensor([0]))
+    with pytest.raises(ReverieError, match=r"context blur 1\.5: accepted 0 <= level <= 1"):
+        SamplerConfig(context_blur=1.5)
+    with pytest.raises(ReverieError, match="not trained with a blur input"):
+        Rollout(make(), SamplerConfig(context_blur=0.3))
+
+
+def test_the_context_blur_setting_reaches_a_model_with_a_blur_input() -> None:
+    """The same draws, told a different blur level for the cached frames, give different frames; a
+    model grown with the input (its embedding still zero) plays exactly as the one it grew from."""
+    z_ctx, act = torch.randn(2, 3, C, H, W), torch.randint(0, 9, (2, 6))
+
+    def roll(m: DiT, blur: float) -> torch.Tensor:
+        r, g = Rollout(m, SamplerConfig(steps=1, context_noise=0.1, context_blur=blur)), torch.Generator()
+        r.reset(z_ctx, act[:, :3], None, generator=g.manual_seed(5))
+        return torch.stack([r.step(act[:, 3 + j], g) for j in range(3)], 1)
+
+    m = make(blur_input=True)
+    assert not torch.allclose(roll(m, 0.0), roll(m, 0.6), atol=1e-3)
+    plain = make()
+    grown = DiT(preset("tiny", max_context=8, blur_input=True)).eval()
+    missing, _ = grown.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(k.startswith("blur_embed.") for k in missing)
+    assert torch.equal(roll(grown, 0.6), roll(plain, 0.0))
 
 
 def test_rebuild_restarts_rows_from_their_recent_frames() -> None:

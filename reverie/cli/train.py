@@ -291,12 +291,13 @@ def train_dynamics_cmd(
     if init is not None:
         if saved is not None:
             raise ReverieError("--init starts a new run; drop it to --resume")
-        if preset is not None or model_overrides:
+        if preset is not None or set(model_overrides) - {"blur_input"}:
             raise ReverieError(
-                "--init keeps the model config of the run it starts from; drop --preset and model.*"
+                "--init keeps the model config of the run it starts from; drop --preset and model.* "
+                "(only model.blur_input=true may be added)"
             )
         init_cfg = load_init(init)[0]
-        model_overrides = asdict(init_cfg)
+        model_overrides = asdict(init_cfg) | model_overrides  # a blur input grows from a zero embedding
         window = window or init_cfg.max_context + 1
         text_encoder = text_encoder or init_cfg.text_encoder
     if saved is not None:  # a resumed run keeps the action stream it was trained on
@@ -331,6 +332,8 @@ def train_dynamics_cmd(
         device=resolve_device(cfg.device),  # encoding the frames is most of a GPU run's start
         actions=actions,
     )
+    if saved is not None and saved.get("data", {}).get("init"):  # a resumed fine-tune keeps its origin
+        task.data_info["init"] = saved["data"]["init"]
     train(task, cfg, out, resume=resume, budget=_budget(cfg, start))
 
 
@@ -438,6 +441,14 @@ def export_cmd(
     context_noise: float | None = typer.Option(
         None, "--context-noise", min=0.0, max=0.99, help="Play setting shipped with the model: context noise."
     ),
+    context_blur: float | None = typer.Option(
+        None,
+        "--context-blur",
+        min=0.0,
+        max=1.0,
+        help="Play setting shipped with the model: the blur level its cached frames are told "
+        "(models trained with --set model.blur_input=true).",
+    ),
 ) -> None:
     """Package a world model to share or ship: dynamics + autoencoder weights, configs, model card.
 
@@ -447,7 +458,8 @@ def export_cmd(
     """
     from reverie.train.export import export_model
 
-    play = {k: v for k, v in (("steps", steps), ("context_noise", context_noise)) if v is not None}
+    settings = (("steps", steps), ("context_noise", context_noise), ("context_blur", context_blur))
+    play = {k: v for k, v in settings if v is not None}
     sizes = export_model(
         run, out, autoencoder=autoencoder, precision=precision, notes=notes, measured=measured, force=force,
         play=play,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,9 @@ class DiTConfig:
     text_encoder: str = "hash"  # which reverie.models.text encoder produced the embeddings
     max_context: int = 16  # frames kept in the KV cache (and the training window)
     rope_theta: float = 10000.0  # base of the rotary position frequencies (time, row, column)
+    # Through the adaLN vector like the noise level: trained with flow.context_blur_max, played at
+    # sampler.context_blur, so real sharp frames and the model's own blurred ones need not look alike.
+    blur_input: bool = False  # the network is told each frame's context blur level in [0, 1]
 
     def __post_init__(self) -> None:
         if self.action_type not in ACTION_TYPES:
@@ -303,6 +306,8 @@ class DiT(nn.Module):
         self.null_act = nn.Parameter(torch.zeros(D))  # box / none: the dropped-action vector
         self.null_text = nn.Parameter(torch.zeros(cfg.text_dim))  # the embedding of "no text" (guidance)
         self.text_embed = mlp(cfg.text_dim, D)
+        if cfg.blur_input:
+            self.blur_embed = mlp(256, D)
         self.blocks = nn.ModuleList([Block(D, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth)])
         self.norm_out = nn.LayerNorm(D, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(D, 2 * D)
@@ -318,6 +323,8 @@ class DiT(nn.Module):
         nn.init.normal_(self.null_text, std=0.02)
         # adaLN-Zero: every block starts as the identity, the output as zero.
         zero = [b.ada for b in self.blocks if isinstance(b, Block)] + [self.ada_out, self.patch_out]
+        if self.cfg.blur_input:  # zero: a model given this input starts as the one it was grown from
+            zero.append(cast(nn.Linear, self.blur_embed[-1]))
         for lin in zero:
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
@@ -332,12 +339,18 @@ class DiT(nn.Module):
         text: torch.Tensor | None,
         act_null: torch.Tensor | None,
         text_null: torch.Tensor | None,
+        blur: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Per-frame conditioning vector (B, T, D) from noise level, action and text."""
+        """Per-frame conditioning vector (B, T, D) from noise level, action, text and context blur."""
         B, T = t.shape
         wd = self.patch_in.weight.dtype  # inputs follow the weights, so a bf16 copy runs without autocast
         c = self.t_embed(timestep_embedding(t, 256).to(wd))  # (B, T, D)
         cfg = self.cfg
+        if blur is not None and not cfg.blur_input:
+            raise ReverieError("this dynamics model was not trained with a blur input (model.blur_input)")
+        if cfg.blur_input:
+            level = blur if blur is not None else torch.zeros_like(t)  # None: every frame sharp
+            c = c + self.blur_embed(timestep_embedding(level, 256).to(wd))
         if cfg.action_type == "discrete" and act is not None:
             idx = act.long()
             if act_null is not None:
@@ -374,6 +387,7 @@ class DiT(nn.Module):
         text_null: torch.Tensor | None = None,
         cache: KVCache | None = None,
         layout: str = "causal",
+        blur: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Velocity v (B, T, C, h, w) for latents x_t (B, T, C, h, w) at per-frame noise levels t (B, T).
 
@@ -381,7 +395,8 @@ class DiT(nn.Module):
         T/2 frames, attending as `key_plan("play", T)` says, both halves at time positions 0..T/2-1.
 
         act: (B, T) int for discrete, (B, T, D) float for box; text: (B, E) or (B, T, E) sentence
-        embeddings; act_null (B, T) and text_null (B,) or (B, T) bool mark dropped conditions. With `cache`, T must be 1 and the frame attends to cached context.
+        embeddings; act_null (B, T) and text_null (B,) or (B, T) bool mark dropped conditions; blur
+        (B, T) in [0, 1]: how blurred each frame is (models with `blur_input`; None: sharp). With `cache`, T must be 1 and the frame attends to cached context.
         """
         B, T, C, h, w = x_t.shape
         p = self.cfg.patch
@@ -395,7 +410,7 @@ class DiT(nn.Module):
         N = gh * gw
         x = x.view(B, T, C, gh, p, gw, p).permute(0, 1, 3, 5, 2, 4, 6).reshape(B, T * N, C * p * p)
         x = self.patch_in(x.to(self.patch_in.weight.dtype))  # (B, T*N, D)
-        c = self.condition(t, act, text, act_null, text_null)  # (B, T, D)
+        c = self.condition(t, act, text, act_null, text_null, blur)  # (B, T, D)
 
         if cache is not None:
             # More than MAX_NEW frames only where they fit without moving the buffer: a prefill of a

@@ -236,11 +236,14 @@ def flow_loss(
                 cfg,
             )
             ctx_src = torch.cat([own, zp[n_self:]])
+        blur = None  # (b, 2T) per-frame levels for a network told them (DiTConfig.blur_input)
         if cfg.context_blur_max > 0:  # drawn only when on, so runs without it keep their random stream
             w = torch.rand(n_play, generator=generator) * cfg.context_blur_max
             if cfg.context_blur_p < 1.0:  # drawn only then, for the same reason
                 w = w * (torch.rand(n_play, generator=generator) < cfg.context_blur_p)
             ctx_src = blur_context(ctx_src, w.to(dev))
+            if getattr(getattr(getattr(model, "module", model), "cfg", None), "blur_input", False):
+                blur = torch.cat([w[:, None].expand(n_play, T), torch.zeros(n_play, T)], 1).to(dev)
         x = torch.cat([noised(ctx_src, ctx_level, ctx_eps[p]), noised(zp, tp, eps[p])], 1)  # (b, 2T, C, h, w)
         a = torch.cat([act[p], act[p]], 1) if act is not None else None
         tx = None
@@ -254,6 +257,7 @@ def flow_loss(
             act_null=null_act[p].repeat(1, 2),
             text_null=null_text[p].repeat(1, 2),
             layout="play",
+            blur=blur,
         )[:, T:]  # the targets' velocities (b, T, C, h, w)
         mse, x0e = per_frame_err(v, noised(zp, tp, eps[p]), tp, zp, eps[p])
         losses.append(mse.sum())

@@ -36,12 +36,16 @@ class SamplerConfig:
     context_noise: float = 0.02  # noise level of frames in the cache
     guidance: float = 1.0  # classifier-free guidance scale for text; 1 = conditional only
     max_context: int | None = None  # frames kept in the cache; None = the model's max_context
+    # Models trained with a blur input (DiTConfig.blur_input) only; frames being generated are told 0.
+    context_blur: float = 0.0  # blur level the network is told its cached frames carry (0 = sharp)
 
     def __post_init__(self) -> None:
         if not 1 <= self.steps <= 8:
             raise ReverieError(f"bad sampling steps {self.steps}: accepted 1..8")
         if not 0.0 <= self.context_noise < 1.0:
             raise ReverieError(f"bad context noise {self.context_noise}: accepted 0 <= level < 1")
+        if not 0.0 <= self.context_blur <= 1.0:
+            raise ReverieError(f"bad context blur {self.context_blur}: accepted 0 <= level <= 1")
 
 
 # One generator for the batch, or one per row: then row b is drawn from generators[b] alone, so a
@@ -107,6 +111,11 @@ class Rollout:
     def __init__(self, model: DiT, cfg: SamplerConfig | None = None) -> None:
         self.model = model
         self.cfg = cfg or SamplerConfig()
+        if self.cfg.context_blur and not getattr(model.cfg, "blur_input", False):
+            raise ReverieError(
+                f"context blur {self.cfg.context_blur}: this model was not trained with a blur input "
+                "(model.blur_input); accepted: 0"
+            )
         self.max_context = self.cfg.max_context or model.cfg.max_context
         self.cache: KVCache = model.new_cache(self.max_context)
         self.text: torch.Tensor | None = None
@@ -244,7 +253,8 @@ class Rollout:
         noised = [
             self._remember(z[:, i], a, generator) for i, a in enumerate(acts)
         ]  # append's draws, in order
-        self._forward(torch.stack(noised, 1), [self.cfg.context_noise] * z.shape[1], act)  # (B, n, C, h, w)
+        n = z.shape[1]
+        self._forward(torch.stack(noised, 1), [self.cfg.context_noise] * n, act, n_ctx=n)  # (B, n, C, h, w)
         self.cache.commit(z.shape[1])
 
     def _remember(self, z: torch.Tensor, act: torch.Tensor | None, generator: Generators) -> torch.Tensor:
@@ -254,13 +264,24 @@ class Rollout:
         return (1 - s) * z + s * _randn(tuple(z.shape), generator, z.device) if s > 0 else z
 
     def _forward(
-        self, x: torch.Tensor, t: list[float], act: torch.Tensor | None, act_null: torch.Tensor | None = None
+        self,
+        x: torch.Tensor,
+        t: list[float],
+        act: torch.Tensor | None,
+        act_null: torch.Tensor | None = None,
+        *,
+        n_ctx: int = 0,
     ) -> torch.Tensor:
-        """Velocity for frames x (B, T, C, h, w) at levels t (T,), with guidance when enabled."""
+        """Velocity for frames x (B, T, C, h, w) at levels t (T,), the first n_ctx of them context,
+        with guidance when enabled."""
         B, T = x.shape[:2]
         x2 = self._double(x)
         assert x2 is not None
         tt = torch.tensor(t, device=x.device).expand(x2.shape[0], T)
+        blur = None
+        if self.cfg.context_blur and n_ctx:
+            levels = [self.cfg.context_blur] * n_ctx + [0.0] * (T - n_ctx)
+            blur = torch.tensor(levels, device=x.device).expand(x2.shape[0], T)
         a = self._double(act)
         text, null = self.text, self.text_null
         if self.guided:
@@ -269,7 +290,7 @@ class Rollout:
             text = self._double(text)
         an = self._double(act_null)
         v = self.model(
-            x2, tt, a, text, act_null=an, text_null=null, cache=self.cache
+            x2, tt, a, text, act_null=an, text_null=null, cache=self.cache, blur=blur
         )  # (B or 2B, T, C, h, w)
         if self.guided:
             v_text, v_null = v[:B], v[B:]
@@ -280,7 +301,9 @@ class Rollout:
         """Commit the pending frame on its own (when no new frame's pass can carry it)."""
         if self.pending is not None:
             z, act = self.pending
-            self._forward(z[:, None], [self.cfg.context_noise], act[:, None] if act is not None else None)
+            self._forward(
+                z[:, None], [self.cfg.context_noise], act[:, None] if act is not None else None, n_ctx=1
+            )
             self.cache.commit()
             self.pending = None
 
@@ -436,7 +459,7 @@ class Rollout:
                     assert ref is not None
                     a2 = torch.stack([ref if a_prev is None else a_prev, ref if act is None else act], 1)
                     a2_null = torch.tensor([[a_prev is None, act is None]], device=dev).expand(self.B, 2)
-                v = self._forward(frames, [self.cfg.context_noise, t], a2, a2_null)[:, 1]
+                v = self._forward(frames, [self.cfg.context_noise, t], a2, a2_null, n_ctx=1)[:, 1]
                 self.cache.commit()
                 self.pending = None
             else:

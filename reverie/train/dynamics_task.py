@@ -236,13 +236,19 @@ class DynamicsTask:
             self.adversary = Adversary.for_model(self.model_cfg, f.adv_lr, dreams, self._critic_decoder())
         if self.init:  # a fine-tune: start from another run's shipped (EMA) weights
             cfg, state = load_init(self.init)
-            if cfg != self.model_cfg:
+            # A blur input may be added: its embedding starts at zero, so the model starts as it was.
+            grown = not cfg.blur_input and self.model_cfg.blur_input
+            if replace(cfg, blur_input=self.model_cfg.blur_input) != self.model_cfg or (
+                cfg.blur_input and not self.model_cfg.blur_input
+            ):
                 changes = config_changes(asdict(cfg), asdict(self.model_cfg))
                 raise ReverieError(
                     f"--init {self.init}: that model differs from the one this run asks for "
                     f"({'; '.join(changes)}); use its preset, data (its action space) and model.* settings"
+                    " (only model.blur_input=true may be added)"
                 )
-            model.load_state_dict(state)
+            missing, unexpected = model.load_state_dict(state, strict=not grown)
+            assert not unexpected and all(k.startswith("blur_embed.") for k in missing), (missing, unexpected)
         return model
 
     def _critic_decoder(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
@@ -405,7 +411,7 @@ class DynamicsTask:
                     if self.flow.adv_weight
                     else ""
                 )
-                + played_with(self.play.steps, self.play.context_noise)
+                + played_with(self.play.steps, self.play.context_noise, self.play.context_blur)
                 + (f" Fine-tuned from {self.data_info['init']}." if self.data_info.get("init") else ""),
                 "Load with `reverie.models.dynamics.load_dynamics(RUN)`; sample with `reverie.models.dynamics.make_rollout`.",
                 "",
@@ -459,12 +465,17 @@ def _use_stream(store: Any, name: str, clips: list[LatentClips], parts: list[lis
     return spec
 
 
-def played_with(steps: int, context_noise: float) -> str:
+def played_with(steps: int, context_noise: float, context_blur: float = 0.0) -> str:
     """The model card's sentence on the play settings (an export that sets its own rewrites it)."""
-    return f"Played with {steps} Euler step{'' if steps == 1 else 's'} at context noise {context_noise}."
+    blur = f" and context blur {context_blur}" if context_blur else ""
+    return (
+        f"Played with {steps} Euler step{'' if steps == 1 else 's'} at context noise {context_noise}{blur}."
+    )
 
 
-PLAYED_WITH = re.compile(r"Played with \d+ Euler steps? at context noise [0-9.e-]+\.")
+PLAYED_WITH = re.compile(
+    r"Played with \d+ Euler steps? at context noise [0-9.e-]+(?: and context blur [0-9.e-]+)?\."
+)
 
 
 def load_init(run: str) -> tuple[Any, dict[str, torch.Tensor]]:

@@ -47,7 +47,9 @@ def _write_run(
         from reverie.train.dynamics_task import PLAYED_WITH, played_with
 
         sampler = config["sampler"]
-        card = PLAYED_WITH.sub(played_with(sampler["steps"], sampler["context_noise"]), card)
+        card = PLAYED_WITH.sub(
+            played_with(sampler["steps"], sampler["context_noise"], sampler.get("context_blur", 0.0)), card
+        )
     (dst / CARD_FILE).write_text(card.rstrip() + "\n" + card_extra)
     return len(blob)
 
@@ -93,7 +95,7 @@ def export_model(
     `autoencoder` replaces the run's own by a decoder fine-tune of it (same encoder, checked).
     Returns the bytes of weights written per part. `notes` (markdown) and `measured` (JSON lines)
     are appended to the dynamics model card. `play` overrides the run's play settings (its config's
-    "sampler": steps, context_noise, ...), e.g. a context noise level chosen by measurement.
+    "sampler": steps, context_noise, context_blur, ...), e.g. a context noise level chosen by measurement.
     """
     from reverie.data.seeds import seed_ranges
     from reverie.data.store import EpisodeStore, is_store
@@ -131,12 +133,19 @@ def export_model(
         from reverie.models.world_model import play_settings
 
         config["sampler"] = asdict(play_settings({"sampler": {**(config.get("sampler") or {}), **play}}))
+        if config["sampler"]["context_blur"] and not config["model"].get("blur_input"):
+            raise ReverieError(
+                f"context blur {config['sampler']['context_blur']}: {run} was not trained with a blur input "
+                "(model.blur_input); accepted: 0"
+            )
     extra = ""
     if play:
         sampler = config["sampler"]
         extra += (
             f"\n**Play settings of this package** (set at export, they replace the run's): "
-            f"{sampler['steps']} Euler step{'' if sampler['steps'] == 1 else 's'}, context noise {sampler['context_noise']}.\n"
+            f"{sampler['steps']} Euler step{'' if sampler['steps'] == 1 else 's'}, context noise {sampler['context_noise']}"
+            + (f", context blur {sampler['context_blur']}" if sampler.get("context_blur") else "")
+            + ".\n"
         )
     if notes:
         extra += "\n" + Path(notes).read_text(encoding="utf-8").strip() + "\n"
