@@ -63,8 +63,8 @@ stage() {  # name, the finished stage it starts from ("" for none), then its opt
 }
 stage line "" --steps 20129 --set lr=5e-4 --set warmup_steps=50 --set min_lr_ratio=1.0   # ~430 CPU-min
 stage anneal line --steps 22529 --set lr=5e-4 --set warmup_steps=20129 --set min_lr_ratio=0.0  # ~55
-stage blur anneal --steps 24400 --set lr=1e-4 --set warmup_steps=22529 --set min_lr_ratio=1.0 \
-  "${OBJECTIVE[@]}"                                                                          # ~40
+stage blur anneal --steps 25141 --set lr=1e-4 --set warmup_steps=22529 --set min_lr_ratio=1.0 \
+  "${OBJECTIVE[@]}"                                                                          # ~75
 
 # 4. Play settings: 1 Euler step at context noise 0.1 (measured on this line: 2 or 4 steps and
 #    context noise 0.2 or 0.3 sharpen nothing, and one step keeps a frame in the engine's budget).
