@@ -79,6 +79,33 @@ def test_a_real_start_plays_with_the_worlds_caption_when_told_to(tmp_path: Path)
     assert not np.array_equal(frames[True], frames[False])  # the caption reaches the model
 
 
+def test_a_context_blur_override_reaches_the_engine_and_eval_alike(tmp_path: Path) -> None:
+    """`--context-blur` (eval) and ModelConfig.context_blur (engine) tell a blur-input model the same
+    level: the same frames from both, and other frames than at the model's own level (0)."""
+    from reverie.engine.backends import START_WALK
+    from reverie.engine.model_backend import ModelBackend, ModelConfig
+
+    real = collect_real(WORLD, SIZE, [4242], START_WALK + 4)
+    run = make_tiny_runs(tmp_path, int(real.action_spec["n"]), sampler={"steps": 1}, blur_input=True)
+    _lively(run)
+    later = range(START_WALK, START_WALK + 4)
+    frames = {}
+    for blur in (0.6, None):
+        engine = ModelBackend(str(run), ModelConfig(precision="fp32", context_blur=blur, walk_process=False))
+        engine.reset(0, real.seeds[0])
+        played = np.stack([engine.step([0], [real.act[0, t]])[0].frame for t in later])
+        pred = ModelPredictor(str(run), precision="fp32", context_blur=blur)
+        assert pred.sampler.context_blur == (blur or 0.0)
+        pred.reset(
+            real.obs[:, :START_WALK], real.act[:, :START_WALK], real.seeds, real.caption_at(START_WALK - 1)
+        )
+        assert np.array_equal(played, np.stack([pred.step(real.act[:, t])[0] for t in later]))
+        frames[blur] = played
+    assert not np.array_equal(frames[0.6], frames[None])
+    with pytest.raises(ReverieError, match="not trained with a blur input"):
+        ModelPredictor(str(make_tiny_runs(tmp_path / "plain", 9)), precision="fp32", context_blur=0.6)
+
+
 def test_overrides_replace_only_what_they_name(tmp_path: Path) -> None:
     run = make_tiny_runs(tmp_path, 9, sampler={"steps": 3, "context_noise": 0.1})
     pred = ModelPredictor(str(run), steps=1, precision="fp32")

@@ -45,6 +45,7 @@ def make_tiny_runs(
     sampler: dict[str, Any] | None = None,
     names: list[str] | None = None,
     actions: str = "recorded",
+    blur_input: bool = False,
 ) -> Path:
     """An untrained tiny autoencoder + dynamics run pair saved the way training saves them
     (`actions`: the store's action stream it trained on, `names`: that stream's action names)."""
@@ -71,7 +72,13 @@ def make_tiny_runs(
         ema_state=ae.state_dict(),
         **common,
     )
-    dit_cfg = preset("tiny", latent_channels=ae_cfg.latent_channels, num_actions=n_actions, max_context=8)
+    dit_cfg = preset(
+        "tiny",
+        latent_channels=ae_cfg.latent_channels,
+        num_actions=n_actions,
+        max_context=8,
+        blur_input=blur_input,
+    )
     dit = DiT(dit_cfg)
     save_run(
         dit_dir,

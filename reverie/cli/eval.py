@@ -42,6 +42,13 @@ def eval_cmd(
     context_noise: float | None = typer.Option(
         None, "--context-noise", min=0.0, max=0.99, help="Noise of context frames (default: the model's)."
     ),
+    context_blur: float | None = typer.Option(
+        None,
+        "--context-blur",
+        min=0.0,
+        max=1.0,
+        help="Blur level the cached frames are told, for models trained with a blur input (default: the model's).",
+    ),
     start_caption: bool | None = typer.Option(
         None,
         "--start-caption/--no-start-caption",
@@ -107,7 +114,7 @@ def eval_cmd(
     extra: dict[str, Any] = {}
     cfg = EvalConfig(
         model=model, world=world, size=size, predictor=predictor, episodes=episodes, seed=seed,
-        precision=precision, steps=steps, context_noise=context_noise, workers=workers,
+        precision=precision, steps=steps, context_noise=context_noise, context_blur=context_blur, workers=workers,
         allow_overlap=allow_overlap, quick=quick, extra=extra,
         start_caption=EvalConfig.start_caption if start_caption is None else start_caption,
         drift_sessions=EvalConfig.drift_sessions if dream_sessions is None else dream_sessions,

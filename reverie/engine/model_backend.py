@@ -53,6 +53,7 @@ class ModelConfig:
     steps: int | None = None  # Euler steps per frame
     threads: int | None = None  # torch intra-op threads; None = DEFAULT_THREADS
     context_noise: float | None = None  # noise level of the frames in the KV cache
+    context_blur: float | None = None  # blur level the cached frames are told (blur-input models)
     guidance: float | None = None  # text guidance scale
     max_context: int | None = None  # frames in the window; None: the model's own
     precision: str = "auto"  # auto (bf16 where the CPU has it) | bf16 | fp32
@@ -68,6 +69,7 @@ class ModelConfig:
             for k, v in (
                 ("steps", self.steps),
                 ("context_noise", self.context_noise),
+                ("context_blur", self.context_blur),
                 ("guidance", self.guidance),
                 ("max_context", self.max_context),
             )

@@ -43,6 +43,7 @@ class DriftJob:
     idm_width: int = 32
     threads: int | None = None
     start_caption: bool = START_CAPTION  # the player's start plays with its walk's caption as its text
+    context_blur: float | None = None  # None: the model's play setting
 
 
 def run_drift_job(job: DriftJob, tick: Any = None) -> DriftRun:
@@ -60,7 +61,8 @@ def run_drift_job(job: DriftJob, tick: Any = None) -> DriftRun:
 
         assert job.model is not None
         engine = EnginePredictor(job.model, precision=job.precision, steps=job.steps,
-                                 context_noise=job.context_noise, threads=job.threads,
+                                 context_noise=job.context_noise, context_blur=job.context_blur,
+                                 threads=job.threads,
                                  start_caption=job.start_caption)  # fmt: skip
         pred, features = engine, latent_features(engine.encode)
     elif job.predictor == "simulator":

@@ -48,6 +48,7 @@ class EvalConfig:
     precision: str = "auto"  # as `reverie play` loads the model
     steps: int | None = None  # sampler steps per frame; None: the model's play setting
     context_noise: float | None = None  # None: the model's play setting
+    context_blur: float | None = None  # None: the model's play setting (blur-input models only)
     start_caption: bool = START_CAPTION  # True: real starts take the world's caption as text (as the engine)
     workers: int | None = None  # processes (the drift rollout takes one); None: up to 2 free cores
     allow_overlap: bool = False

@@ -27,13 +27,15 @@ class EnginePredictor:
         precision: str = "auto",
         steps: int | None = None,
         context_noise: float | None = None,
+        context_blur: float | None = None,
         threads: int | None = None,
         start_caption: bool = START_CAPTION,
     ) -> None:
         from reverie.engine.model_backend import ModelBackend, ModelConfig
 
         cfg = ModelConfig(
-            steps=steps, context_noise=context_noise, precision=precision, threads=threads,
+            steps=steps, context_noise=context_noise, context_blur=context_blur, precision=precision,
+            threads=threads,
             start_caption=start_caption,
         )  # fmt: skip
         self.backend = ModelBackend(run, cfg)

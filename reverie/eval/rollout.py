@@ -259,6 +259,7 @@ class ModelPredictor:
         *,
         precision: str = "auto",
         context_noise: float | None = None,
+        context_blur: float | None = None,
         wm: Any = None,
         act_map: list[int] | None = None,
         start_caption: bool = START_CAPTION,
@@ -272,8 +273,8 @@ class ModelPredictor:
         self.wm = wm if wm is not None else load_world_model(str(run_dir), precision=precision)
         self.model = self.wm.dit
         own = getattr(self.wm, "sampler", None) or SamplerConfig()
-        changes = {k: v for k, v in (("steps", steps), ("context_noise", context_noise)) if v is not None}
-        self.sampler: SamplerConfig = replace(own, **changes)
+        settings = (("steps", steps), ("context_noise", context_noise), ("context_blur", context_blur))
+        self.sampler: SamplerConfig = replace(own, **{k: v for k, v in settings if v is not None})
         self.rollout = make_rollout(self.model, self.sampler)
         self.has_act = self.wm.actions.has_actions
         self.seed = seed  # added to every episode seed: 0 draws the engine's noise

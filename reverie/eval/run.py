@@ -46,8 +46,8 @@ def _predictor(s: Setup) -> Predictor:
     if cfg.predictor == "model":
         assert cfg.model is not None
         return ModelPredictor(
-            cfg.model, cfg.steps, precision=cfg.precision, context_noise=cfg.context_noise, act_map=s.act_map,
-            start_caption=cfg.start_caption,
+            cfg.model, cfg.steps, precision=cfg.precision, context_noise=cfg.context_noise,
+            context_blur=cfg.context_blur, act_map=s.act_map, start_caption=cfg.start_caption,
         )  # fmt: skip
     if cfg.predictor == "simulator":
         return SimulatorPredictor(s.world, s.size, s.continuous)
@@ -62,6 +62,7 @@ def play_settings(cfg: EvalConfig, predictor: Predictor) -> dict[str, Any] | Non
 
     over = [k for k, v in (("precision", cfg.precision if cfg.precision != "auto" else None),
                            ("steps", cfg.steps), ("context_noise", cfg.context_noise),
+                           ("context_blur", cfg.context_blur),
                            ("start_caption", None if cfg.start_caption == START_CAPTION else cfg.start_caption))
             if v is not None]  # fmt: skip
     return {
@@ -173,7 +174,7 @@ def evaluate(cfg: EvalConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         d_real.seeds, d_real.obs[:, :W], d_real.act, sorted(sheet),
         idm_state=idm.state_dict() if idm is not None else None,
         idm_actions=int(real.action_spec.get("n", 0)), idm_width=cfg.idm_width,
-        threads=1 if workers > 1 else None, start_caption=cfg.start_caption,
+        threads=1 if workers > 1 else None, start_caption=cfg.start_caption, context_blur=cfg.context_blur,
     )  # fmt: skip
     background = BackgroundDrift(job, progress) if workers > 1 else None
     try:
