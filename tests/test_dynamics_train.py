@@ -387,6 +387,8 @@ def test_init_may_grow_a_blur_input_and_nothing_else(tmp_path: Path) -> None:
     for k, v in plain.state_dict().items():
         assert torch.equal(model.state_dict()[k], v), k
     assert int(torch.count_nonzero(model.blur_embed[-1].weight)) == 0
+    grown.flow = replace(grown.flow, context_blur_max=1.0)
     back = train(grown, cfg, tmp_path / "b")
+    assert "uniform in [0, 1.0], and the network is told the weight" in (back / "MODEL_CARD.md").read_text()
     with pytest.raises(ReverieError, match=r"--init .*blur_input: True -> False"):
         task(False, str(back)).build_model()

@@ -405,7 +405,7 @@ class DynamicsTask:
                     if self.flow.p_self
                     else ""
                 )
-                + _blur_sentence(self.flow)
+                + _blur_sentence(self.flow, self.model_cfg.blur_input)
                 + (
                     f"Adversarial term: a critic, weight {self.flow.adv_weight}. "
                     if self.flow.adv_weight
@@ -578,8 +578,9 @@ def encode_episodes(
     return LatentClips(z, act, cap, list(ids), lengths)
 
 
-def _blur_sentence(flow: FlowConfig) -> str:
-    """The model card's words for the context blur, empty when it is off."""
+def _blur_sentence(flow: FlowConfig, told: bool = False) -> str:
+    """The model card's words for the context blur, empty when it is off; `told`: the network is
+    given the weight (DiTConfig.blur_input)."""
     if not flow.context_blur_max:
         return ""
     which = (
@@ -587,4 +588,5 @@ def _blur_sentence(flow: FlowConfig) -> str:
         if flow.context_blur_p < 1
         else "each play window's context"
     )
-    return f"Context blur: {which} mixed with its 3x3 latent average by a weight uniform in [0, {flow.context_blur_max}], the targets real. "
+    tell = ", and the network is told the weight" if told else ""
+    return f"Context blur: {which} mixed with its 3x3 latent average by a weight uniform in [0, {flow.context_blur_max}]{tell}, the targets real. "
