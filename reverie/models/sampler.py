@@ -48,6 +48,14 @@ class SamplerConfig:
             raise ReverieError(f"bad context blur {self.context_blur}: accepted 0 <= level <= 1")
 
 
+def check_blur_input(context_blur: float, blur_input: bool, model: str = "this model") -> None:
+    """Refuse a told context blur for a model trained without the input (DiTConfig.blur_input)."""
+    if context_blur and not blur_input:
+        raise ReverieError(
+            f"context blur {context_blur}: {model} was not trained with a blur input (model.blur_input); accepted: 0"
+        )
+
+
 # One generator for the batch, or one per row: then row b is drawn from generators[b] alone, so a
 # session's noise (and its frames) do not depend on which other sessions share its batch.
 Generators = torch.Generator | Sequence[torch.Generator] | None
@@ -111,11 +119,7 @@ class Rollout:
     def __init__(self, model: DiT, cfg: SamplerConfig | None = None) -> None:
         self.model = model
         self.cfg = cfg or SamplerConfig()
-        if self.cfg.context_blur and not getattr(model.cfg, "blur_input", False):
-            raise ReverieError(
-                f"context blur {self.cfg.context_blur}: this model was not trained with a blur input "
-                "(model.blur_input); accepted: 0"
-            )
+        check_blur_input(self.cfg.context_blur, getattr(model.cfg, "blur_input", False))
         self.max_context = self.cfg.max_context or model.cfg.max_context
         self.cache: KVCache = model.new_cache(self.max_context)
         self.text: torch.Tensor | None = None
@@ -255,7 +259,7 @@ class Rollout:
         ]  # append's draws, in order
         n = z.shape[1]
         self._forward(torch.stack(noised, 1), [self.cfg.context_noise] * n, act, n_ctx=n)  # (B, n, C, h, w)
-        self.cache.commit(z.shape[1])
+        self.cache.commit(n)
 
     def _remember(self, z: torch.Tensor, act: torch.Tensor | None, generator: Generators) -> torch.Tensor:
         """Keep clean frame z (B, C, h, w) in the history; return it noised to the context level."""

@@ -238,9 +238,7 @@ class DynamicsTask:
             cfg, state = load_init(self.init)
             # A blur input may be added: its embedding starts at zero, so the model starts as it was.
             grown = not cfg.blur_input and self.model_cfg.blur_input
-            if replace(cfg, blur_input=self.model_cfg.blur_input) != self.model_cfg or (
-                cfg.blur_input and not self.model_cfg.blur_input
-            ):
+            if (replace(cfg, blur_input=True) if grown else cfg) != self.model_cfg:
                 changes = config_changes(asdict(cfg), asdict(self.model_cfg))
                 raise ReverieError(
                     f"--init {self.init}: that model differs from the one this run asks for "

@@ -133,11 +133,9 @@ def export_model(
         from reverie.models.world_model import play_settings
 
         config["sampler"] = asdict(play_settings({"sampler": {**(config.get("sampler") or {}), **play}}))
-        if config["sampler"]["context_blur"] and not config["model"].get("blur_input"):
-            raise ReverieError(
-                f"context blur {config['sampler']['context_blur']}: {run} was not trained with a blur input "
-                "(model.blur_input); accepted: 0"
-            )
+        from reverie.models.sampler import check_blur_input
+
+        check_blur_input(config["sampler"]["context_blur"], bool(config["model"].get("blur_input")), run)
     extra = ""
     if play:
         sampler = config["sampler"]
