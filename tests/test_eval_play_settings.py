@@ -102,6 +102,11 @@ def test_a_context_blur_override_reaches_the_engine_and_eval_alike(tmp_path: Pat
         assert np.array_equal(played, np.stack([pred.step(real.act[:, t])[0] for t in later]))
         frames[blur] = played
     assert not np.array_equal(frames[0.6], frames[None])
+    # a start image is a given frame (told sharp); a first frame dreamed from a prompt is the model's own
+    engine.reset(1, 7, image=real.obs[0, 0])
+    engine.reset(2, 7, prompt="a dark room")
+    made = [engine._slots[sid].ctx.made for sid in (1, 2)]
+    assert [m.tolist() if m is not None else None for m in made] == [[False], [True]]
     with pytest.raises(ReverieError, match="not trained with a blur input"):
         ModelPredictor(str(make_tiny_runs(tmp_path / "plain", 9)), precision="fp32", context_blur=0.6)
 

@@ -171,3 +171,17 @@ def test_export_ships_chosen_play_settings(run: str, tmp_path: Path) -> None:
     with pytest.raises(ReverieError, match=r"context blur 0\.3: .* not trained with a blur input"):
         export_model(run, str(tmp_path / "bad"), play={"context_blur": 0.3})
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_card_sentence_on_play_settings_is_found_in_either_wording() -> None:
+    """A card written before the told blur meant the model's own frames is still rewritten, not doubled."""
+    from reverie.train.dynamics_task import PLAYED_WITH, played_with
+
+    new = played_with(1, 0.1, 0.25)
+    assert new == "Played with 1 Euler step at context noise 0.1 and its own frames told context blur 0.25."
+    for card in (
+        new,
+        "Played with 1 Euler step at context noise 0.1 and context blur 0.5.",
+        played_with(2, 0.02),
+    ):
+        assert PLAYED_WITH.fullmatch(card)

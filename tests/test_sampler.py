@@ -54,9 +54,10 @@ def reference_rollout(
             tt = torch.full((B, T), s)
             tt[:, -1] = t
             blur = None
-            if cfg.context_blur:  # every context frame told the play level, the new frame sharp
-                blur = torch.full((B, T), cfg.context_blur)
-                blur[:, -1] = 0.0
+            # the given context and the new frame are told 0, the generated frames the level
+            if cfg.context_blur and j:
+                blur = torch.zeros(B, T)
+                blur[:, Tc:-1] = cfg.context_blur
             a = act[:, : Tc + j + 1]
             a_null = torch.zeros(a.shape, dtype=torch.bool)
             a_null[:, :Tc] = context_act_null
@@ -227,6 +228,30 @@ def test_the_context_blur_setting_reaches_a_model_with_a_blur_input() -> None:
     missing, _ = grown.load_state_dict(plain.state_dict(), strict=False)
     assert missing and all(k.startswith("blur_embed.") for k in missing)
     assert torch.equal(roll(grown, 0.6), roll(plain, 0.0))
+
+
+def test_given_frames_are_told_sharp_and_generated_ones_the_level_through_a_rebuild() -> None:
+    """The told blur level follows a frame's origin: real context frames 0, the model's own frames the
+    play level, and a rollout rebuilt from a session's context tells each frame what it was told."""
+    m = make(blur_input=True)
+    cfg = SamplerConfig(steps=1, context_noise=0.0, context_blur=0.6)
+    z_ctx, act = torch.randn(1, 2, C, H, W), torch.randint(0, 9, (1, 6))
+    r = Rollout(m, cfg)
+    r.reset(z_ctx, act[:, :2], None, generator=torch.Generator().manual_seed(1))
+    for j in range(3):
+        r.step(act[:, 2 + j], torch.Generator().manual_seed(j))
+    ctx = r.session_context(0)
+    assert ctx.made is not None and ctx.made.tolist() == [False, False, True, True, True]
+
+    def next_frame(sessions: list[SessionContext]) -> torch.Tensor:
+        other = Rollout(m, cfg)
+        other.rebuild(sessions)
+        return other.step(act[:, 5], torch.Generator().manual_seed(9))
+
+    ours = r.step(act[:, 5], torch.Generator().manual_seed(9))
+    assert torch.allclose(next_frame([ctx]), ours, atol=1e-5)
+    as_given = SessionContext(ctx.z, ctx.act, None)  # the same frames, all told sharp
+    assert not torch.allclose(next_frame([as_given]), ours, atol=1e-3)
 
 
 def test_rebuild_restarts_rows_from_their_recent_frames() -> None:

@@ -47,7 +47,8 @@ def eval_cmd(
         "--context-blur",
         min=0.0,
         max=1.0,
-        help="Blur level the cached frames are told, for models trained with a blur input (default: the model's).",
+        help="Blur level the model's own frames are told in its context (given frames are told 0), for models "
+        "trained with a blur input (default: the model's).",
     ),
     start_caption: bool | None = typer.Option(
         None,

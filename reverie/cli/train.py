@@ -446,8 +446,8 @@ def export_cmd(
         "--context-blur",
         min=0.0,
         max=1.0,
-        help="Play setting shipped with the model: the blur level its cached frames are told "
-        "(models trained with --set model.blur_input=true).",
+        help="Play setting shipped with the model: the blur level its own frames are told in its context, "
+        "given frames 0 (models trained with --set model.blur_input=true).",
     ),
 ) -> None:
     """Package a world model to share or ship: dynamics + autoencoder weights, configs, model card.

@@ -53,7 +53,7 @@ class ModelConfig:
     steps: int | None = None  # Euler steps per frame
     threads: int | None = None  # torch intra-op threads; None = DEFAULT_THREADS
     context_noise: float | None = None  # noise level of the frames in the KV cache
-    context_blur: float | None = None  # blur level the cached frames are told (blur-input models)
+    context_blur: float | None = None  # blur level the model's own cached frames are told (blur-input models)
     guidance: float | None = None  # text guidance scale
     max_context: int | None = None  # frames in the window; None: the model's own
     precision: str = "auto"  # auto (bf16 where the CPU has it) | bf16 | fp32
@@ -217,7 +217,8 @@ class ModelBackend:
             )
             z0 = solo.step(act0, [gen])[0]
             frame = self._decode(z0[None])[0]
-        ctx = SessionContext(z0[None], act0, text)  # act0 (1,) / (1, D): the null action led to frame 0
+        made = torch.tensor([image is None])  # a dreamed first frame is the model's own
+        ctx = SessionContext(z0[None], act0, text, made)  # act0 (1,) / (1, D): the null action led to frame 0
         self._set_slot(sid, gen, ctx)
         return StepOut(np.ascontiguousarray(frame), prompt)
 
@@ -322,7 +323,7 @@ class ModelBackend:
             ctx = slot.ctx if slot.ctx is not None else self.rollout.session_context(self._rows.index(sid))
             ctx = SessionContext(
                 ctx.z.clone(), None if ctx.act is None else ctx.act.clone(),
-                None if ctx.text is None else ctx.text.clone(),
+                None if ctx.text is None else ctx.text.clone(), None if ctx.made is None else ctx.made.clone(),
             )  # fmt: skip
         r = make_rollout(self.dit, self.sampler)
         gens = [torch.Generator().manual_seed(PREVIEW_SEED) for _ in names]

@@ -51,7 +51,8 @@ class DiTConfig:
     max_context: int = 16  # frames kept in the KV cache (and the training window)
     rope_theta: float = 10000.0  # base of the rotary position frequencies (time, row, column)
     # Through the adaLN vector like the noise level: trained with flow.context_blur_max, played at
-    # sampler.context_blur, so real sharp frames and the model's own blurred ones need not look alike.
+    # sampler.context_blur (the model's own frames; given ones 0), so a real sharp frame and the model's
+    # own blurred one need not look alike.
     blur_input: bool = False  # the network is told each frame's context blur level in [0, 1]
 
     def __post_init__(self) -> None:

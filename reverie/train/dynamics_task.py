@@ -465,14 +465,14 @@ def _use_stream(store: Any, name: str, clips: list[LatentClips], parts: list[lis
 
 def played_with(steps: int, context_noise: float, context_blur: float = 0.0) -> str:
     """The model card's sentence on the play settings (an export that sets its own rewrites it)."""
-    blur = f" and context blur {context_blur}" if context_blur else ""
+    blur = f" and its own frames told context blur {context_blur}" if context_blur else ""
     return (
         f"Played with {steps} Euler step{'' if steps == 1 else 's'} at context noise {context_noise}{blur}."
     )
 
 
 PLAYED_WITH = re.compile(
-    r"Played with \d+ Euler steps? at context noise [0-9.e-]+(?: and context blur [0-9.e-]+)?\."
+    r"Played with \d+ Euler steps? at context noise [0-9.e-]+(?: and (?:its own frames told )?context blur [0-9.e-]+)?\."
 )
 
 
