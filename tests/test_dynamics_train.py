@@ -299,6 +299,10 @@ def test_cli_objective_is_typed_saved_and_guarded_on_resume(tmp_path: Path) -> N
                                 "--set", "lr=0", "--set", "model.blur_input=true"])  # fmt: skip
     assert grown.exit_code == 0, grown.output
     assert load_dynamics(str(tmp_path / "grown")).cfg.blur_input
+    # runs/default.sh reruns the same command to resume it: the model setting it grew is no change
+    on = runner.invoke(app, [*base, "--out", str(tmp_path / "grown"), "--resume", "--allow-config-change",
+                             "--steps", "2", *small, "--set", "lr=0", "--set", "model.blur_input=true"])  # fmt: skip
+    assert on.exit_code == 0, on.output
     again = runner.invoke(app, [*base, "--out", ft, "--resume", "--steps", "2"])
     assert again.exit_code == 0, again.output
     assert json.loads((tmp_path / "ft" / "config.json").read_text())["data"]["init"] == os.path.abspath(run)
