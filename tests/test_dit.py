@@ -412,6 +412,43 @@ def test_self_forcing_context_is_the_models_own_rollout() -> None:
         FlowConfig(p_self=2.0)
 
 
+def test_self_forcing_tells_a_blur_input_model_its_own_frames_level(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A self-forcing window's real prefix is told 0 and left sharp, the model's own frames are told
+    flow.self_context_blur (in the rollout that made them too) and not blurred on top; other play
+    windows are told their blur weight. A network without the input refuses the setting."""
+    from reverie.models.flow import FlowConfig, flow_loss
+
+    m = make(preset("tiny", blur_input=True))
+    z, _, act, text = inputs(4, 5)
+    calls: list[tuple[object, torch.Tensor | None, torch.Tensor]] = []
+    forward = m.forward
+
+    def spy(x_t, t, act, text, blur=None, **kw):
+        calls.append((kw.get("layout"), blur, x_t.detach().clone()))
+        return forward(x_t, t, act, text, blur=blur, **kw)
+
+    monkeypatch.setattr(m, "forward", spy)
+    cfg = FlowConfig(p_play=1.0, p_self=0.5, self_steps=1, self_context_blur=0.3, context_blur_max=1.0,
+                     context_noise_max=0.0, p_drop_act=0.0, p_drop_text=0.0)  # fmt: skip
+    flow_loss(m, z, act, text, cfg, generator=torch.Generator().manual_seed(0))
+    layout, blur, x = calls[-1]
+    assert layout == "play" and blur is not None and blur.shape == (4, 10)
+    prefix = int((blur[0, :5] == 0).sum())
+    assert 1 <= prefix <= 4
+    told_own = torch.tensor([0.0] * prefix + [0.3] * (5 - prefix))
+    assert torch.equal(blur[:2, :5], told_own.expand(2, 5)) and torch.equal(blur[:, 5:], torch.zeros(4, 5))
+    assert torch.equal(blur[2:, :5], blur[2:, :1].expand(2, 5))  # the others: their window's weight
+    assert torch.allclose(x[:2, :prefix], z[:2, :prefix])  # the real prefix kept sharp
+    assert not torch.allclose(x[:2, prefix:5], z[:2, prefix:])  # then the model's own frames
+    if 5 - prefix >= 2:  # the rollout told its own earlier frames the level while making later ones
+        made = [b for _, b, _ in calls[:-1] if b is not None]
+        assert any(bool((b == 0.3).any()) for b in made)
+    with pytest.raises(ReverieError, match=r"model\.blur_input"):
+        flow_loss(make(), z, act, text, cfg, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ReverieError, match="self_context_blur"):
+        FlowConfig(self_context_blur=1.5)
+
+
 def test_a_run_of_another_model_family_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs of the removed frame-stack family get an error that says why, not a missing-field list."""
     from reverie.models import dynamics

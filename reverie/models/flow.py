@@ -71,6 +71,10 @@ class FlowConfig:
     p_self: float = 0.0  # share of play-layout windows whose context is the model's own rollout
     self_steps: int = 2  # sampler steps of that rollout
     self_context_noise: float = 0.1  # context noise of that rollout
+    # For a network told each frame's blur (model.blur_input): the level the model's own frames are
+    # told, in that rollout and in the window it feeds, as play tells them sampler.context_blur; its
+    # real prefix and targets are told 0, and a self-forcing window is never blurred on top.
+    self_context_blur: float = 0.0  # told level of the model's own frames (set it to the play level)
     # Adversarial term (reverie/models/critic.py): a critic judges the model's x0 estimates of
     # play-layout targets at t >= ADV_MIN_T (the 1-step sample at t = 1) against the real next
     # frames, given the real previous frame and the action; 0 turns it off.
@@ -100,6 +104,8 @@ class FlowConfig:
                 raise ReverieError(f"flow.{name} must be in [0, 1], got {getattr(self, name)}")
         if self.p_uniform_t + self.p_one_t > 1.0:
             raise ReverieError("flow.p_uniform_t + flow.p_one_t must be at most 1")
+        if not 0.0 <= self.self_context_blur <= 1.0:
+            raise ReverieError(f"flow.self_context_blur must be in [0, 1], got {self.self_context_blur}")
         if not 0.0 <= self.context_blur_max <= 1.0:
             raise ReverieError(f"flow.context_blur_max must be in [0, 1], got {self.context_blur_max}")
         if not 0.0 <= self.context_noise_max < 1.0:
@@ -162,7 +168,10 @@ def own_rollout(
 
     net: Any = getattr(model, "module", model)  # under DDP, sample with the wrapped network itself
     T = z.shape[1]
-    r = Rollout(net, SamplerConfig(steps=cfg.self_steps, context_noise=cfg.self_context_noise))
+    sampler = SamplerConfig(
+        steps=cfg.self_steps, context_noise=cfg.self_context_noise, context_blur=cfg.self_context_blur
+    )
+    r = Rollout(net, sampler)
     tx = (text[:, prefix - 1] if text.dim() == 3 else text) if text is not None else None
     null = None
     if text_null is not None:
@@ -223,6 +232,12 @@ def flow_loss(
         ctx_level = s[p, None].expand(n_play, T)
         ctx_src = zp
         n_self = round(cfg.p_self * n_play)
+        told = bool(getattr(getattr(getattr(model, "module", model), "cfg", None), "blur_input", False))
+        if cfg.self_context_blur > 0 and n_self and not told:
+            raise ReverieError(
+                "flow.self_context_blur tells the network its own frames' blur: it needs model.blur_input=true"
+            )
+        prefix = T
         if n_self:  # the first n_self windows see the model's own frames after a real prefix
             prefix = int(torch.randint(1, T, (1,), generator=generator))
             sl = slice(0, n_self)
@@ -236,14 +251,18 @@ def flow_loss(
                 cfg,
             )
             ctx_src = torch.cat([own, zp[n_self:]])
-        blur = None  # (b, 2T) per-frame levels for a network told them (DiTConfig.blur_input)
+        w = torch.zeros(n_play)  # each play window's context blur weight
         if cfg.context_blur_max > 0:  # drawn only when on, so runs without it keep their random stream
             w = torch.rand(n_play, generator=generator) * cfg.context_blur_max
             if cfg.context_blur_p < 1.0:  # drawn only then, for the same reason
                 w = w * (torch.rand(n_play, generator=generator) < cfg.context_blur_p)
+            w[:n_self] = 0.0  # the model's own frames carry its own blur
             ctx_src = blur_context(ctx_src, w.to(dev))
-            if getattr(getattr(getattr(model, "module", model), "cfg", None), "blur_input", False):
-                blur = torch.cat([w[:, None].expand(n_play, T), torch.zeros(n_play, T)], 1).to(dev)
+        blur = None  # (b, 2T) per-frame levels for a network told them (DiTConfig.blur_input)
+        if told:
+            ctx_told = w[:, None].repeat(1, T)  # (b, T)
+            ctx_told[:n_self, prefix:] = cfg.self_context_blur
+            blur = torch.cat([ctx_told, torch.zeros(n_play, T)], 1).to(dev)
         x = torch.cat([noised(ctx_src, ctx_level, ctx_eps[p]), noised(zp, tp, eps[p])], 1)  # (b, 2T, C, h, w)
         a = torch.cat([act[p], act[p]], 1) if act is not None else None
         tx = None
