@@ -233,10 +233,6 @@ def flow_loss(
         ctx_src = zp
         n_self = round(cfg.p_self * n_play)
         told = bool(getattr(getattr(getattr(model, "module", model), "cfg", None), "blur_input", False))
-        if cfg.self_context_blur > 0 and n_self and not told:
-            raise ReverieError(
-                "flow.self_context_blur tells the network its own frames' blur: it needs model.blur_input=true"
-            )
         prefix = T
         if n_self:  # the first n_self windows see the model's own frames after a real prefix
             prefix = int(torch.randint(1, T, (1,), generator=generator))
