@@ -174,6 +174,36 @@ def test_flow_loss_adds_the_term_only_when_weighted() -> None:
     assert any(not torch.equal(w1[k], w3[k]) for k in w1)
 
 
+def test_the_critic_judges_self_forcing_windows_only_when_told() -> None:
+    task = tiny_task()
+    torch.manual_seed(0)
+    model = task.build_model()
+    batch = task.batch(0, 0, 1)
+    # every window in the play layout and every one of them self-forcing: no real-context window left
+    cfg = replace(
+        task.flow, p_play=1.0, p_self=1.0, self_steps=1, p_drop_act=0.0, p_one_t=1.0, p_uniform_t=0.0
+    )
+
+    def run(c: FlowConfig) -> tuple[torch.Tensor, dict[str, float]]:
+        torch.manual_seed(3)
+        adv = Adversary.for_model(task.model_cfg, 1e-3)
+        return flow_loss(model, batch["z"], batch["act"], batch["text"], c, adversary=adv)
+
+    _, off = run(replace(cfg, adv_weight=0.5))
+    assert off["critic_pairs"] == 0  # self-forcing windows are left to the flow loss
+    loss, on = run(replace(cfg, adv_weight=0.5, adv_self=True))
+    B, T = batch["z"].shape[:2]
+    assert on["critic_pairs"] == B * (T - 1)  # every target at t = 1 but the first of each window
+    assert on["flow_loss"] == pytest.approx(off["flow_loss"])  # the same windows, the same rollout
+    model.zero_grad()
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    with pytest.raises(ReverieError, match="adv_self"):
+        replace(cfg, adv_self=True)  # no critic weight
+    with pytest.raises(ReverieError, match="adv_self"):
+        replace(cfg, adv_weight=0.5, adv_self=True, p_self=0.0)
+
+
 def test_detail_gradient_only_keeps_values_and_takes_the_block_means_out_of_the_gradient() -> None:
     torch.manual_seed(0)
     x = torch.randn(2, 3, 4, 8, 8, requires_grad=True)  # (B, T, C, h, w)

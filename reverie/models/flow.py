@@ -89,6 +89,10 @@ class FlowConfig:
     # blocks of that many latent cells, so colour and brightness are the flow loss's alone.
     # Not 1: a cell minus its own mean is zero, so the critic would get no gradient at all.
     adv_detail_block: int = 0  # 0 = off; 2, 4 or 8: the critic shapes only detail within such blocks
+    # Self-forcing alone regresses the model's own rollouts to the mean (a flat, blurred dream): with
+    # this the critic also judges the samples of the self-forcing windows, each paired with the real
+    # frame before its target (the pair a real transition would make), so those windows keep detail.
+    adv_self: bool = False  # the critic judges the self-forcing windows' samples too (needs adv_weight)
     # Dreams (reverie/models/dreams.py): free-running rollouts kept across steps, hundreds of frames
     # of the model's own context deep, whose next 1-step frame the critic also judges (needs adv_weight).
     dream_rows: int = 0  # dreams kept alive (0 = off)
@@ -128,6 +132,10 @@ class FlowConfig:
         if self.dream_rows and self.adv_weight <= 0:
             raise ReverieError(
                 "flow.dream_rows: dreams are judged by the critic; set flow.adv_weight > 0 too"
+            )
+        if self.adv_self and (self.adv_weight <= 0 or self.p_self <= 0):
+            raise ReverieError(
+                "flow.adv_self: the critic judges self-forcing windows; set flow.adv_weight > 0 and flow.p_self > 0 too"
             )
         if self.dream_frames < 1 or self.dream_advance < 1:
             raise ReverieError(
@@ -282,9 +290,10 @@ def flow_loss(
             x0_hat = noised(zp, tp, eps[p]) - tp.to(dev)[:, :, None, None, None] * v.float()
             if cfg.adv_detail_block:
                 x0_hat = detail_gradient_only(x0_hat, cfg.adv_detail_block)
-            real_ctx = (torch.arange(n_play) >= n_self) & ~drop_act[p]  # the critic conditions on both
+            judged = torch.ones(n_play, dtype=torch.bool) if cfg.adv_self else torch.arange(n_play) >= n_self
+            judged &= ~drop_act[p]  # the critic conditions on the action
             adv = _adversarial(
-                model, adversary, zp, x0_hat, tp, act[p] if act is not None else None, real_ctx, cfg
+                model, adversary, zp, x0_hat, tp, act[p] if act is not None else None, judged, cfg
             )
     if n_play < B:
         f = slice(n_play, B)
@@ -336,14 +345,15 @@ def _adversarial(
     x0_hat: torch.Tensor,
     t: torch.Tensor,
     act: torch.Tensor | None,
-    real_ctx: torch.Tensor,
+    judged: torch.Tensor,
     cfg: FlowConfig,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """One critic step and the generator loss over play-layout targets 1.. at t >= ADV_MIN_T of the
-    windows whose context is real (`real_ctx`, (b,)): (previous real frame, sample | real frame, action);
+    windows picked by `judged` ((b,): those whose context is real, and with `cfg.adv_self` the
+    self-forcing ones too): (previous real frame, sample | real frame, action);
     with dreams, their next 1-step frames join the fakes and their generator loss is added."""
     dev = z.device
-    pick = (t >= ADV_MIN_T) & real_ctx[:, None]  # (b, T)
+    pick = (t >= ADV_MIN_T) & judged[:, None]  # (b, T)
     pick[:, 0] = False  # the first target has no previous frame
     pick = pick.to(dev)
     if not bool(pick.any()):
