@@ -222,10 +222,12 @@ def test_detail_gradient_only_keeps_values_and_takes_the_block_means_out_of_the_
     assert x.grad is not None and float(x.grad.abs().max()) == 0.0
 
 
-@pytest.mark.parametrize("dream_rows,space", [(0, "latent"), (3, "latent"), (3, "pixel")])
-def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int, space: str) -> None:
+@pytest.mark.parametrize(
+    "dream_rows,space,adv_self", [(0, "latent", False), (3, "latent", True), (3, "pixel", False)]
+)
+def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int, space: str, adv_self: bool) -> None:
     flow = FlowConfig(adv_weight=0.5, adv_lr=1e-3, p_self=0.25, self_steps=1, adv_space=space,
-                      dream_rows=dream_rows, dream_frames=7, dream_advance=2)  # fmt: skip
+                      dream_rows=dream_rows, dream_frames=7, dream_advance=2, adv_self=adv_self)  # fmt: skip
     kw = {"flow": flow, "autoencoder": tiny_decoder_ae()} if space == "pixel" else {"flow": flow}
     cfg = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, log_every=1, sample_every=100,
                       checkpoint_minutes=100.0, threads=1, precision="fp32")  # fmt: skip
@@ -235,6 +237,10 @@ def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int, space:
     for name in ("whole", "split"):
         config, _ = load_run(tmp_path / name)
         assert config["flow"]["adv_weight"] == 0.5 and config["flow"]["adv_space"] == space
+        assert config["flow"]["adv_self"] == adv_self
+        card = (tmp_path / name / "MODEL_CARD.md").read_text()
+        assert f"a {space} critic, weight 0.5" in card
+        assert ("and the self-forcing windows" in card) == adv_self
     (_, whole), (_, split) = load_run(tmp_path / "whole"), load_run(tmp_path / "split")
     assert all(torch.equal(whole[k], split[k]) for k in whole)
     tw, _ = load_train_state(tmp_path / "whole", load_run(tmp_path / "whole")[0])

@@ -404,11 +404,7 @@ class DynamicsTask:
                     else ""
                 )
                 + _blur_sentence(self.flow, self.model_cfg.blur_input)
-                + (
-                    f"Adversarial term: a critic, weight {self.flow.adv_weight}. "
-                    if self.flow.adv_weight
-                    else ""
-                )
+                + _adv_sentence(self.flow)
                 + played_with(self.play.steps, self.play.context_noise, self.play.context_blur)
                 + (f" Fine-tuned from {self.data_info['init']}." if self.data_info.get("init") else ""),
                 "Load with `reverie.models.dynamics.load_dynamics(RUN)`; sample with `reverie.models.dynamics.make_rollout`.",
@@ -588,3 +584,14 @@ def _blur_sentence(flow: FlowConfig, told: bool = False) -> str:
     )
     tell = ", and the network is told the weight" if told else ""
     return f"Context blur: {which} mixed with its 3x3 latent average by a weight uniform in [0, {flow.context_blur_max}]{tell}, the targets real. "
+
+
+def _adv_sentence(flow: FlowConfig) -> str:
+    """The model card's words for the adversarial term, empty when it is off."""
+    if not flow.adv_weight:
+        return ""
+    what = f"a {flow.adv_space} critic, weight {flow.adv_weight}"
+    if flow.adv_detail_block:
+        what += f", on detail within {flow.adv_detail_block}x{flow.adv_detail_block}-cell blocks only"
+    judged = "the play windows with real context" + (" and the self-forcing windows" if flow.adv_self else "")
+    return f"Adversarial term: {what}, judging the 1-step samples of {judged}. "
