@@ -241,6 +241,7 @@ def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int, space:
         card = (tmp_path / name / "MODEL_CARD.md").read_text()
         assert f"a {space} critic, weight 0.5" in card
         assert ("and the self-forcing windows" in card) == adv_self
+        assert (f"of {dream_rows} free-running dreams (each up to 7 frames deep)" in card) == bool(dream_rows)
     (_, whole), (_, split) = load_run(tmp_path / "whole"), load_run(tmp_path / "split")
     assert all(torch.equal(whole[k], split[k]) for k in whole)
     tw, _ = load_train_state(tmp_path / "whole", load_run(tmp_path / "whole")[0])

@@ -594,4 +594,8 @@ def _adv_sentence(flow: FlowConfig) -> str:
     if flow.adv_detail_block:
         what += f", on detail within {flow.adv_detail_block}x{flow.adv_detail_block}-cell blocks only"
     judged = "the play windows with real context" + (" and the self-forcing windows" if flow.adv_self else "")
+    if flow.dream_rows:
+        judged += (
+            f" and of {flow.dream_rows} free-running dreams (each up to {flow.dream_frames} frames deep)"
+        )
     return f"Adversarial term: {what}, judging the 1-step samples of {judged}. "
