@@ -291,7 +291,7 @@ def flow_loss(
             x0_hat = noised(zp, tp, eps[p]) - tp.to(dev)[:, :, None, None, None] * v.float()
             if cfg.adv_detail_block:
                 x0_hat = detail_gradient_only(x0_hat, cfg.adv_detail_block)
-            judged = torch.ones(n_play, dtype=torch.bool) if cfg.adv_self else torch.arange(n_play) >= n_self
+            judged = torch.arange(n_play) >= (0 if cfg.adv_self else n_self)  # (b,)
             judged &= ~drop_act[p]  # the critic conditions on the action
             adv = _adversarial(
                 model, adversary, zp, x0_hat, tp, act[p] if act is not None else None, judged, cfg
