@@ -412,6 +412,40 @@ def test_self_forcing_context_is_the_models_own_rollout() -> None:
         FlowConfig(p_self=2.0)
 
 
+def test_self_forcing_capped_to_a_few_own_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flow.self_frames = k: the real prefix ends k or fewer frames before the window's last target
+    (every draw reaches one), the rollout never makes the last frame (no target sees it); uncapped,
+    the prefix is uniform over the window."""
+    from reverie.models import flow
+    from reverie.models.flow import FlowConfig, flow_loss
+
+    m = make()
+    z, _, act, text = inputs(2, 6)
+    seen: list[tuple[int, int]] = []
+    rollout = flow.own_rollout
+
+    def spy(model, z, act, text, text_null, prefix, cfg):
+        seen.append((prefix, z.shape[1]))
+        return rollout(model, z, act, text, text_null, prefix, cfg)
+
+    monkeypatch.setattr(flow, "own_rollout", spy)
+
+    def prefixes(**kw: object) -> set[int]:
+        seen.clear()
+        cfg = FlowConfig(p_play=1.0, p_self=1.0, self_steps=1, **kw)  # type: ignore[arg-type]
+        for seed in range(24):
+            flow_loss(m, z, act, text, cfg, generator=torch.Generator().manual_seed(seed))
+        assert all(frames == 5 for _, frames in seen)  # frames 0..4 only: frame 5 reaches no target
+        return {prefix for prefix, _ in seen}
+
+    assert prefixes(self_frames=2) == {3, 4}
+    assert prefixes(self_frames=1) == {4}
+    assert prefixes() == {1, 2, 3, 4}  # and 5 (no own frame a target sees) skips the rollout
+    assert len(seen) < 24
+    with pytest.raises(ReverieError, match="self_frames"):
+        FlowConfig(self_frames=-1)
+
+
 def test_self_forcing_tells_a_blur_input_model_its_own_frames_level(monkeypatch: pytest.MonkeyPatch) -> None:
     """A self-forcing window's real prefix is told 0 and left sharp, the model's own frames are told
     flow.self_context_blur (in the rollout that made them too) and not blurred on top; other play
@@ -430,19 +464,19 @@ def test_self_forcing_tells_a_blur_input_model_its_own_frames_level(monkeypatch:
     monkeypatch.setattr(m, "forward", spy)
     cfg = FlowConfig(p_play=1.0, p_self=0.5, self_steps=1, self_context_blur=0.3, context_blur_max=1.0,
                      context_noise_max=0.0, p_drop_act=0.0, p_drop_text=0.0)  # fmt: skip
-    flow_loss(m, z, act, text, cfg, generator=torch.Generator().manual_seed(0))
+    flow_loss(m, z, act, text, cfg, generator=torch.Generator().manual_seed(1))  # draws prefix 1
     layout, blur, x = calls[-1]
     assert layout == "play" and blur is not None and blur.shape == (4, 10)
     prefix = int((blur[0, :5] == 0).sum())
-    assert 1 <= prefix <= 4
+    assert prefix == 1  # so the rollout makes frames 1..3 (the last reaches no target, it stays real)
     told_own = torch.tensor([0.0] * prefix + [0.3] * (5 - prefix))
     assert torch.equal(blur[:2, :5], told_own.expand(2, 5)) and torch.equal(blur[:, 5:], torch.zeros(4, 5))
     assert torch.equal(blur[2:, :5], blur[2:, :1].expand(2, 5))  # the others: their window's weight
     assert torch.allclose(x[:2, :prefix], z[:2, :prefix])  # the real prefix kept sharp
-    assert not torch.allclose(x[:2, prefix:5], z[:2, prefix:])  # then the model's own frames
-    if 5 - prefix >= 2:  # the rollout told its own earlier frames the level while making later ones
-        made = [b for _, b, _ in calls[:-1] if b is not None]
-        assert any(bool((b == 0.3).any()) for b in made)
+    assert not torch.allclose(x[:2, prefix:4], z[:2, prefix:4])  # then the model's own frames
+    assert torch.equal(x[:2, 4], z[:2, 4])
+    made = [b for _, b, _ in calls[:-1] if b is not None]  # the rollout told its own earlier frames
+    assert any(bool((b == 0.3).any()) for b in made)  # the level while making later ones
     with pytest.raises(ReverieError, match=r"model\.blur_input"):
         flow_loss(make(), z, act, text, cfg, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ReverieError, match="self_context_blur"):

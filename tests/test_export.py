@@ -173,6 +173,22 @@ def test_export_ships_chosen_play_settings(run: str, tmp_path: Path) -> None:
     assert not (tmp_path / "bad").exists()
 
 
+def test_export_ships_action_guidance_from_the_command_line(run: str, tmp_path: Path) -> None:
+    """--guidance / --guide reach the package's play settings, its card and the rollout it plays with."""
+    out = tmp_path / "guided"
+    res = CliRunner().invoke(
+        app, ["export", run, "--out", str(out), "--guidance", "1.5", "--guide", "action"]
+    )
+    assert res.exit_code == 0, res.output
+    wm = load_world_model(str(out))
+    assert (wm.sampler.guidance, wm.sampler.guide) == (1.5, "action")
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "context noise 0.02, guidance 1.5 on the action." in card and card.count("Played with") == 1
+    res = CliRunner().invoke(app, ["export", run, "--out", str(tmp_path / "bad"), "--guide", "keys"])
+    assert res.exit_code != 0 and "accepted text, action, both" in str(res.exception)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_the_card_sentence_on_play_settings_is_found_in_either_wording() -> None:
     """A card written before the told blur meant the model's own frames is still rewritten, not doubled."""
     from reverie.train.dynamics_task import PLAYED_WITH, played_with
@@ -183,5 +199,6 @@ def test_the_card_sentence_on_play_settings_is_found_in_either_wording() -> None
         new,
         "Played with 1 Euler step at context noise 0.1 and context blur 0.5.",
         played_with(2, 0.02),
+        played_with(1, 0.1, 0.2, 1.5, "action"),
     ):
         assert PLAYED_WITH.fullmatch(card)

@@ -62,8 +62,10 @@ def reference_rollout(
             a_null = torch.zeros(a.shape, dtype=torch.bool)
             a_null[:, :Tc] = context_act_null
             v_text = m(seq, tt, a, text, act_null=a_null, blur=blur)[:, -1]
-            if cfg.guidance != 1.0:
-                v_null = m(seq, tt, a, None, act_null=a_null, blur=blur)[:, -1]
+            if cfg.guidance != 1.0:  # the second copy drops the text, every frame's action, or both
+                null_text = None if cfg.guide != "action" else text
+                null_act = a_null if cfg.guide == "text" else torch.ones_like(a_null)
+                v_null = m(seq, tt, a, null_text, act_null=null_act, blur=blur)[:, -1]
                 v = v_null + cfg.guidance * (v_text - v_null)
             else:
                 v = v_text
@@ -74,12 +76,22 @@ def reference_rollout(
 
 
 @pytest.mark.parametrize(
-    ("steps", "guidance", "noise", "blur"),
-    [(1, 1.0, 0.0, 0.0), (2, 1.0, 0.05, 0.0), (3, 2.5, 0.02, 0.0), (1, 1.0, 0.1, 0.4), (2, 2.5, 0.05, 0.7)],
+    ("steps", "guidance", "noise", "blur", "guide"),
+    [
+        (1, 1.0, 0.0, 0.0, "text"),
+        (2, 1.0, 0.05, 0.0, "text"),
+        (3, 2.5, 0.02, 0.0, "text"),
+        (1, 1.0, 0.1, 0.4, "text"),
+        (2, 2.5, 0.05, 0.7, "text"),
+        (2, 1.5, 0.05, 0.0, "action"),
+        (1, 2.0, 0.1, 0.4, "both"),
+    ],
 )
-def test_cached_equals_uncached_sampling(steps: int, guidance: float, noise: float, blur: float) -> None:
+def test_cached_equals_uncached_sampling(
+    steps: int, guidance: float, noise: float, blur: float, guide: str
+) -> None:
     m = make(blur_input=bool(blur))
-    cfg = SamplerConfig(steps=steps, guidance=guidance, context_noise=noise, context_blur=blur)
+    cfg = SamplerConfig(steps=steps, guidance=guidance, context_noise=noise, context_blur=blur, guide=guide)
     g = torch.Generator().manual_seed(3)
     z_ctx = torch.randn(2, 3, C, H, W, generator=g)
     act = torch.randint(0, 9, (2, 7), generator=g)
@@ -163,6 +175,28 @@ def test_guidance_matches_its_definition() -> None:
             args = (noise[:, None], torch.ones(2, 1), act[:, None])
             v_text, v_null = m(*args, text)[:, 0], m(*args, None)[:, 0]
         assert torch.allclose(z, noise - (v_null + s * (v_text - v_null)), atol=1e-4)
+
+
+@pytest.mark.parametrize("guide", ["action", "both"])
+def test_action_guidance_matches_its_definition(guide: str) -> None:
+    """guide=action: the second copy keeps the text and drops the action; both: drops the two."""
+    m = make()
+    text = torch.randn(2, 384)
+    act = torch.tensor([2, 4])
+    r = Rollout(m, SamplerConfig(steps=1, guidance=1.7, guide=guide))
+    r.reset(None, text=text, batch_size=2, latent_shape=(C, H, W))
+    z = r.step(act, torch.Generator().manual_seed(1))
+    noise = torch.randn(2, C, H, W, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        args = (noise[:, None], torch.ones(2, 1), act[:, None])
+        v_cond = m(*args, text)[:, 0]
+        v_null = m(*args, text if guide == "action" else None, act_null=torch.ones(2, 1, dtype=torch.bool))[
+            :, 0
+        ]
+    assert not torch.allclose(v_cond, v_null, atol=1e-3)
+    assert torch.allclose(z, noise - (v_null + 1.7 * (v_cond - v_null)), atol=1e-4)
+    with pytest.raises(ReverieError, match="guide"):
+        SamplerConfig(guide="actions")
 
 
 def test_text_null_per_session() -> None:

@@ -449,6 +449,19 @@ def export_cmd(
         help="Play setting shipped with the model: the blur level its own frames are told in its context, "
         "given frames 0 (models trained with --set model.blur_input=true).",
     ),
+    guidance: float | None = typer.Option(
+        None,
+        "--guidance",
+        min=0.0,
+        max=8.0,
+        help="Play setting shipped with the model: classifier-free guidance scale (1 = none; each "
+        "session then runs a second, unconditioned copy: about twice the frame cost).",
+    ),
+    guide: str | None = typer.Option(
+        None,
+        "--guide",
+        help="Play setting shipped with the model: what --guidance pushes towards: text | action | both.",
+    ),
 ) -> None:
     """Package a world model to share or ship: dynamics + autoencoder weights, configs, model card.
 
@@ -458,7 +471,8 @@ def export_cmd(
     """
     from reverie.train.export import export_model
 
-    settings = (("steps", steps), ("context_noise", context_noise), ("context_blur", context_blur))
+    settings = (("steps", steps), ("context_noise", context_noise), ("context_blur", context_blur),
+                ("guidance", guidance), ("guide", guide))  # fmt: skip
     play = {k: v for k, v in settings if v is not None}
     sizes = export_model(
         run, out, autoencoder=autoencoder, precision=precision, notes=notes, measured=measured, force=force,

@@ -54,7 +54,7 @@ class ModelConfig:
     threads: int | None = None  # torch intra-op threads; None = DEFAULT_THREADS
     context_noise: float | None = None  # noise level of the frames in the KV cache
     context_blur: float | None = None  # blur level the model's own cached frames are told (blur-input models)
-    guidance: float | None = None  # text guidance scale
+    guidance: float | None = None  # guidance scale (on what the model's play setting `guide` names)
     max_context: int | None = None  # frames in the window; None: the model's own
     precision: str = "auto"  # auto (bf16 where the CPU has it) | bf16 | fp32
     walk_process: bool = (

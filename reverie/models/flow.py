@@ -71,6 +71,10 @@ class FlowConfig:
     p_self: float = 0.0  # share of play-layout windows whose context is the model's own rollout
     self_steps: int = 2  # sampler steps of that rollout
     self_context_noise: float = 0.1  # context noise of that rollout
+    # Measured (docs/bakeoff.md): a rollout up to 7 frames deep, regressed to the recorded frames,
+    # taught the model that the answer to a drifted context is the average room. Capped, the real
+    # next frame stays predictable from the context and the model learns to correct small errors.
+    self_frames: int = 0  # most own frames a target sees (0 = up to window - 2, the prefix uniform)
     # For a network told each frame's blur (model.blur_input): the level the model's own frames are
     # told, in that rollout and in the window it feeds, as play tells them sampler.context_blur; its
     # real prefix and targets are told 0, and a self-forcing window is never blurred on top.
@@ -103,6 +107,8 @@ class FlowConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.self_steps <= 8:
             raise ReverieError(f"flow.self_steps must be in 1..8, got {self.self_steps}")
+        if self.self_frames < 0:
+            raise ReverieError(f"flow.self_frames must be >= 0 (0 = no cap), got {self.self_frames}")
         shares = ("p_uniform_t", "p_one_t", "p_play", "p_drop_text", "p_drop_act", "p_self", "context_blur_p")
         for name in shares:
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -244,18 +250,25 @@ def flow_loss(
         told = bool(getattr(getattr(getattr(model, "module", model), "cfg", None), "blur_input", False))
         prefix = T
         if n_self:  # the first n_self windows see the model's own frames after a real prefix
-            prefix = int(torch.randint(1, T, (1,), generator=generator))
+            # Target i sees context frames < i: own frames prefix.. reach targets prefix + 1.., at most
+            # T - 1 - prefix of them, and the last context frame reaches none (so it stays real). Capped,
+            # prefix is drawn in [T - 1 - self_frames, T - 2]: every draw reaches a target.
+            low, high = 1, T
+            if cfg.self_frames and T > 2:
+                low, high = max(1, T - 1 - cfg.self_frames), T - 1
+            prefix = int(torch.randint(low, high, (1,), generator=generator))
             sl = slice(0, n_self)
-            own = own_rollout(
-                model,
-                zp[sl],
-                act[sl] if act is not None else None,
-                text[sl] if text is not None else None,
-                text_null[sl] if text_null is not None else None,
-                prefix,
-                cfg,
-            )
-            ctx_src = torch.cat([own, zp[n_self:]])
+            if prefix < T - 1:
+                own = own_rollout(
+                    model,
+                    zp[sl, : T - 1],
+                    act[sl, : T - 1] if act is not None else None,
+                    text[sl] if text is not None else None,  # own_rollout reads its frame prefix - 1
+                    text_null[sl] if text_null is not None else None,
+                    prefix,
+                    cfg,
+                )
+                ctx_src = torch.cat([torch.cat([own, zp[sl, T - 1 :]], 1), zp[n_self:]])
         w = torch.zeros(n_play)  # each play window's context blur weight
         if cfg.context_blur_max > 0:  # drawn only when on, so runs without it keep their random stream
             w = torch.rand(n_play, generator=generator) * cfg.context_blur_max

@@ -7,9 +7,9 @@ cache re-noised to `context_noise` (the anti-drift trick: the model was trained 
 context, so its own small errors look like noise it knows how to ignore). The cache is a sliding
 window of `max_context` frames, so a rollout never has to end.
 
-Text guidance (scale s != 1) runs a second copy of every session with the null text embedding and
-mixes v = v_null + s (v_text - v_null); the copies have their own cache rows because text shapes the
-cached keys too.
+Guidance (scale s != 1) runs a second copy of every session with the null text embedding, the null
+action, or both (`guide`), and mixes v = v_null + s (v_cond - v_null); the copies have their own
+cache rows because text and actions shape the cached keys too.
 
 Speed on a CPU: give the Rollout a bf16 copy of the model (`copy.deepcopy(model).to(torch.bfloat16)`)
 rather than entering autocast per frame, which re-casts every weight each time (measured per frame,
@@ -29,12 +29,15 @@ import torch
 from reverie.errors import ReverieError
 from reverie.models.dit import DiT, KVCache
 
+GUIDES = ("text", "action", "both")  # what classifier-free guidance pushes towards
+
 
 @dataclass
 class SamplerConfig:
     steps: int = 2  # Euler steps per frame (1..8)
     context_noise: float = 0.02  # noise level of frames in the cache
-    guidance: float = 1.0  # classifier-free guidance scale for text; 1 = conditional only
+    guidance: float = 1.0  # classifier-free guidance scale; 1 = conditional only (no second copy)
+    guide: str = "text"  # what guidance pushes towards: text | action | both (what the second copy drops)
     max_context: int | None = None  # frames kept in the cache; None = the model's max_context
     # Models trained with a blur input (DiTConfig.blur_input) only. Given frames (real context, a start
     # image, known frames) are told 0, as sharp real frames were in training; so is the frame being made.
@@ -47,6 +50,8 @@ class SamplerConfig:
             raise ReverieError(f"bad context noise {self.context_noise}: accepted 0 <= level < 1")
         if not 0.0 <= self.context_blur <= 1.0:
             raise ReverieError(f"bad context blur {self.context_blur}: accepted 0 <= level <= 1")
+        if self.guide not in GUIDES:
+            raise ReverieError(f"bad guide {self.guide!r}: accepted {', '.join(GUIDES)}")
 
 
 def check_blur_input(context_blur: float, blur_input: bool, model: str = "this model") -> None:
@@ -302,18 +307,24 @@ class Rollout:
             blur[:, : made.shape[1]] = made.float() * self.cfg.context_blur  # (B, T); new frames sharp
             blur = self._double(blur)
         a = self._double(act)
-        text, null = self.text, self.text_null
-        if self.guided:
+        text, null, an = self.text, self.text_null, act_null
+        if self.guided and self.cfg.guide != "action":  # the second copy: the null text
             base = null if null is not None else torch.zeros(B, dtype=torch.bool, device=x.device)
             null = torch.cat([base, torch.ones_like(base)])
-            text = self._double(text)
-        an = self._double(act_null)
+        else:
+            null = self._double(null)
+        text = self._double(text)
+        if self.guided and self.cfg.guide != "text" and act is not None:  # the second copy: the null action
+            base = act_null if act_null is not None else torch.zeros(B, T, dtype=torch.bool, device=x.device)
+            an = torch.cat([base, torch.ones_like(base)])
+        else:
+            an = self._double(an)
         v = self.model(
             x2, tt, a, text, act_null=an, text_null=null, cache=self.cache, blur=blur
         )  # (B or 2B, T, C, h, w)
         if self.guided:
-            v_text, v_null = v[:B], v[B:]
-            v = v_null + self.cfg.guidance * (v_text - v_null)
+            v_cond, v_null = v[:B], v[B:]
+            v = v_null + self.cfg.guidance * (v_cond - v_null)
         return v
 
     def _flush(self) -> None:
@@ -346,7 +357,7 @@ class Rollout:
         self.pending = (self._remember(z, act, made, generator), act, made)
 
     def _rows(self, rows: torch.Tensor) -> torch.Tensor:
-        """Cache rows of batch rows `rows`: guided rollouts keep a null-text copy of every row after them."""
+        """Cache rows of batch rows `rows`: guided rollouts keep a second (null) copy of every row after them."""
         return torch.cat([rows, rows + self.B]) if self.guided else rows
 
     @torch.no_grad()

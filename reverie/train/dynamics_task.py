@@ -399,13 +399,24 @@ class DynamicsTask:
                 f"t: {self.flow.p_uniform_t:.0%} uniform, {self.flow.p_one_t:.0%} at 1, the rest logit-normal. "
                 + (
                     f"Self-forcing: {self.flow.p_self:.0%} of the play-layout windows see the model's own "
-                    f"{self.flow.self_steps}-step rollout as context after a real prefix. "
+                    f"{self.flow.self_steps}-step rollout as context after a real prefix"
+                    + (
+                        f", at most {self.flow.self_frames} own frames before a target. "
+                        if self.flow.self_frames
+                        else ". "
+                    )
                     if self.flow.p_self
                     else ""
                 )
                 + _blur_sentence(self.flow, self.model_cfg.blur_input)
                 + _adv_sentence(self.flow)
-                + played_with(self.play.steps, self.play.context_noise, self.play.context_blur)
+                + played_with(
+                    self.play.steps,
+                    self.play.context_noise,
+                    self.play.context_blur,
+                    self.play.guidance,
+                    self.play.guide,
+                )
                 + (f" Fine-tuned from {self.data_info['init']}." if self.data_info.get("init") else ""),
                 "Load with `reverie.models.dynamics.load_dynamics(RUN)`; sample with `reverie.models.dynamics.make_rollout`.",
                 "",
@@ -459,16 +470,21 @@ def _use_stream(store: Any, name: str, clips: list[LatentClips], parts: list[lis
     return spec
 
 
-def played_with(steps: int, context_noise: float, context_blur: float = 0.0) -> str:
+def played_with(
+    steps: int, context_noise: float, context_blur: float = 0.0, guidance: float = 1.0, guide: str = "text"
+) -> str:
     """The model card's sentence on the play settings (an export that sets its own rewrites it)."""
     blur = f" and its own frames told context blur {context_blur}" if context_blur else ""
+    guided = f", guidance {guidance} on the {guide}" if guidance != 1.0 else ""
     return (
-        f"Played with {steps} Euler step{'' if steps == 1 else 's'} at context noise {context_noise}{blur}."
+        f"Played with {steps} Euler step{'' if steps == 1 else 's'} at context noise {context_noise}{blur}"
+        f"{guided}."
     )
 
 
 PLAYED_WITH = re.compile(
-    r"Played with \d+ Euler steps? at context noise [0-9.e-]+(?: and (?:its own frames told )?context blur [0-9.e-]+)?\."
+    r"Played with \d+ Euler steps? at context noise [0-9.e-]+(?: and (?:its own frames told )?context blur [0-9.e-]+)?"
+    r"(?:, guidance [0-9.e-]+ on the (?:text|action|both))?\."
 )
 
 

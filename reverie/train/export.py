@@ -48,7 +48,14 @@ def _write_run(
 
         sampler = config["sampler"]
         card = PLAYED_WITH.sub(
-            played_with(sampler["steps"], sampler["context_noise"], sampler.get("context_blur", 0.0)), card
+            played_with(
+                sampler["steps"],
+                sampler["context_noise"],
+                sampler.get("context_blur", 0.0),
+                sampler.get("guidance", 1.0),
+                sampler.get("guide", "text"),
+            ),
+            card,
         )
     (dst / CARD_FILE).write_text(card.rstrip() + "\n" + card_extra)
     return len(blob)
@@ -143,6 +150,11 @@ def export_model(
             f"\n**Play settings of this package** (set at export, they replace the run's): "
             f"{sampler['steps']} Euler step{'' if sampler['steps'] == 1 else 's'}, context noise {sampler['context_noise']}"
             + (f", context blur {sampler['context_blur']}" if sampler.get("context_blur") else "")
+            + (
+                f", guidance {sampler['guidance']} on the {sampler.get('guide', 'text')}"
+                if sampler.get("guidance", 1.0) != 1.0
+                else ""
+            )
             + ".\n"
         )
     if notes:
