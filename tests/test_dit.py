@@ -446,6 +446,50 @@ def test_self_forcing_capped_to_a_few_own_frames(monkeypatch: pytest.MonkeyPatch
         FlowConfig(self_frames=-1)
 
 
+def test_self_forcing_blurs_its_real_prefix_only_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flow.self_blur_prefix: a self-forcing window's real prefix is blurred like the other play
+    windows' context, its own frames never; without it the window is left as the rollout made it."""
+    from reverie.models import flow
+    from reverie.models.flow import FlowConfig, blur_context, flow_loss
+
+    m = make()
+    z, _, act, text = inputs(4, 6)
+    made: list[torch.Tensor] = []
+    rollout = flow.own_rollout
+    monkeypatch.setattr(flow, "own_rollout", lambda *a: made.append(rollout(*a)) or made[-1])
+    seen: list[torch.Tensor] = []
+    forward = m.forward
+    monkeypatch.setattr(
+        m, "forward", lambda x, *a, **kw: seen.append(x.detach().clone()) or forward(x, *a, **kw)
+    )
+    base = dict(
+        p_play=1.0, p_self=0.5, self_steps=1, self_frames=2, context_blur_max=1.0, context_noise_max=0.0
+    )
+    for on in (False, True):
+        seen.clear()
+        made.clear()
+        flow_loss(
+            m,
+            z,
+            act,
+            text,
+            FlowConfig(**base, self_blur_prefix=on),
+            generator=torch.Generator().manual_seed(0),
+        )  # type: ignore[arg-type]
+        ctx, own = seen[-1][:2, :6], made[-1]  # the self-forcing rows' context, and what the rollout made
+        prefix = int((own == z[:2, :5]).flatten(2).all(-1).all(0).sum())  # frames the rollout kept real
+        assert prefix in (3, 4)
+        assert torch.equal(ctx[:, prefix:5], own[:, prefix:5])  # own frames never blurred
+        assert torch.equal(ctx[:, :prefix], z[:2, :prefix]) != on  # the real prefix blurred only when on
+        if on:  # by one weight per window, as blur_context mixes it
+            w = (ctx[:, 0] - z[:2, 0]).flatten(1).norm(dim=1) / (
+                blur_context(z[:2], torch.ones(2))[:, 0] - z[:2, 0]
+            ).flatten(1).norm(dim=1)
+            assert torch.allclose(ctx[:, :prefix], blur_context(z[:2], w)[:, :prefix], atol=1e-5)
+    with pytest.raises(ReverieError, match="self_blur_prefix"):
+        FlowConfig(self_blur_prefix=True, p_self=0.5)
+
+
 def test_self_forcing_tells_a_blur_input_model_its_own_frames_level(monkeypatch: pytest.MonkeyPatch) -> None:
     """A self-forcing window's real prefix is told 0 and left sharp, the model's own frames are told
     flow.self_context_blur (in the rollout that made them too) and not blurred on top; other play

@@ -401,8 +401,13 @@ class DynamicsTask:
                     f"Self-forcing: {self.flow.p_self:.0%} of the play-layout windows see the model's own "
                     f"{self.flow.self_steps}-step rollout as context after a real prefix"
                     + (
-                        f", at most {self.flow.self_frames} own frames before a target. "
+                        f", at most {self.flow.self_frames} own frame{'s' if self.flow.self_frames > 1 else ''} before a target"
                         if self.flow.self_frames
+                        else ""
+                    )
+                    + (
+                        ", the real prefix blurred as the other windows' context. "
+                        if self.flow.self_blur_prefix
                         else ". "
                     )
                     if self.flow.p_self
