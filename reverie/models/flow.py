@@ -80,7 +80,8 @@ class FlowConfig:
     self_blur_prefix: bool = False  # blur self-forcing windows' real prefix like other play windows
     # For a network told each frame's blur (model.blur_input): the level the model's own frames are
     # told, in that rollout and in the window it feeds, as play tells them sampler.context_blur; its
-    # real prefix and targets are told 0, and a self-forcing window is never blurred on top.
+    # targets and real prefix are told 0 (with self_blur_prefix the prefix its blur weight), and its
+    # own frames are never blurred on top.
     self_context_blur: float = 0.0  # told level of the model's own frames (set it to the play level)
     # Adversarial term (reverie/models/critic.py): a critic judges the model's x0 estimates of
     # play-layout targets at t >= ADV_MIN_T (the 1-step sample at t = 1) against the real next
