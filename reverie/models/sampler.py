@@ -226,6 +226,15 @@ class Rollout:
     def _double(self, x: torch.Tensor | None) -> torch.Tensor | None:
         return torch.cat([x, x]) if (x is not None and self.guided) else x
 
+    def _null_copy(
+        self, null: torch.Tensor | None, shape: tuple[int, ...], drop: bool, device: torch.device
+    ) -> torch.Tensor | None:
+        """A null mask (None: nothing null) for both copies; with `drop` the second copy all null."""
+        if not (self.guided and drop):
+            return self._double(null)
+        base = null if null is not None else torch.zeros(shape, dtype=torch.bool, device=device)
+        return torch.cat([base, torch.ones_like(base)])
+
     @torch.no_grad()
     def reset(
         self,
@@ -307,18 +316,9 @@ class Rollout:
             blur[:, : made.shape[1]] = made.float() * self.cfg.context_blur  # (B, T); new frames sharp
             blur = self._double(blur)
         a = self._double(act)
-        text, null, an = self.text, self.text_null, act_null
-        if self.guided and self.cfg.guide != "action":  # the second copy: the null text
-            base = null if null is not None else torch.zeros(B, dtype=torch.bool, device=x.device)
-            null = torch.cat([base, torch.ones_like(base)])
-        else:
-            null = self._double(null)
-        text = self._double(text)
-        if self.guided and self.cfg.guide != "text" and act is not None:  # the second copy: the null action
-            base = act_null if act_null is not None else torch.zeros(B, T, dtype=torch.bool, device=x.device)
-            an = torch.cat([base, torch.ones_like(base)])
-        else:
-            an = self._double(an)
+        text = self._double(self.text)
+        null = self._null_copy(self.text_null, (B,), self.cfg.guide != "action", x.device)
+        an = self._null_copy(act_null, (B, T), self.cfg.guide != "text" and act is not None, x.device)
         v = self.model(
             x2, tt, a, text, act_null=an, text_null=null, cache=self.cache, blur=blur
         )  # (B or 2B, T, C, h, w)
