@@ -346,6 +346,60 @@ def test_latents_are_cached_and_reused(tmp_path: Path, monkeypatch: pytest.Monke
         DynamicsTask(str(tmp_path / "data"), str(tmp_path / "ae2"), "tiny", window=4, val_fraction=0.34)
 
 
+def test_under_torchrun_only_local_rank_0_encodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Local rank 1 waits for the cache entry local rank 0 writes and loads it, encoding nothing."""
+    import threading
+
+    from reverie.data.store import EpisodeStore
+    from reverie.models.autoencoder import load_autoencoder, preset_config
+    from reverie.train import dynamics_task
+    from reverie.train.autoencoder_task import AutoencoderTask
+    from reverie.train.config import TrainConfig
+    from reverie.train.loop import train
+
+    monkeypatch.setenv("REVERIE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(dynamics_task, "CACHE_POLL_S", 0.02)
+    _store(tmp_path / "data", n_eps=2, length=8)
+    cfg = TrainConfig(steps=1, batch_size=2, device="cpu", threads=1, val_fraction=0.0)
+    train(
+        AutoencoderTask.from_store(str(tmp_path / "data"), preset_config("tiny"), cfg), cfg, tmp_path / "ae"
+    )
+    store, ae = EpisodeStore.open(tmp_path / "data"), load_autoencoder(tmp_path / "ae")
+    encoded: list[str] = []
+    real_encode = dynamics_task.encode_episodes
+
+    def counting(*a, **k):  # type: ignore[no-untyped-def]
+        encoded.append(threading.current_thread().name)
+        return real_encode(*a, **k)
+
+    monkeypatch.setattr(dynamics_task, "encode_episodes", counting)
+    got: list[LatentClips] = []
+
+    def rank(r: int) -> LatentClips:
+        return dynamics_task.encode_episodes_cached(
+            store, [0, 1], ae, str(tmp_path / "ae"), "cpu", "train", r
+        )
+
+    waiter = threading.Thread(target=lambda: got.append(rank(1)), name="rank1", daemon=True)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and not encoded  # nothing to load yet: it waits, and does not encode
+    first = rank(0)
+    waiter.join(10)
+    assert not waiter.is_alive() and encoded == ["MainThread"]
+    assert torch.equal(got[0].z, first.z) and got[0].lengths == first.lengths == [8, 8]
+    # a damaged entry is never loaded: rank 1 waits until rank 0 has written it again
+    entry = next((tmp_path / "cache" / "latents").glob("*.safetensors"))
+    entry.write_bytes(b"not a safetensors file")
+    waiter = threading.Thread(target=lambda: got.append(rank(1)), name="rank1", daemon=True)
+    waiter.start()
+    waiter.join(0.3)
+    assert waiter.is_alive() and entry.read_bytes() == b"not a safetensors file"
+    assert torch.equal(rank(0).z, first.z)
+    waiter.join(10)
+    assert not waiter.is_alive() and encoded == ["MainThread"] * 2 and torch.equal(got[1].z, first.z)
+
+
 def test_another_action_space_is_refused_naming_the_change(tmp_path: Path) -> None:
     """A run (or --init) built for 5 actions does not silently take data with 6."""
     from reverie.train.config import TrainConfig

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from reverie.cpus import native_bf16
+from reverie.cpus import native_bf16, usable_cpus
 from reverie.data.seeds import seed_ranges
 from reverie.errors import ReverieError
 from reverie.models.critic import Adversary
@@ -522,28 +522,66 @@ def _latent_key(store: Any, episodes: list[int], autoencoder_run: str) -> str:
     return h.hexdigest()[:32]
 
 
+# How often a local rank other than 0 looks for the cache entry local rank 0 is writing.
+CACHE_POLL_S = 2.0
+
+
 def encode_episodes_cached(
-    store: Any, episodes: list[int], ae: Autoencoder, autoencoder_run: str, device: str, label: str
+    store: Any,
+    episodes: list[int],
+    ae: Autoencoder,
+    autoencoder_run: str,
+    device: str,
+    label: str,
+    local_rank: int | None = None,
 ) -> LatentClips:
     """`encode_episodes`, kept in the latent cache (reverie.cache) so a resumed or repeated run skips it.
 
-    Encoding is the slow part of starting a run (about 300 frames/s on one core: 11 minutes for 200,000
-    frames); the cache file holds float16 latents (~1.5 KB a frame at 64x64) and loads in seconds.
+    Encoding is the slow part of starting a run (125-300 frames/s on a 2-core CPU: an hour for the
+    500,000 frames of a 1,000-episode store on the slower one); the cache file holds float16 latents
+    (~1.5 KB a frame at 64x64) and loads in seconds. Under torchrun (`local_rank`: LOCAL_RANK by
+    default) only local rank 0 encodes, on every CPU the processes of this machine have, and the
+    others wait for its entry: each encoding the store on its own one thread took twice as long.
     """
-    from safetensors.torch import load_file, save_file
-
     from reverie.cache import cache_dir
 
+    if local_rank is None:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     path = cache_dir("latents") / f"{_latent_key(store, episodes, autoencoder_run)}.safetensors"
     if path.exists():
-        try:
-            t = load_file(str(path))
-            meta = json.loads(bytes(t["meta"].numpy()).decode())
-            return LatentClips(t["z"].float(), t["act"], t["cap"], meta["captions"], meta["lengths"])
-        except Exception:  # a damaged cache entry is recomputed, never trusted
+        cached = _read_cached(path)
+        if cached is not None:
+            return cached
+        if local_rank == 0:  # a damaged cache entry is recomputed, never trusted
             path.unlink(missing_ok=True)
-    clips = encode_episodes(store, episodes, ae, device, label)
+    if local_rank > 0:
+        return _wait_for_cached(path, label)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(threads, usable_cpus()))  # the other local ranks only wait
+    try:
+        clips = encode_episodes(store, episodes, ae, device, label)
+    finally:
+        torch.set_num_threads(threads)
     clips.z = clips.z.half().float()  # what the cache returns next time (exact for bf16 encodings)
+    _write_cached(path, clips)
+    return clips
+
+
+def _read_cached(path: Path) -> LatentClips | None:
+    """The latents of a cache entry, or None where it cannot be read."""
+    from safetensors.torch import load_file
+
+    try:
+        t = load_file(str(path))
+        meta = json.loads(bytes(t["meta"].numpy()).decode())
+        return LatentClips(t["z"].float(), t["act"], t["cap"], meta["captions"], meta["lengths"])
+    except Exception:
+        return None
+
+
+def _write_cached(path: Path, clips: LatentClips) -> None:
+    from safetensors.torch import save_file
+
     meta = np.frombuffer(
         json.dumps({"captions": clips.captions, "lengths": clips.lengths}).encode(), np.uint8
     )
@@ -552,7 +590,20 @@ def encode_episodes_cached(
     tensors = {"z": clips.z.half(), "act": clips.act, "cap": clips.cap, "meta": torch.from_numpy(meta.copy())}
     save_file(tensors, str(tmp))
     os.replace(tmp, path)  # atomic: a killed run leaves no half-written entry under the real name
-    return clips
+
+
+def _wait_for_cached(path: Path, label: str) -> LatentClips:
+    """The cache entry local rank 0 is encoding, once it is there. If rank 0 dies torchrun stops this
+    process too, so the wait needs no timeout of its own."""
+    import time
+
+    print(f"reverie: waiting for local rank 0 to encode the {label} frames ({path})", flush=True)
+    while True:
+        if path.exists():
+            cached = _read_cached(path)
+            if cached is not None:
+                return cached
+        time.sleep(CACHE_POLL_S)
 
 
 @torch.no_grad()
