@@ -228,8 +228,8 @@ def test_detail_gradient_only_keeps_values_and_takes_the_block_means_out_of_the_
 def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int, space: str, adv_self: bool) -> None:
     flow = FlowConfig(adv_weight=0.5, adv_lr=1e-3, p_self=0.25, self_steps=1, adv_space=space,
                       dream_rows=dream_rows, dream_frames=7, dream_advance=2, adv_self=adv_self)  # fmt: skip
-    if adv_self:  # and capped self-forcing, its real prefix blurred
-        flow = replace(flow, self_frames=1, context_blur_max=0.5, self_blur_prefix=True)
+    if adv_self:  # and capped self-forcing, its real prefix blurred, its own frames on real block means
+        flow = replace(flow, self_frames=1, context_blur_max=0.5, self_blur_prefix=True, self_colour_block=2)
     kw = {"flow": flow, "autoencoder": tiny_decoder_ae()} if space == "pixel" else {"flow": flow}
     cfg = TrainConfig(steps=4, batch_size=8, lr=1e-3, warmup_steps=1, log_every=1, sample_every=100,
                       checkpoint_minutes=100.0, threads=1, precision="fp32")  # fmt: skip
@@ -244,6 +244,7 @@ def test_run_with_critic_resumes_exactly(tmp_path: Path, dream_rows: int, space:
         assert f"a {space} critic, weight 0.5" in card
         assert ("and the self-forcing windows" in card) == adv_self
         assert ("at most 1 own frame before a target, the real prefix blurred" in card) == adv_self
+        assert ("own frames' means over 2x2-cell blocks replaced by the real frames'" in card) == adv_self
         assert (f"of {dream_rows} free-running dreams (each up to 7 frames deep)" in card) == bool(dream_rows)
     (_, whole), (_, split) = load_run(tmp_path / "whole"), load_run(tmp_path / "split")
     assert all(torch.equal(whole[k], split[k]) for k in whole)

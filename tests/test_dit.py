@@ -490,6 +490,43 @@ def test_self_forcing_blurs_its_real_prefix_only_when_told(monkeypatch: pytest.M
         FlowConfig(self_blur_prefix=True, p_self=0.5)
 
 
+def test_self_forcing_gives_own_frames_the_real_block_means(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flow.self_colour_block = b: the self-forcing windows' own frames keep the rollout's detail (the
+    frame minus its b x b block means) on the real frames' block means; the real prefix is untouched."""
+    from reverie.models import flow
+    from reverie.models.flow import FlowConfig, block_means, flow_loss
+
+    m = make()
+    z, _, act, text = inputs(4, 6)
+    made: list[torch.Tensor] = []
+    rollout = flow.own_rollout
+    monkeypatch.setattr(flow, "own_rollout", lambda *a: made.append(rollout(*a)) or made[-1])
+    seen: list[torch.Tensor] = []
+    forward = m.forward
+    monkeypatch.setattr(
+        m, "forward", lambda x, *a, **kw: seen.append(x.detach().clone()) or forward(x, *a, **kw)
+    )
+    base = dict(p_play=1.0, p_self=0.5, self_steps=1, self_frames=2, context_noise_max=0.0)
+    for block in (2, 4):
+        seen.clear()
+        flow_loss(m, z, act, text, FlowConfig(**base, self_colour_block=block), generator=torch.Generator().manual_seed(0))  # type: ignore[arg-type]  # fmt: skip
+        ctx, own = seen[-1][:2, :6], made[-1]
+        prefix = int((own == z[:2, :5]).flatten(2).all(-1).all(0).sum())
+        assert prefix in (3, 4)
+        assert torch.equal(ctx[:, :prefix], z[:2, :prefix]) and torch.equal(ctx[:, 5:], z[:2, 5:])
+        got, mine, real = ctx[:, prefix:5], own[:, prefix:5], z[:2, prefix:5]
+        assert torch.allclose(block_means(got, block), block_means(real, block), atol=1e-5)
+        assert torch.allclose(got - block_means(got, block), mine - block_means(mine, block), atol=1e-5)
+        assert not torch.allclose(got, mine, atol=1e-3) and not torch.allclose(got, real, atol=1e-3)
+        assert torch.equal(seen[-1][2:, :6], z[2:])  # windows with real context are left as they are
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    assert torch.equal(block_means(x, 2)[0, 0, :2, :2], torch.full((2, 2), 2.5))  # mean of 0, 1, 4, 5
+    with pytest.raises(ReverieError, match="self_colour_block"):
+        FlowConfig(self_colour_block=3, p_self=0.5)
+    with pytest.raises(ReverieError, match="p_self"):
+        FlowConfig(self_colour_block=4)
+
+
 def test_self_forcing_tells_a_blur_input_model_its_own_frames_level(monkeypatch: pytest.MonkeyPatch) -> None:
     """A self-forcing window's real prefix is told 0 and left sharp, the model's own frames are told
     flow.self_context_blur (in the rollout that made them too) and not blurred on top; other play

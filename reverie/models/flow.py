@@ -83,6 +83,12 @@ class FlowConfig:
     # targets and real prefix are told 0 (with self_blur_prefix the prefix its blur weight), and its
     # own frames are never blurred on top.
     self_context_blur: float = 0.0  # told level of the model's own frames (set it to the play level)
+    # Measured (docs/bakeoff.md): self-forcing greyed the dream (saturation 35-46% below the world's)
+    # while the line trained on blurred real context, which keeps each region's colour, did not. With a
+    # block size the model's own frames keep their detail but take the real frames' means over blocks
+    # of that many latent cells, so the rollout teaches correcting the model's errors of detail while
+    # the context's colour stays one the model can trust, as with blur.
+    self_colour_block: int = 0  # 0 = off; 2, 4 or 8: own frames get the real frames' block means
     # Adversarial term (reverie/models/critic.py): a critic judges the model's x0 estimates of
     # play-layout targets at t >= ADV_MIN_T (the 1-step sample at t = 1) against the real next
     # frames, given the real previous frame and the action; 0 turns it off.
@@ -131,6 +137,14 @@ class FlowConfig:
             raise ReverieError(
                 f"flow.adv_detail_block must be 0 (off), 2, 4 or 8, got {self.adv_detail_block}"
                 + (" (1 would leave the critic no gradient)" if self.adv_detail_block == 1 else "")
+            )
+        if self.self_colour_block not in (0, 2, 4, 8):
+            raise ReverieError(
+                f"flow.self_colour_block must be 0 (off), 2, 4 or 8, got {self.self_colour_block}"
+            )
+        if self.self_colour_block and self.p_self <= 0:
+            raise ReverieError(
+                "flow.self_colour_block colours the self-forcing windows' own frames: set flow.p_self > 0 too"
             )
         if self.adv_space not in ADV_SPACES:
             raise ReverieError(
@@ -276,6 +290,18 @@ def flow_loss(
                     prefix,
                     cfg,
                 )
+                if cfg.self_colour_block:  # own detail on the real frames' block means
+                    made = own[:, prefix:]
+                    real = zp[sl, prefix : T - 1]
+                    own = torch.cat(
+                        [
+                            own[:, :prefix],
+                            made
+                            - block_means(made, cfg.self_colour_block)
+                            + block_means(real, cfg.self_colour_block),
+                        ],
+                        1,
+                    )
                 ctx_src = torch.cat([torch.cat([own, zp[sl, T - 1 :]], 1), zp[n_self:]])
         w = torch.zeros(n_play)  # each play window's context blur weight
         if cfg.context_blur_max > 0:  # drawn only when on, so runs without it keep their random stream
@@ -356,12 +382,19 @@ def blur_context(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.lerp(z, avg.reshape(z.shape), weight.to(z.dtype)[:, None, None, None, None])
 
 
+def block_means(x: torch.Tensor, block: int) -> torch.Tensor:
+    """x (..., C, h, w) with each cell replaced by its mean over the block x block cells it lies in."""
+    lead, (C, h, w) = x.shape[:-3], x.shape[-3:]
+    if h % block or w % block:
+        raise ReverieError(f"a {h}x{w} latent grid does not split into {block}x{block}-cell blocks")
+    mean = F.avg_pool2d(x.reshape(-1, C, h, w), block)  # (N, C, h / block, w / block)
+    return F.interpolate(mean, scale_factor=block, mode="nearest").reshape(*lead, C, h, w)
+
+
 def detail_gradient_only(x: torch.Tensor, block: int) -> torch.Tensor:
     """x (..., C, h, w) unchanged in value, but its gradient reaches only x minus its block means."""
-    lead, (C, h, w) = x.shape[:-3], x.shape[-3:]
-    flat = x.reshape(-1, C, h, w)
-    mean = F.interpolate(F.avg_pool2d(flat, block), scale_factor=block, mode="nearest")  # (N, C, h, w)
-    return (flat - mean + mean.detach()).reshape(*lead, C, h, w)
+    mean = block_means(x, block)
+    return x - mean + mean.detach()
 
 
 def _adversarial(

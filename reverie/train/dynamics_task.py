@@ -406,8 +406,13 @@ class DynamicsTask:
                         else ""
                     )
                     + (
-                        ", the real prefix blurred as the other windows' context. "
+                        ", the real prefix blurred as the other windows' context"
                         if self.flow.self_blur_prefix
+                        else ""
+                    )
+                    + (
+                        f", the own frames' means over {b}x{b}-cell blocks replaced by the real frames' (only their detail is the model's). "
+                        if (b := self.flow.self_colour_block)
                         else ". "
                     )
                     if self.flow.p_self
