@@ -446,14 +446,12 @@ def test_self_forcing_capped_to_a_few_own_frames(monkeypatch: pytest.MonkeyPatch
         FlowConfig(self_frames=-1)
 
 
-def test_self_forcing_blurs_its_real_prefix_only_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
-    """flow.self_blur_prefix: a self-forcing window's real prefix is blurred like the other play
-    windows' context, its own frames never; without it the window is left as the rollout made it."""
+def spy_self_forcing(
+    monkeypatch: pytest.MonkeyPatch, m: torch.nn.Module
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(what each own_rollout made, the input of each forward pass of m), filled as flow_loss runs."""
     from reverie.models import flow
-    from reverie.models.flow import FlowConfig, blur_context, flow_loss
 
-    m = make()
-    z, _, act, text = inputs(4, 6)
     made: list[torch.Tensor] = []
     rollout = flow.own_rollout
     monkeypatch.setattr(flow, "own_rollout", lambda *a: made.append(rollout(*a)) or made[-1])
@@ -462,6 +460,17 @@ def test_self_forcing_blurs_its_real_prefix_only_when_told(monkeypatch: pytest.M
     monkeypatch.setattr(
         m, "forward", lambda x, *a, **kw: seen.append(x.detach().clone()) or forward(x, *a, **kw)
     )
+    return made, seen
+
+
+def test_self_forcing_blurs_its_real_prefix_only_when_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    """flow.self_blur_prefix: a self-forcing window's real prefix is blurred like the other play
+    windows' context, its own frames never; without it the window is left as the rollout made it."""
+    from reverie.models.flow import FlowConfig, blur_context, flow_loss
+
+    m = make()
+    z, _, act, text = inputs(4, 6)
+    made, seen = spy_self_forcing(monkeypatch, m)
     base = dict(
         p_play=1.0, p_self=0.5, self_steps=1, self_frames=2, context_blur_max=1.0, context_noise_max=0.0
     )
@@ -493,19 +502,11 @@ def test_self_forcing_blurs_its_real_prefix_only_when_told(monkeypatch: pytest.M
 def test_self_forcing_gives_own_frames_the_real_block_means(monkeypatch: pytest.MonkeyPatch) -> None:
     """flow.self_colour_block = b: the self-forcing windows' own frames keep the rollout's detail (the
     frame minus its b x b block means) on the real frames' block means; the real prefix is untouched."""
-    from reverie.models import flow
     from reverie.models.flow import FlowConfig, block_means, flow_loss
 
     m = make()
     z, _, act, text = inputs(4, 6)
-    made: list[torch.Tensor] = []
-    rollout = flow.own_rollout
-    monkeypatch.setattr(flow, "own_rollout", lambda *a: made.append(rollout(*a)) or made[-1])
-    seen: list[torch.Tensor] = []
-    forward = m.forward
-    monkeypatch.setattr(
-        m, "forward", lambda x, *a, **kw: seen.append(x.detach().clone()) or forward(x, *a, **kw)
-    )
+    made, seen = spy_self_forcing(monkeypatch, m)
     base = dict(p_play=1.0, p_self=0.5, self_steps=1, self_frames=2, context_noise_max=0.0)
     for block in (2, 4):
         seen.clear()

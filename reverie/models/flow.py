@@ -86,8 +86,8 @@ class FlowConfig:
     # Measured (docs/bakeoff.md): self-forcing greyed the dream (saturation 35-46% below the world's)
     # while the line trained on blurred real context, which keeps each region's colour, did not. With a
     # block size the model's own frames keep their detail but take the real frames' means over blocks
-    # of that many latent cells, so the rollout teaches correcting the model's errors of detail while
-    # the context's colour stays one the model can trust, as with blur.
+    # of that many latent cells, so the context's colour is one the model can trust, as with blur.
+    # Measured (docs/bakeoff.md, sixteenth session): at 4 the dream greyed just as much; kept as that probe.
     self_colour_block: int = 0  # 0 = off; 2, 4 or 8: own frames get the real frames' block means
     # Adversarial term (reverie/models/critic.py): a critic judges the model's x0 estimates of
     # play-layout targets at t >= ADV_MIN_T (the 1-step sample at t = 1) against the real next
