@@ -553,14 +553,12 @@ def encode_episodes_cached(
     if local_rank is None:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     path = cache_dir("latents") / f"{_latent_key(store, episodes, autoencoder_run)}.safetensors"
-    if path.exists():
-        cached = _read_cached(path)
-        if cached is not None:
-            return cached
-        if local_rank == 0:  # a damaged cache entry is recomputed, never trusted
-            path.unlink(missing_ok=True)
+    cached = _read_cached(path)
+    if cached is not None:
+        return cached
     if local_rank > 0:
         return _wait_for_cached(path, label)
+    path.unlink(missing_ok=True)  # a damaged cache entry is recomputed, never trusted
     threads = torch.get_num_threads()
     torch.set_num_threads(max(threads, usable_cpus()))  # the other local ranks only wait
     try:
@@ -573,7 +571,7 @@ def encode_episodes_cached(
 
 
 def _read_cached(path: Path) -> LatentClips | None:
-    """The latents of a cache entry, or None where it cannot be read."""
+    """The latents of a cache entry, or None where there is none or it cannot be read."""
     from safetensors.torch import load_file
 
     try:
@@ -603,12 +601,9 @@ def _wait_for_cached(path: Path, label: str) -> LatentClips:
     import time
 
     print(f"reverie: waiting for local rank 0 to encode the {label} frames ({path})", flush=True)
-    while True:
-        if path.exists():
-            cached = _read_cached(path)
-            if cached is not None:
-                return cached
+    while (cached := _read_cached(path)) is None:
         time.sleep(CACHE_POLL_S)
+    return cached
 
 
 @torch.no_grad()
