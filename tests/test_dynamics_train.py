@@ -299,6 +299,11 @@ def test_cli_objective_is_typed_saved_and_guarded_on_resume(tmp_path: Path) -> N
                                 "--set", "lr=0", "--set", "model.blur_input=true"])  # fmt: skip
     assert grown.exit_code == 0, grown.output
     assert load_dynamics(str(tmp_path / "grown")).cfg.blur_input
+    depth = load_dynamics(run).cfg.depth
+    deeper = runner.invoke(app, [*base, "--out", str(tmp_path / "deep"), "--init", run, "--steps", "1", *small,
+                                 "--set", "lr=0", "--set", f"model.depth={2 * depth}"])  # fmt: skip
+    assert deeper.exit_code == 0, deeper.output
+    assert load_dynamics(str(tmp_path / "deep")).cfg.depth == 2 * depth
     # runs/default.sh reruns the same command to resume it: the model setting it grew is no change
     on = runner.invoke(app, [*base, "--out", str(tmp_path / "grown"), "--resume", "--allow-config-change",
                              "--steps", "2", *small, "--set", "lr=0", "--set", "model.blur_input=true"])  # fmt: skip
@@ -450,3 +455,33 @@ def test_init_may_grow_a_blur_input_and_nothing_else(tmp_path: Path) -> None:
     assert "uniform in [0, 1.0], and the network is told the weight" in (back / "MODEL_CARD.md").read_text()
     with pytest.raises(ReverieError, match=r"--init .*blur_input: True -> False"):
         task(False, str(back)).build_model()
+
+
+def test_init_may_deepen_and_starts_as_the_model_it_grew_from(tmp_path: Path) -> None:
+    """--init with model.depth raised to a multiple lays the init's blocks every other place and leaves
+    the ones between as adaLN-Zero identities: the deeper network predicts exactly what the init did."""
+    from reverie.train.config import TrainConfig
+    from reverie.train.loop import train
+
+    cfg = TrainConfig(steps=3, batch_size=4, warmup_steps=1, threads=1, precision="fp32", sample_every=100,
+                      checkpoint_minutes=100.0, lr=1e-2)  # fmt: skip
+    small = {"dim": 32, "depth": 2, "heads": 2}
+    run = train(tiny_task(batch_size=4, model_overrides=small), cfg, tmp_path / "a")
+
+    def task(depth: int) -> DynamicsTask:
+        t = tiny_task(batch_size=4, model_overrides=small | {"depth": depth})
+        t.init = str(run)
+        return t
+
+    plain, deep = task(2).build_model().eval(), task(4).build_model().eval()
+    assert len(deep.blocks) == 4
+    assert torch.equal(deep.blocks[2].attn.qkv.weight, plain.blocks[1].attn.qkv.weight)
+    assert int(torch.count_nonzero(deep.blocks[1].ada.weight)) == 0  # a new block: the identity
+    g = torch.Generator().manual_seed(0)
+    z, t = torch.randn(2, 3, 4, 6, 6, generator=g), torch.rand(2, 3, generator=g)
+    act = torch.randint(0, 5, (2, 3), generator=g)
+    with torch.no_grad():
+        torch.testing.assert_close(deep(z, t, act), plain(z, t, act))
+    for depth in (3, 1):  # not a multiple: refused, naming the change
+        with pytest.raises(ReverieError, match=rf"depth: 2 -> {depth}.*multiple of 2"):
+            task(depth).build_model()

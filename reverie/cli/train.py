@@ -216,7 +216,8 @@ def train_dynamics_cmd(
         None,
         "--init",
         help="Start from this dynamics run's (or model package's, or 'default') weights: a fine-tune "
-        "that keeps its model config; the objective and play settings are this run's own.",
+        "that keeps its model config; the objective and play settings are this run's own. It may grow: "
+        "--set model.depth=2x its depth puts a new block (starting as the identity) after each of its own.",
     ),
     actions: str | None = typer.Option(
         None,
@@ -291,13 +292,13 @@ def train_dynamics_cmd(
     if init is not None:
         if saved is not None:
             raise ReverieError("--init starts a new run; drop it to --resume")
-        if preset is not None or set(model_overrides) - {"blur_input"}:
+        if preset is not None or set(model_overrides) - {"blur_input", "depth"}:
             raise ReverieError(
                 "--init keeps the model config of the run it starts from; drop --preset and model.* "
-                "(only model.blur_input=true may be added)"
+                "(only model.blur_input=true may be added, and model.depth raised to a multiple of its own)"
             )
         init_cfg = load_init(init)[0]
-        model_overrides = asdict(init_cfg) | model_overrides  # a blur input grows from a zero embedding
+        model_overrides = asdict(init_cfg) | model_overrides  # grown parts start as the identity
         window = window or init_cfg.max_context + 1
         text_encoder = text_encoder or init_cfg.text_encoder
     if saved is not None:  # a resumed run keeps the action stream it was trained on

@@ -446,6 +446,21 @@ class DiT(nn.Module):
         return sum(q.numel() for q in self.parameters())
 
 
+def deepen(state: dict[str, torch.Tensor], depth: int, new_depth: int) -> dict[str, torch.Tensor]:
+    """The weights of a `depth`-block DiT laid into a `new_depth`-block one: block i moves to block
+    i * new_depth // depth, and the blocks between, absent from the result, keep their fresh adaLN-Zero
+    init (the identity), so the deeper network starts as the one it was grown from."""
+    if new_depth < depth:
+        raise ReverieError(f"a DiT grows deeper, not shallower: {depth} -> {new_depth} blocks")
+    out = {}
+    for k, v in state.items():
+        if k.startswith("blocks."):
+            _, i, rest = k.split(".", 2)
+            k = f"blocks.{int(i) * new_depth // depth}.{rest}"
+        out[k] = v
+    return out
+
+
 PRESETS: dict[str, DiTConfig] = {
     "tiny": DiTConfig(dim=64, depth=2, heads=2, max_context=8),
     "small": DiTConfig(dim=256, depth=6, heads=4, max_context=16),

@@ -24,7 +24,7 @@ from reverie.cpus import native_bf16, usable_cpus
 from reverie.data.seeds import seed_ranges
 from reverie.errors import ReverieError
 from reverie.models.critic import Adversary
-from reverie.models.dit import DiT
+from reverie.models.dit import DiT, deepen
 from reverie.models.dreams import DreamPool
 from reverie.models.dynamics import build_dynamics, dynamics_config, dynamics_preset, make_rollout
 from reverie.models.flow import FlowConfig, flow_loss
@@ -236,17 +236,27 @@ class DynamicsTask:
             self.adversary = Adversary.for_model(self.model_cfg, f.adv_lr, dreams, self._critic_decoder())
         if self.init:  # a fine-tune: start from another run's shipped (EMA) weights
             cfg, state = load_init(self.init)
-            # A blur input may be added: its embedding starts at zero, so the model starts as it was.
-            grown = not cfg.blur_input and self.model_cfg.blur_input
-            if (replace(cfg, blur_input=True) if grown else cfg) != self.model_cfg:
-                changes = config_changes(asdict(cfg), asdict(self.model_cfg))
+            # A blur input may be added and blocks put between the init's: both start as the identity
+            # (a zero embedding, adaLN-Zero blocks), so the grown model starts as the one it was.
+            want = self.model_cfg
+            grown = replace(
+                cfg,
+                blur_input=cfg.blur_input or want.blur_input,
+                depth=want.depth if want.depth % cfg.depth == 0 else cfg.depth,
+            )
+            if grown != want:
+                changes = config_changes(asdict(cfg), asdict(want))
                 raise ReverieError(
                     f"--init {self.init}: that model differs from the one this run asks for "
                     f"({'; '.join(changes)}); use its preset, data (its action space) and model.* settings"
-                    " (only model.blur_input=true may be added)"
+                    f" (only model.blur_input=true may be added, and model.depth raised to a multiple of "
+                    f"{cfg.depth})"
                 )
-            missing, unexpected = model.load_state_dict(state, strict=not grown)
-            assert not unexpected and all(k.startswith("blur_embed.") for k in missing), (missing, unexpected)
+            missing, unexpected = model.load_state_dict(deepen(state, cfg.depth, want.depth), strict=False)
+            kept = {f"blocks.{i * want.depth // cfg.depth}." for i in range(cfg.depth)}
+            fresh = [k for k in missing if not k.startswith("blur_embed.") and not k.startswith("blocks.")]
+            fresh += [k for k in missing if k.startswith("blocks.") and k[: k.index(".", 7) + 1] in kept]
+            assert not unexpected and not fresh, (fresh, unexpected)
         return model
 
     def _critic_decoder(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
