@@ -217,7 +217,8 @@ def train_dynamics_cmd(
         "--init",
         help="Start from this dynamics run's (or model package's, or 'default') weights: a fine-tune "
         "that keeps its model config; the objective and play settings are this run's own. It may grow: "
-        "--set model.depth=2x its depth puts a new block (starting as the identity) after each of its own.",
+        "--set model.depth=N (a multiple of its depth) puts new blocks, each starting as the identity, "
+        "after each of its own.",
     ),
     actions: str | None = typer.Option(
         None,

@@ -253,10 +253,14 @@ class DynamicsTask:
                     f"{cfg.depth})"
                 )
             missing, unexpected = model.load_state_dict(deepen(state, cfg.depth, want.depth), strict=False)
-            kept = {f"blocks.{i * want.depth // cfg.depth}." for i in range(cfg.depth)}
-            fresh = [k for k in missing if not k.startswith("blur_embed.") and not k.startswith("blocks.")]
-            fresh += [k for k in missing if k.startswith("blocks.") and k[: k.index(".", 7) + 1] in kept]
-            assert not unexpected and not fresh, (fresh, unexpected)
+            kept = {i * want.depth // cfg.depth for i in range(cfg.depth)}  # the init's blocks' places
+            fresh = [
+                k
+                for k in missing
+                if not k.startswith("blur_embed.")
+                and not (k.startswith("blocks.") and int(k.split(".")[1]) not in kept)
+            ]
+            assert not unexpected and not fresh, (fresh, unexpected)  # only the grown parts start fresh
         return model
 
     def _critic_decoder(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
