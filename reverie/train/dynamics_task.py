@@ -252,13 +252,14 @@ class DynamicsTask:
                     f" (only model.blur_input=true may be added, and model.depth raised to a multiple of "
                     f"{cfg.depth})"
                 )
-            missing, unexpected = model.load_state_dict(deepen(state, cfg.depth, want.depth), strict=False)
-            kept = {i * want.depth // cfg.depth for i in range(cfg.depth)}  # the init's blocks' places
+            placed = deepen(state, cfg.depth, want.depth)
+            missing, unexpected = model.load_state_dict(placed, strict=False)
+            kept = {k.split(".")[1] for k in placed if k.startswith("blocks.")}  # the init's blocks' places
             fresh = [
                 k
                 for k in missing
                 if not k.startswith("blur_embed.")
-                and not (k.startswith("blocks.") and int(k.split(".")[1]) not in kept)
+                and not (k.startswith("blocks.") and k.split(".")[1] not in kept)
             ]
             assert not unexpected and not fresh, (fresh, unexpected)  # only the grown parts start fresh
         return model
