@@ -304,6 +304,17 @@ def test_cli_objective_is_typed_saved_and_guarded_on_resume(tmp_path: Path) -> N
                                  "--set", "lr=0", "--set", f"model.depth={2 * depth}"])  # fmt: skip
     assert deeper.exit_code == 0, deeper.output
     assert load_dynamics(str(tmp_path / "deep")).cfg.depth == 2 * depth
+    grown_blocks = json.loads((tmp_path / "deep" / "config.json").read_text())["data"]["grown_blocks"]
+    assert grown_blocks == list(range(1, 2 * depth, 2))  # the init's blocks sit at the even places
+    # resumed (it knows its grown blocks from its config) at a real rate but grown_lr_scale=0: the grown
+    # blocks stay the identities they started as while the init's blocks learn
+    before = load_dynamics(str(tmp_path / "deep"))
+    frozen = runner.invoke(app, [*base, "--out", str(tmp_path / "deep"), "--resume", "--steps", "3", "--set",
+                                 "lr=1e-2", "--set", "grown_lr_scale=0", "--set", "ema_decay=0"])  # fmt: skip
+    assert frozen.exit_code == 0, frozen.output
+    after = load_dynamics(str(tmp_path / "deep"))
+    assert all(int(torch.count_nonzero(after.blocks[i].ada.weight)) == 0 for i in grown_blocks)
+    assert not torch.equal(after.blocks[0].ada.weight, before.blocks[0].ada.weight)
     # runs/default.sh reruns the same command to resume it: the model setting it grew is no change
     on = runner.invoke(app, [*base, "--out", str(tmp_path / "grown"), "--resume", "--allow-config-change",
                              "--steps", "2", *small, "--set", "lr=0", "--set", "model.blur_input=true"])  # fmt: skip

@@ -218,7 +218,7 @@ def train_dynamics_cmd(
         help="Start from this dynamics run's (or model package's, or 'default') weights: a fine-tune "
         "that keeps its model config; the objective and play settings are this run's own. It may grow: "
         "--set model.depth=N (a multiple of its depth) puts new blocks, each starting as the identity, "
-        "after each of its own.",
+        "after each of its own (--set grown_lr_scale=K trains them at K times the rate).",
     ),
     actions: str | None = typer.Option(
         None,
@@ -334,8 +334,9 @@ def train_dynamics_cmd(
         device=resolve_device(cfg.device),  # encoding the frames is most of a GPU run's start
         actions=actions,
     )
-    if saved is not None and saved.get("data", {}).get("init"):  # a resumed fine-tune keeps its origin
-        task.data_info["init"] = saved["data"]["init"]
+    for key in ("init", "grown_blocks"):  # a resumed fine-tune keeps its origin and what it grew
+        if saved is not None and saved.get("data", {}).get(key):
+            task.data_info[key] = saved["data"][key]
     train(task, cfg, out, resume=resume, budget=_budget(cfg, start))
 
 

@@ -28,6 +28,7 @@ class TrainConfig:
     beta1: float = 0.9  # AdamW first-moment decay
     beta2: float = 0.99  # AdamW second-moment decay
     grad_clip: float = 1.0  # the gradient's global norm is clipped to this
+    grown_lr_scale: float = 1.0  # lr multiplier for the blocks a fine-tune grew (--init, deeper model.depth)
     ema_decay: float = 0.999  # of the weights' moving average, which is what is evaluated and saved
     precision: str = "auto"  # auto (bf16 autocast where the hardware has bf16 math, else fp32) | bf16 | fp32
     device: str = "auto"  # auto | cpu | cuda

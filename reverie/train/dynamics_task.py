@@ -262,7 +262,15 @@ class DynamicsTask:
                 and not (k.startswith("blocks.") and k.split(".")[1] not in kept)
             ]
             assert not unexpected and not fresh, (fresh, unexpected)  # only the grown parts start fresh
+            grown = [i for i in range(want.depth) if str(i) not in kept]
+            if grown:  # saved with the run, so a resumed run knows them (and their learning rate)
+                self.data_info["grown_blocks"] = grown
         return model
+
+    @property
+    def grown(self) -> tuple[str, ...]:
+        """Parameter-name prefixes of the blocks this run grew from its --init (TrainConfig.grown_lr_scale)."""
+        return tuple(f"blocks.{i}." for i in self.data_info.get("grown_blocks", ()))
 
     def _critic_decoder(self) -> Callable[[torch.Tensor], torch.Tensor] | None:
         """The frozen autoencoder decoder the pixel critic judges through (None for the latent one)."""

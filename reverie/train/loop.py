@@ -68,11 +68,20 @@ class _StopSignal:
             signal.signal(sig, old)
 
 
-def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    # no weight decay on biases and gains (1-d tensors): decaying them only hurts
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def _optimizer(model: nn.Module, cfg: TrainConfig, grown: tuple[str, ...] = ()) -> torch.optim.AdamW:
+    """AdamW over the trainable weights; `grown` (parameter-name prefixes) are the parts a fine-tune
+    added, kept in groups of their own so they may learn at `cfg.grown_lr_scale` times the rate."""
+    groups = []
+    for is_grown in (False, True):
+        named = [
+            (n, p) for n, p in model.named_parameters() if p.requires_grad and n.startswith(grown) == is_grown
+        ]
+        if is_grown and not named:  # a run that grew nothing keeps the two groups it always had
+            break
+        # no weight decay on biases and gains (1-d tensors): decaying them only hurts
+        decay, no_decay = [p for _, p in named if p.ndim >= 2], [p for _, p in named if p.ndim < 2]
+        groups += [{"params": decay, "weight_decay": cfg.weight_decay, "grown": is_grown},
+                   {"params": no_decay, "weight_decay": 0.0, "grown": is_grown}]  # fmt: skip
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
 
@@ -309,7 +318,7 @@ def _train_step(
         step, lr=cfg.lr, warmup_steps=cfg.warmup_steps, total_steps=cfg.steps, min_lr_ratio=cfg.min_lr_ratio
     )
     for g in opt.param_groups:
-        g["lr"] = lr
+        g["lr"] = lr * (cfg.grown_lr_scale if g.get("grown") else 1.0)
     net.train()
     with amp:
         loss, metrics = task.loss(net, batch)
@@ -342,7 +351,7 @@ def _train(
             )
         adversary.critic.to(d.device)
     ema = EMA(model, cfg.ema_decay)
-    opt = _optimizer(model, cfg)
+    opt = _optimizer(model, cfg, tuple(getattr(task, "grown", ())))
     step, prev = 0, dict[str, Any]()
     if resume:
         step, prev = _resume(out, task, model, ema, opt)
